@@ -1,0 +1,53 @@
+"""The errors raised by the msgflux core.
+
+Every error the core raises on purpose is a :class:`MsgfluxError`, so callers
+can catch the whole family at once. Each also derives from the built-in
+exception a Python user would expect (``ValueError``, ``KeyError``...), so
+``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MsgfluxError",
+    "StateValueError",
+    "StateDictError",
+    "SerializationError",
+]
+
+
+class MsgfluxError(Exception):
+    """Base class of every error raised by msgflux (core and store)."""
+
+
+class StateValueError(MsgfluxError, ValueError):
+    """A state-dict value or key that is not allowed.
+
+    State values must be JSON-compatible: ``str``, ``int``, ``float`` (finite),
+    ``bool``, ``None``, ``list`` and ``dict`` with ``str`` keys, nested. The
+    message names the offending key and the type found.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class StateDictError(MsgfluxError, KeyError):
+    """``load_state_dict(strict=True)`` found missing or unexpected keys.
+
+    ``missing_keys`` and ``unexpected_keys`` list every offending key.
+    """
+
+    def __init__(self, message: str, missing_keys: list[str], unexpected_keys: list[str]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.missing_keys = missing_keys
+        self.unexpected_keys = unexpected_keys
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.message
+
+
+class SerializationError(MsgfluxError, ValueError):
+    """``msgflux.save`` / ``msgflux.load`` could not write or read a file."""

@@ -1,0 +1,1047 @@
+"""``StateStore``: the versioned, content-addressed store of state dicts.
+
+Reading guide: :class:`StateStore` holds the public methods; each write runs
+in one short transaction through :func:`~msgflux.store.engine.write_transaction`,
+each read in one read transaction. Content identity is defined in
+:mod:`msgflux.store.hashing`, the tables in :mod:`msgflux.store.schema`, bundles
+in :mod:`msgflux.store.bundle`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy import Connection, Row, and_, delete, insert, select, update
+from sqlalchemy.engine import URL
+
+from msgflux._values import check_state_dict, check_value
+from msgflux.errors import StateValueError
+from msgflux.store import bundle as _bundle
+from msgflux.store import schema as t
+from msgflux.store.engine import (
+    create_store_engine,
+    read_transaction,
+    resolve_url,
+    run_readonly_query,
+    write_transaction,
+)
+from msgflux.store.errors import (
+    ConflictError,
+    InvalidInputError,
+    NameNotFound,
+    VersionNotFound,
+)
+from msgflux.store.hashing import (
+    canonical_json,
+    decode_value,
+    encode_value,
+    snapshot_hash,
+    value_hash,
+)
+from msgflux.store.migrate import check_current, upgrade
+from msgflux.store.types import (
+    GcResult,
+    QueryResult,
+    StateDiff,
+    TagEvent,
+    Version,
+    VerifyReport,
+)
+
+if TYPE_CHECKING:
+    from msgflux.nn import Module
+
+__all__ = ["StateStore", "VersionRef"]
+
+#: A version reference: a number, ``"latest"``, a tag, or a snapshot-hash prefix (>= 4 hex digits).
+VersionRef = int | str
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Final = _Unset()
+_MAX_NUMBER = 2**31 - 1
+_MAX_LABEL = 200
+_HEX = re.compile(r"[0-9a-f]{4,64}")
+_CHUNK = 500
+_HASH_CACHE_SIZE = 65_536
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; they were written in UTC.
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def _check_label(kind: str, label: Any) -> str:
+    if not isinstance(label, str) or not label or label != label.strip():
+        raise InvalidInputError(
+            f"{kind} {label!r} is not allowed: a {kind} is a non-empty string without "
+            "leading or trailing spaces"
+        )
+    if len(label) > _MAX_LABEL or any(ord(char) < 32 or char == "\x7f" for char in label):
+        raise InvalidInputError(
+            f"{kind} {label[:40]!r} is not allowed: at most {_MAX_LABEL} characters and no "
+            "control characters"
+        )
+    if ":" in label:
+        raise InvalidInputError(f"{kind} {label!r} is not allowed: ':' separates NAME:VERSION")
+    return label
+
+
+def _check_tag(tag: Any) -> str:
+    _check_label("tag", tag)
+    if tag in ("latest", "head") or tag.isdigit():
+        raise InvalidInputError(
+            f"tag {tag!r} is not allowed: it would be read as a version number or 'latest'"
+        )
+    return tag
+
+
+def _check_text(kind: str, text: Any, *, optional: bool) -> str | None:
+    if text is None and optional:
+        return None
+    if not isinstance(text, str):
+        raise InvalidInputError(f"{kind} must be a string, not {type(text).__name__}")
+    if "\x00" in text:
+        raise InvalidInputError(f"{kind} contains a NUL character, which cannot be stored")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidInputError(f"{kind} is not valid Unicode text ({error.reason})") from None
+    return text
+
+
+def _metadata_text(metadata: Any) -> str:
+    if metadata is None:
+        return "{}"
+    if not isinstance(metadata, Mapping):
+        raise InvalidInputError(f"metadata must be a dict, not {type(metadata).__name__}")
+    metadata = dict(metadata)
+    try:
+        check_value("metadata", metadata)
+        text = canonical_json(metadata)
+        text.encode("utf-8")
+    except (StateValueError, UnicodeEncodeError) as error:
+        raise InvalidInputError(f"metadata refused: {error}") from None
+    return text
+
+
+def _ranges(numbers: Sequence[int]) -> str:
+    parts: list[str] = []
+    start = previous = None
+    for number in numbers:
+        if previous is not None and number == previous + 1:
+            previous = number
+            continue
+        if start is not None:
+            parts.append(str(start) if start == previous else f"{start}..{previous}")
+        start = previous = number
+    if start is not None:
+        parts.append(str(start) if start == previous else f"{start}..{previous}")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A state dict turned into rows, hashed outside any transaction."""
+
+    keys: list[str]
+    hashes: list[str]
+    encoded: dict[str, tuple[str, str]]  # value hash -> (value_type, text)
+    snapshot: str
+
+
+class StateStore:
+    """A versioned store of state dicts in SQLite (a file path) or PostgreSQL (a URL).
+
+    Every save of a state dict becomes version ``n + 1`` of its name; content
+    is stored once per distinct snapshot and once per distinct value. Opening
+    migrates the schema to this release's head (``migrate=True``).
+
+    Args:
+        target: a file path (embedded SQLite, created if missing) or a SQLAlchemy
+            URL such as ``postgresql+psycopg://user@host/db``.
+        migrate: upgrade an older schema on open; with ``False`` an older
+            schema raises :class:`SchemaError`.
+        lock_timeout: seconds a writer waits for another writer's lock before
+            :class:`LockTimeout`.
+        query_timeout: seconds after which :meth:`query` is interrupted.
+        durability: ``"normal"`` (survives application crashes; a power loss may
+            drop the last commits) or ``"full"`` (SQLite ``synchronous=FULL``).
+
+    Raises:
+        InvalidInputError: for an unusable target; DatabaseError if it cannot be
+        opened; SchemaError if it was written by a newer release.
+
+    Example::
+
+        store = StateStore("states.db")
+        v1 = store.save("pipeline", {"prompt": "Be brief."}, message="baseline")
+    """
+
+    def __init__(
+        self,
+        target: str | os.PathLike[str] | URL = "msgflux_state.db",
+        *,
+        migrate: bool = True,
+        lock_timeout: float = 30.0,
+        query_timeout: float = 10.0,
+        durability: str = "normal",
+    ) -> None:
+        for option, seconds in (("lock_timeout", lock_timeout), ("query_timeout", query_timeout)):
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+                raise InvalidInputError(f"{option} must be a positive number of seconds")
+        self.url: URL = resolve_url(target)
+        self.lock_timeout = float(lock_timeout)
+        self.query_timeout = float(query_timeout)
+        self._engine = create_store_engine(self.url, lock_timeout=self.lock_timeout,
+                                           durability=durability)
+        self._hash_cache: dict[str, str] = {}
+        try:
+            if migrate:
+                upgrade(self._engine, lock_timeout=self.lock_timeout)
+            else:
+                read_transaction(self._engine, "opening the store",
+                                 lambda connection: check_current(self._engine, connection))
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release every database connection. The store can't be used afterwards."""
+        self._engine.dispose()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"StateStore({self._where()!r})"
+
+    def _where(self) -> str:
+        if self.url.get_backend_name() == "sqlite":
+            return str(self.url.database)
+        return self.url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    # -- saving ---------------------------------------------------------------------------
+
+    def save(
+        self,
+        name: str,
+        state: Module | Mapping[str, Any],
+        *,
+        message: str = "",
+        author: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        expected_head: int | None | _Unset = _UNSET,
+    ) -> Version:
+        """Save a module's state dict (or a state dict) as the next version of ``name``.
+
+        Content identical to the latest version writes nothing and returns that
+        version. ``expected_head`` is a compare-and-swap: the save happens only
+        if the latest version is that number (``None``: the name must be new).
+
+        Raises:
+            InvalidInputError: a bad name, key, value, message, author or metadata
+                (the message names the key); nothing is written.
+            ConflictError: ``expected_head`` did not match; nothing is written.
+            LockTimeout, DatabaseError: the database refused the write.
+
+        Example::
+
+            v = store.save("pipeline", module, message="shorter", metadata={"score": 0.78})
+        """
+        _check_label("name", name)
+        _check_text("message", message, optional=False)
+        _check_text("author", author, optional=True)
+        meta = _metadata_text(metadata)
+        self._check_expected(expected_head, "expected_head")
+        prepared = self._prepare(self._state_of(state))
+
+        def work(connection: Connection) -> Version:
+            name_id, head = self._lock_name(connection, name, create=True)
+            return self._append(connection, name, name_id, head, prepared, message=message,
+                                author=author, metadata=meta, expected_head=expected_head)
+
+        return write_transaction(self._engine, f"saving {name!r}", work,
+                                 lock_timeout=self.lock_timeout)
+
+    def rollback(
+        self,
+        name: str,
+        ref: VersionRef,
+        *,
+        message: str | None = None,
+        author: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        expected_head: int | None | _Unset = _UNSET,
+    ) -> Version:
+        """Append a new version whose content equals version ``ref`` (history is kept).
+
+        The new version's parent is the previous head. If the head already has
+        that content, nothing is written and the head is returned.
+
+        Raises:
+            VersionNotFound: ``name`` or ``ref`` does not exist.
+            ConflictError: ``expected_head`` did not match.
+
+        Example::
+
+            store.rollback("pipeline", 1, message="revert")   # version 3 == version 1
+        """
+        _check_label("name", name)
+        _check_text("message", message, optional=True)
+        _check_text("author", author, optional=True)
+        meta = _metadata_text(metadata)
+        self._check_expected(expected_head, "expected_head")
+
+        def work(connection: Connection) -> Version:
+            name_id, head = self._lock_name(connection, name, create=False)
+            target = self._resolve(connection, name, name_id, head, ref)
+            prepared = self._stored_snapshot(connection, target.snapshot)
+            return self._append(connection, name, name_id, head, prepared,
+                                message=message if message is not None
+                                else f"rollback to version {target.number}",
+                                author=author, metadata=meta, expected_head=expected_head)
+
+        return write_transaction(self._engine, f"rolling back {name!r}", work,
+                                 lock_timeout=self.lock_timeout)
+
+    @staticmethod
+    def _check_expected(expected: Any, option: str) -> None:
+        if expected is _UNSET or expected is None:
+            return
+        if isinstance(expected, bool) or not isinstance(expected, int):
+            raise InvalidInputError(f"{option} must be a version number or None, "
+                                    f"not {expected!r}")
+
+    @staticmethod
+    def _state_of(state: Any) -> Mapping[str, Any]:
+        if isinstance(state, Mapping):
+            return state
+        to_state = getattr(state, "state_dict", None)
+        if callable(to_state):
+            result = to_state()
+            if isinstance(result, Mapping):
+                return result
+        raise InvalidInputError(
+            f"can only save a Module or a state dict (a mapping), not {type(state).__name__}"
+        )
+
+    def _prepare(self, state: Mapping[str, Any]) -> _Prepared:
+        """Validate and hash a state dict; strings hit a cache keyed by the string itself."""
+        try:
+            check_state_dict(state)
+        except StateValueError as error:
+            raise InvalidInputError(str(error)) from None
+        keys: list[str] = []
+        hashes: list[str] = []
+        encoded: dict[str, tuple[str, str]] = {}
+        cache = self._hash_cache
+        for key, value in state.items():
+            try:
+                if "\x00" in key:
+                    raise ValueError("NUL character")
+                key.encode("utf-8")
+                if type(value) is str:
+                    digest = cache.get(value)
+                    if digest is None:
+                        if "\x00" in value:
+                            raise ValueError("NUL character in the string value")
+                        digest = value_hash(value)
+                        if len(cache) >= _HASH_CACHE_SIZE:
+                            cache.clear()
+                        cache[value] = digest
+                else:
+                    digest = value_hash(value)
+            except (ValueError, UnicodeEncodeError) as error:
+                raise InvalidInputError(
+                    f"state dict key {key!r} cannot be stored: {error}"
+                ) from None
+            keys.append(key)
+            hashes.append(digest)
+            if digest not in encoded:
+                encoded[digest] = encode_value(value)
+        return _Prepared(keys, hashes, encoded, snapshot_hash(dict(zip(keys, hashes))))
+
+    def _lock_name(self, connection: Connection, name: str, *, create: bool) -> tuple[int, int]:
+        """Lock the name's row for this transaction; return ``(name_id, head)``."""
+        query = select(t.names.c.id, t.names.c.head).where(t.names.c.name == name)
+        row = connection.execute(query.with_for_update()).first()
+        if row is None:
+            if not create:
+                raise self._name_not_found(connection, name)
+            connection.execute(insert(t.names).values(name=name, head=0, created_at=_now()))
+            row = connection.execute(query.with_for_update()).one()
+        return int(row.id), int(row.head)
+
+    def _append(self, connection: Connection, name: str, name_id: int, head: int,
+                prepared: _Prepared, *, message: str, author: str | None, metadata: str,
+                expected_head: int | None | _Unset) -> Version:
+        current = self._head_row(connection, name_id, head)
+        current_number = current.number if current is not None else None
+        if expected_head is not _UNSET and expected_head != current_number:
+            raise ConflictError(
+                f"{name!r} is at version {current_number}, not {expected_head} "
+                "(expected_head): someone saved in between; load the latest and retry"
+            )
+        if current is not None and current.snapshot == prepared.snapshot:
+            return self._version(connection, name, current)
+        snapshot_id = self._store_snapshot(connection, prepared)
+        number = head + 1
+        connection.execute(insert(t.versions).values(
+            name_id=name_id, number=number, snapshot_id=snapshot_id, parent=current_number,
+            created_at=_now(), message=message, author=author, metadata=metadata))
+        connection.execute(update(t.names).where(t.names.c.id == name_id).values(head=number))
+        row = self._version_rows(connection, name_id, number=number).one()
+        return self._version(connection, name, row, tags=())
+
+    def _store_snapshot(self, connection: Connection, prepared: _Prepared) -> int:
+        existing = connection.execute(
+            select(t.snapshots.c.id).where(t.snapshots.c.hash == prepared.snapshot)
+        ).scalar()
+        if existing is not None:
+            return int(existing)
+        blob_ids = self._store_blobs(connection, prepared.encoded)
+        snapshot_id = connection.execute(insert(t.snapshots).values(
+            hash=prepared.snapshot, key_count=len(prepared.keys), created_at=_now())
+        ).inserted_primary_key[0]
+        connection.execute(insert(t.entries), [
+            {"snapshot_id": snapshot_id, "key": key, "position": position,
+             "blob_id": blob_ids[digest]}
+            for position, (key, digest) in enumerate(zip(prepared.keys, prepared.hashes))
+        ])
+        return int(snapshot_id)
+
+    def _store_blobs(self, connection: Connection,
+                     encoded: Mapping[str, tuple[str, str]]) -> dict[str, int]:
+        ids = self._blob_ids(connection, list(encoded))
+        missing = [digest for digest in encoded if digest not in ids]
+        if missing:
+            rows = [{"hash": digest, "value_type": encoded[digest][0], "text": encoded[digest][1]}
+                    for digest in missing]
+            connection.execute(self._insert_ignore(connection, t.blobs), rows)
+            ids.update(self._blob_ids(connection, missing))
+        return ids
+
+    def _blob_ids(self, connection: Connection, digests: list[str]) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        for start in range(0, len(digests), _CHUNK):
+            chunk = digests[start:start + _CHUNK]
+            query = select(t.blobs.c.hash, t.blobs.c.id).where(t.blobs.c.hash.in_(chunk))
+            if connection.dialect.name == "postgresql":
+                query = query.with_for_update(read=True)  # a concurrent gc must not drop them
+            ids.update(connection.execute(query).tuples().all())
+        return ids
+
+    @staticmethod
+    def _insert_ignore(connection: Connection, table: Any) -> Any:
+        if connection.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        return dialect_insert(table).on_conflict_do_nothing()
+
+    def _stored_snapshot(self, connection: Connection, snapshot: str) -> _Prepared:
+        rows = connection.execute(
+            select(t.entries.c.key, t.blobs.c.hash)
+            .join(t.blobs, t.blobs.c.id == t.entries.c.blob_id)
+            .join(t.snapshots, t.snapshots.c.id == t.entries.c.snapshot_id)
+            .where(t.snapshots.c.hash == snapshot)
+            .order_by(t.entries.c.position)
+        ).all()
+        return _Prepared([row.key for row in rows], [row.hash for row in rows], {}, snapshot)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """Every name with a history, sorted."""
+        return read_transaction(self._engine, "listing names", lambda connection: list(
+            connection.execute(select(t.names.c.name).order_by(t.names.c.name)).scalars()))
+
+    def get(self, name: str, ref: VersionRef = "latest") -> Version:
+        """Return the :class:`Version` that ``ref`` names (number, ``"latest"``, tag, hash prefix).
+
+        Raises:
+            VersionNotFound / NameNotFound: with what exists; InvalidInputError for a
+            malformed reference.
+        """
+        _check_label("name", name)
+
+        def work(connection: Connection) -> Version:
+            name_id, head = self._name_row(connection, name)
+            return self._version(connection, name,
+                                 self._resolve(connection, name, name_id, head, ref))
+
+        return read_transaction(self._engine, f"reading {name!r}", work)
+
+    def log(self, name: str, *, key: str | None = None, limit: int | None = None) -> list[Version]:
+        """Versions of ``name``, newest first.
+
+        With ``key``, only the versions where that key's value changed (added,
+        changed or removed) against the previous version. ``limit`` caps the count.
+
+        Raises:
+            NameNotFound: ``name`` has no history.
+        """
+        _check_label("name", name)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 1):
+            raise InvalidInputError(f"limit must be a positive integer, not {limit!r}")
+        if key is not None and (not isinstance(key, str) or not key):
+            raise InvalidInputError(f"key must be a non-empty string, not {key!r}")
+
+        def work(connection: Connection) -> list[Version]:
+            name_id, _head = self._name_row(connection, name)
+            tags = self._tags_by_version(connection, name_id)
+            if key is None:
+                query = self._version_query(name_id).order_by(t.versions.c.number.desc())
+                if limit is not None:
+                    query = query.limit(limit)
+                rows = connection.execute(query).all()
+            else:
+                numbers = self._numbers_changing(connection, name_id, key)
+                numbers = numbers[::-1][:limit] if limit is not None else numbers[::-1]
+                by_number = {row.number: row for row in connection.execute(
+                    self._version_query(name_id).where(t.versions.c.number.in_(numbers)))}
+                rows = [by_number[number] for number in numbers]
+            return [self._version(connection, name, row, tags=tuple(tags.get(row.number, ())))
+                    for row in rows]
+
+        return read_transaction(self._engine, f"reading the log of {name!r}", work)
+
+    @staticmethod
+    def _numbers_changing(connection: Connection, name_id: int, key: str) -> list[int]:
+        rows = connection.execute(
+            select(t.versions.c.number, t.entries.c.blob_id)
+            .outerjoin(t.entries, and_(t.entries.c.snapshot_id == t.versions.c.snapshot_id,
+                                       t.entries.c.key == key))
+            .where(t.versions.c.name_id == name_id)
+            .order_by(t.versions.c.number)
+        ).all()
+        changed: list[int] = []
+        previous: int | None = None
+        for number, blob_id in rows:
+            if blob_id != previous:
+                changed.append(number)
+            previous = blob_id
+        return changed
+
+    def load(self, name: str, ref: VersionRef = "latest", *,
+             prefix: str | None = None) -> dict[str, Any]:
+        """Return the state dict of version ``ref`` of ``name`` (keys in saved order).
+
+        With ``prefix`` (e.g. ``"retriever."``) only the keys that start with it.
+
+        Raises:
+            VersionNotFound / NameNotFound, InvalidInputError (bad reference).
+        """
+        return self._load(name, ref, prefix)[1]
+
+    def _load(self, name: str, ref: VersionRef,
+              prefix: str | None) -> tuple[Version, dict[str, Any]]:
+        _check_label("name", name)
+        if prefix is not None and not isinstance(prefix, str):
+            raise InvalidInputError(f"prefix must be a string, not {type(prefix).__name__}")
+
+        def work(connection: Connection) -> tuple[Version, dict[str, Any]]:
+            name_id, head = self._name_row(connection, name)
+            row = self._resolve(connection, name, name_id, head, ref)
+            return self._version(connection, name, row), self._content(connection, row.snapshot_id)
+
+        version, state = read_transaction(self._engine, f"loading {name!r}", work)
+        if prefix:
+            state = {key: value for key, value in state.items() if key.startswith(prefix)}
+        return version, state
+
+    @staticmethod
+    def _content(connection: Connection, snapshot_id: int) -> dict[str, Any]:
+        rows = connection.execute(
+            select(t.entries.c.key, t.blobs.c.value_type, t.blobs.c.text)
+            .join(t.blobs, t.blobs.c.id == t.entries.c.blob_id)
+            .where(t.entries.c.snapshot_id == snapshot_id)
+            .order_by(t.entries.c.position)
+        ).tuples()
+        return {key: decode_value(kind, text) for key, kind, text in rows}
+
+    def load_into(self, module: Module, name: str, ref: VersionRef = "latest", *,
+                  prefix: str | None = None, strict: bool = True) -> Version:
+        """Load version ``ref`` of ``name`` into a running module; return that :class:`Version`.
+
+        With ``prefix`` only the keys under it are applied (the rest of the
+        module is untouched). With ``strict`` (default) the stored keys (under
+        ``prefix``) must match the module's exactly, else
+        :class:`msgflux.errors.StateDictError` is raised and nothing changes.
+
+        Raises:
+            VersionNotFound / NameNotFound, StateDictError.
+
+        Example::
+
+            store.load_into(pipeline, "pipeline", "production")
+        """
+        version, state = self._load(name, ref, prefix)
+        if strict:
+            from msgflux.errors import StateDictError
+
+            wanted = [key for key in module.state_dict() if key.startswith(prefix or "")]
+            missing = [key for key in wanted if key not in state]
+            unexpected = [key for key in state if key not in set(wanted)]
+            if missing or unexpected:
+                raise StateDictError(
+                    f"version {version.number} of {name!r} does not fit the module: missing keys "
+                    f"{missing}, unexpected keys {unexpected}", missing, unexpected)
+        module.load_state_dict(state, strict=False)
+        return version
+
+    def diff(self, name: str, a: VersionRef | tuple[str, VersionRef],
+             b: VersionRef | tuple[str, VersionRef] | None = None, *,
+             prefix: str | None = None) -> StateDiff:
+        """Compare two versions: what ``b`` added, removed and changed against ``a``.
+
+        ``a`` and ``b`` are references within ``name`` or ``(other_name, ref)``
+        pairs to compare across names. Without ``b``, ``a`` is compared with
+        its parent (an empty state for the first version).
+
+        Raises:
+            VersionNotFound / NameNotFound, InvalidInputError.
+
+        Example::
+
+            print(store.diff("pipeline", 1, 2))
+            store.diff("pipeline", "production", ("experiment", 3))
+        """
+        def side(ref: VersionRef | tuple[str, VersionRef]) -> tuple[str, VersionRef]:
+            if isinstance(ref, tuple):
+                if len(ref) != 2:
+                    raise InvalidInputError(f"a cross-name reference is (name, version), not {ref!r}")
+                return ref
+            return name, ref
+
+        new_name, new_ref = side(b if b is not None else a)
+        new_version, new_state = self._load(new_name, new_ref, prefix)
+        if b is None:
+            if new_version.parent is None:
+                old_label, old_state = f"{name}@empty", {}
+            else:
+                try:
+                    old_version, old_state = self._load(name, new_version.parent, prefix)
+                except VersionNotFound:  # the parent was pruned
+                    old_version, old_state = None, {}
+                old_label = f"{name}@{new_version.parent}"
+        else:
+            old_name, old_ref = side(a)
+            old_version, old_state = self._load(old_name, old_ref, prefix)
+            old_label = f"{old_name}@{old_version.number}"
+        return StateDiff(
+            old=old_label,
+            new=f"{new_name}@{new_version.number}",
+            added={key: value for key, value in new_state.items() if key not in old_state},
+            removed={key: value for key, value in old_state.items() if key not in new_state},
+            changed={key: (old_state[key], value) for key, value in new_state.items()
+                     if key in old_state and not _same(old_state[key], value)},
+        )
+
+    # -- tags -----------------------------------------------------------------------------
+
+    def tag(self, name: str, ref: VersionRef, tag: str, *, author: str | None = None,
+            expected: int | None | _Unset = _UNSET) -> Version:
+        """Point ``tag`` at version ``ref`` of ``name`` (creating or moving it); return that version.
+
+        Every move is recorded in the append-only tag history. ``expected`` is a
+        compare-and-swap: move only if the tag still points at that version
+        (``None``: the tag must not exist yet).
+
+        Raises:
+            VersionNotFound, InvalidInputError (bad tag), ConflictError (``expected``).
+
+        Example::
+
+            store.tag("pipeline", 2, "production")
+        """
+        _check_label("name", name)
+        _check_tag(tag)
+        _check_text("author", author, optional=True)
+        self._check_expected(expected, "expected")
+
+        def work(connection: Connection) -> Version:
+            name_id, head = self._lock_name(connection, name, create=False)
+            row = self._resolve(connection, name, name_id, head, ref)
+            previous = self._tag_target(connection, name_id, tag)
+            self._check_tag_expected(name, tag, previous, expected)
+            if previous != row.number:
+                if previous is None:
+                    connection.execute(insert(t.tags).values(name_id=name_id, tag=tag,
+                                                             version=row.number))
+                else:
+                    connection.execute(update(t.tags).where(
+                        t.tags.c.name_id == name_id, t.tags.c.tag == tag).values(version=row.number))
+                connection.execute(insert(t.tag_events).values(
+                    name_id=name_id, tag=tag, version=row.number, previous_version=previous,
+                    moved_at=_now(), author=author))
+            return self._version(connection, name, row)
+
+        return write_transaction(self._engine, f"tagging {name!r}", work,
+                                 lock_timeout=self.lock_timeout)
+
+    def untag(self, name: str, tag: str, *, author: str | None = None,
+              expected: int | None | _Unset = _UNSET) -> int:
+        """Remove ``tag`` from ``name``; return the version it pointed at. The removal is recorded.
+
+        Raises:
+            VersionNotFound: the tag does not exist; ConflictError (``expected``).
+        """
+        _check_label("name", name)
+        _check_label("tag", tag)
+        _check_text("author", author, optional=True)
+        self._check_expected(expected, "expected")
+
+        def work(connection: Connection) -> int:
+            name_id, _head = self._lock_name(connection, name, create=False)
+            previous = self._tag_target(connection, name_id, tag)
+            if previous is None:
+                raise VersionNotFound(f"tag {tag!r} of {name!r} not found: "
+                                      f"{self._describe(connection, name, name_id)}")
+            self._check_tag_expected(name, tag, previous, expected)
+            connection.execute(delete(t.tags).where(t.tags.c.name_id == name_id,
+                                                    t.tags.c.tag == tag))
+            connection.execute(insert(t.tag_events).values(
+                name_id=name_id, tag=tag, version=None, previous_version=previous,
+                moved_at=_now(), author=author))
+            return previous
+
+        return write_transaction(self._engine, f"untagging {name!r}", work,
+                                 lock_timeout=self.lock_timeout)
+
+    @staticmethod
+    def _check_tag_expected(name: str, tag: str, previous: int | None, expected: Any) -> None:
+        if expected is not _UNSET and expected != previous:
+            where = f"version {previous}" if previous is not None else "nothing"
+            raise ConflictError(f"tag {tag!r} of {name!r} points at {where}, not {expected} "
+                                "(expected): it was moved in between")
+
+    def tags(self, name: str) -> dict[str, int]:
+        """The tags of ``name`` and the version each points at, sorted by tag.
+
+        Raises:
+            NameNotFound.
+        """
+        _check_label("name", name)
+
+        def work(connection: Connection) -> dict[str, int]:
+            name_id, _head = self._name_row(connection, name)
+            return dict(connection.execute(
+                select(t.tags.c.tag, t.tags.c.version).where(t.tags.c.name_id == name_id)
+                .order_by(t.tags.c.tag)).tuples().all())
+
+        return read_transaction(self._engine, f"reading the tags of {name!r}", work)
+
+    def tag_history(self, name: str, tag: str | None = None) -> list[TagEvent]:
+        """Every move and removal of the tags of ``name`` (or of one tag), oldest first.
+
+        Answers "what was production last Tuesday?": the last event before then.
+
+        Raises:
+            NameNotFound.
+        """
+        _check_label("name", name)
+
+        def work(connection: Connection) -> list[TagEvent]:
+            name_id, _head = self._name_row(connection, name)
+            query = select(t.tag_events).where(t.tag_events.c.name_id == name_id)
+            if tag is not None:
+                query = query.where(t.tag_events.c.tag == tag)
+            return [TagEvent(name, row.tag, row.version, row.previous_version,
+                             _utc(row.moved_at), row.author)
+                    for row in connection.execute(query.order_by(t.tag_events.c.id))]
+
+        return read_transaction(self._engine, f"reading the tag history of {name!r}", work)
+
+    # -- SQL ------------------------------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = (), *,
+              timeout: float | None = None) -> QueryResult:
+        """Run one read-only SQL statement over the store and return its rows.
+
+        Use the documented views (``state_history``, ``state_values``,
+        ``state_changes``, ``state_tags``, ``state_tag_history``). Parameters
+        use the driver's style: ``?`` or ``:name`` on SQLite, ``%s`` or
+        ``%(name)s`` on PostgreSQL. The database itself refuses writes (see
+        :func:`~msgflux.store.engine.run_readonly_query`).
+
+        Raises:
+            ReadOnlyError: the statement would write, alter, attach or change a setting.
+            QueryTimeout: it ran past ``timeout`` (default ``query_timeout``) seconds.
+            InvalidInputError: the database rejected the SQL.
+
+        Example::
+
+            store.query("SELECT version, value FROM state_values WHERE name = ? AND key = ?",
+                        ("pipeline", "analyzer.instructions"))
+        """
+        if not isinstance(sql, str) or not sql.strip():
+            raise InvalidInputError("query needs a non-empty SQL string")
+        if not isinstance(params, Sequence | Mapping) or isinstance(params, str):
+            raise InvalidInputError("query parameters must be a sequence or a mapping")
+        seconds = self.query_timeout if timeout is None else timeout
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+            raise InvalidInputError("timeout must be a positive number of seconds")
+        bound: Any = dict(params) if isinstance(params, Mapping) else list(params)
+        columns, rows = run_readonly_query(self._engine, sql, bound, timeout=float(seconds))
+        return QueryResult(columns, rows)
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def prune(self, name: str, *, keep_last: int) -> list[int]:
+        """Delete versions of ``name`` older than the last ``keep_last``, except tagged ones.
+
+        Numbers are never reused. Run :meth:`gc` afterwards to reclaim content.
+        Returns the deleted version numbers.
+
+        Raises:
+            NameNotFound; InvalidInputError if ``keep_last`` is not a positive integer.
+        """
+        _check_label("name", name)
+        if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
+            raise InvalidInputError(f"keep_last must be a positive integer, not {keep_last!r}")
+
+        def work(connection: Connection) -> list[int]:
+            name_id, head = self._lock_name(connection, name, create=False)
+            numbers = list(connection.execute(
+                select(t.versions.c.number).where(t.versions.c.name_id == name_id)
+                .order_by(t.versions.c.number.desc()).offset(keep_last)).scalars())
+            tagged = set(self._tags_by_version(connection, name_id))
+            doomed = sorted(number for number in numbers if number not in tagged)
+            for start in range(0, len(doomed), _CHUNK):
+                connection.execute(delete(t.versions).where(
+                    t.versions.c.name_id == name_id,
+                    t.versions.c.number.in_(doomed[start:start + _CHUNK])))
+            return doomed
+
+        return write_transaction(self._engine, f"pruning {name!r}", work,
+                                 lock_timeout=self.lock_timeout)
+
+    def gc(self) -> GcResult:
+        """Delete snapshots no version uses and values no snapshot uses.
+
+        Raises:
+            LockTimeout, DatabaseError.
+        """
+        def work(connection: Connection) -> GcResult:
+            if connection.dialect.name == "postgresql":
+                # Saves insert into these tables; let them finish and wait for us.
+                connection.exec_driver_sql(
+                    "LOCK TABLE snapshots, entries, blobs IN SHARE ROW EXCLUSIVE MODE")
+            unused = select(t.snapshots.c.id).where(~select(t.versions.c.id).where(
+                t.versions.c.snapshot_id == t.snapshots.c.id).exists())
+            snapshot_ids = list(connection.execute(unused).scalars())
+            for start in range(0, len(snapshot_ids), _CHUNK):
+                chunk = snapshot_ids[start:start + _CHUNK]
+                connection.execute(delete(t.entries).where(t.entries.c.snapshot_id.in_(chunk)))
+                connection.execute(delete(t.snapshots).where(t.snapshots.c.id.in_(chunk)))
+            blobs = connection.execute(delete(t.blobs).where(~select(t.entries.c.blob_id).where(
+                t.entries.c.blob_id == t.blobs.c.id).exists()))
+            return GcResult(snapshots=len(snapshot_ids), blobs=int(blobs.rowcount or 0))
+
+        return write_transaction(self._engine, "collecting garbage", work,
+                                 lock_timeout=self.lock_timeout)
+
+    def verify(self) -> VerifyReport:
+        """Recompute every value and snapshot hash and run the database's integrity check.
+
+        Returns a :class:`VerifyReport` listing every mismatch with the name,
+        version and key affected (empty when the store is intact).
+        """
+        from msgflux.store.verify import verify
+
+        return read_transaction(self._engine, "verifying the store", verify)
+
+    # -- moving histories -----------------------------------------------------------------
+
+    def export_bundle(self, path: str | os.PathLike[str],
+                      names: Iterable[str] | None = None) -> dict[str, int]:
+        """Write whole histories (all names, or ``names``) to one ``.json`` or ``.toml`` bundle.
+
+        Numbers, hashes, messages, metadata, tags and tag history are kept.
+        Returns ``{name: number of versions}``.
+
+        Raises:
+            NameNotFound; msgflux.errors.SerializationError if the file can't be written.
+        """
+        from msgflux import save
+
+        data = self._bundle(names)
+        save(data, path)
+        return {name: len(history["versions"]) for name, history in data["names"].items()}
+
+    def import_bundle(self, path: str | os.PathLike[str]) -> dict[str, list[int]]:
+        """Import a bundle written by :meth:`export_bundle`; return ``{name: new version numbers}``.
+
+        Every hash is checked first. Importing the same bundle twice is a no-op.
+        A history that diverged from the one here raises :class:`ConflictError`
+        and nothing is written.
+
+        Raises:
+            InvalidInputError (malformed file), IntegrityError (wrong hashes), ConflictError.
+        """
+        from msgflux import load
+        from msgflux.errors import SerializationError
+
+        try:
+            data = load(path)
+        except (SerializationError, OSError) as error:
+            raise InvalidInputError(f"cannot read bundle: {error}") from None
+        return self._import(data)
+
+    def copy_to(self, other: StateStore, names: Iterable[str] | None = None) -> dict[str, list[int]]:
+        """Publish histories to another store, fast-forward only (``push``; ``pull`` is the reverse).
+
+        Copies the versions ``other`` lacks with their numbers and hashes and
+        moves its tags to match. Returns ``{name: copied version numbers}``.
+
+        Raises:
+            ConflictError: a history diverged between the stores; nothing is written.
+        """
+        return other._import(self._bundle(names))
+
+    def _bundle(self, names: Iterable[str] | None) -> dict[str, Any]:
+        wanted = None if names is None else [_check_label("name", name) for name in names]
+        return read_transaction(self._engine, "exporting",
+                                lambda connection: _bundle.export(connection, wanted,
+                                                                  self._name_not_found))
+
+    def _import(self, data: Any) -> dict[str, list[int]]:
+        plan = _bundle.parse(data)
+        return write_transaction(
+            self._engine, "importing", lambda connection: _bundle.apply(connection, plan, self),
+            lock_timeout=self.lock_timeout)
+
+    # -- row helpers ------------------------------------------------------------------------
+
+    def _name_row(self, connection: Connection, name: str) -> tuple[int, int]:
+        row = connection.execute(
+            select(t.names.c.id, t.names.c.head).where(t.names.c.name == name)).first()
+        if row is None:
+            raise self._name_not_found(connection, name)
+        return int(row.id), int(row.head)
+
+    @staticmethod
+    def _name_not_found(connection: Connection, name: str) -> NameNotFound:
+        known = list(connection.execute(
+            select(t.names.c.name).order_by(t.names.c.name).limit(11)).scalars())
+        if not known:
+            return NameNotFound(f"no history named {name!r}: the store is empty")
+        listed = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+        return NameNotFound(f"no history named {name!r}: the store has {listed}")
+
+    @staticmethod
+    def _version_query(name_id: int) -> Any:
+        return (select(t.versions, t.snapshots.c.hash.label("snapshot"))
+                .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
+                .where(t.versions.c.name_id == name_id))
+
+    def _version_rows(self, connection: Connection, name_id: int, *, number: int) -> Any:
+        return connection.execute(self._version_query(name_id)
+                                  .where(t.versions.c.number == number))
+
+    def _head_row(self, connection: Connection, name_id: int, head: int) -> Row[Any] | None:
+        if head == 0:
+            return None
+        return self._version_rows(connection, name_id, number=head).first()
+
+    @staticmethod
+    def _tags_by_version(connection: Connection, name_id: int) -> dict[int, list[str]]:
+        by_version: dict[int, list[str]] = {}
+        for tag, version in connection.execute(
+                select(t.tags.c.tag, t.tags.c.version).where(t.tags.c.name_id == name_id)
+                .order_by(t.tags.c.tag)).tuples():
+            by_version.setdefault(version, []).append(tag)
+        return by_version
+
+    @staticmethod
+    def _tag_target(connection: Connection, name_id: int, tag: str) -> int | None:
+        return connection.execute(select(t.tags.c.version).where(
+            t.tags.c.name_id == name_id, t.tags.c.tag == tag)).scalar()
+
+    def _version(self, connection: Connection, name: str, row: Any,
+                 tags: tuple[str, ...] | None = None) -> Version:
+        if tags is None:
+            tags = tuple(connection.execute(select(t.tags.c.tag).where(
+                t.tags.c.name_id == row.name_id, t.tags.c.version == row.number)
+                .order_by(t.tags.c.tag)).scalars())
+        return Version(name=name, number=row.number, snapshot=row.snapshot, parent=row.parent,
+                       created_at=_utc(row.created_at), message=row.message, author=row.author,
+                       metadata=json.loads(row.metadata), tags=tags)
+
+    def _describe(self, connection: Connection, name: str, name_id: int) -> str:
+        numbers = list(connection.execute(select(t.versions.c.number).where(
+            t.versions.c.name_id == name_id).order_by(t.versions.c.number)).scalars())
+        tags = list(connection.execute(select(t.tags.c.tag).where(
+            t.tags.c.name_id == name_id).order_by(t.tags.c.tag)).scalars())
+        text = f"{name!r} has versions {_ranges(numbers)}" if numbers else f"{name!r} has no versions"
+        return text + (f" and tags {', '.join(tags)}" if tags else " and no tags")
+
+    def _resolve(self, connection: Connection, name: str, name_id: int, head: int,
+                 ref: Any) -> Row[Any]:
+        """Find the version row ``ref`` names; raise with what exists if there is none."""
+        number: int | None = None
+        if isinstance(ref, bool) or not isinstance(ref, int | str):
+            raise InvalidInputError(
+                f"a version is a number, 'latest', a tag or a snapshot-hash prefix, not {ref!r}")
+        if isinstance(ref, int):
+            number = ref
+        elif ref in ("latest", "head"):
+            number = head
+        elif ref.isdigit() and ref.isascii():
+            number = int(ref)
+        else:
+            number = self._tag_target(connection, name_id, ref)
+            if number is None and _HEX.fullmatch(ref):
+                matches = connection.execute(
+                    select(t.versions.c.number, t.snapshots.c.hash)
+                    .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
+                    .where(t.versions.c.name_id == name_id,
+                           t.snapshots.c.hash.like(ref + "%"))
+                    .order_by(t.versions.c.number.desc())).all()
+                if len({row.hash for row in matches}) > 1:
+                    raise InvalidInputError(
+                        f"snapshot prefix {ref!r} of {name!r} is ambiguous: it matches "
+                        f"{', '.join(sorted({row.hash[:12] for row in matches}))}")
+                number = matches[0].number if matches else None
+            if number is None:
+                raise VersionNotFound(f"version {ref!r} of {name!r} not found (no such tag or "
+                                      f"snapshot): {self._describe(connection, name, name_id)}")
+        row = None
+        if 1 <= number <= _MAX_NUMBER:
+            row = self._version_rows(connection, name_id, number=number).first()
+        if row is None:
+            raise VersionNotFound(f"version {ref!r} of {name!r} not found: "
+                                  f"{self._describe(connection, name, name_id)}")
+        return row
+
+
+def _same(old: Any, new: Any) -> bool:
+    # 1 == 1.0 == True in Python, but they are different stored values.
+    return type(old) is type(new) and canonical_json(old) == canonical_json(new)

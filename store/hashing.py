@@ -1,0 +1,83 @@
+"""The hashing rules: the one place that defines content identity.
+
+* A **value hash** is the SHA-256 hex digest of the value's canonical JSON:
+  ``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+  allow_nan=False).encode("utf-8")``.
+* A **snapshot hash** is the SHA-256 hex digest of the canonical JSON of the
+  object mapping every key of the state dict to its value hash.
+
+Verify a stored snapshot with nothing but the standard library::
+
+    import hashlib, json
+    canon = lambda v: json.dumps(v, sort_keys=True, separators=(",", ":"),
+                                 ensure_ascii=False, allow_nan=False).encode()
+    value_hashes = {k: hashlib.sha256(canon(v)).hexdigest() for k, v in state.items()}
+    snapshot = hashlib.sha256(canon(value_hashes)).hexdigest()
+
+Stored text: strings are stored as their raw text, every other value as its
+canonical JSON; :func:`encode_value` / :func:`decode_value` convert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "VALUE_TYPES",
+    "canonical_json",
+    "value_hash",
+    "snapshot_hash",
+    "value_type",
+    "encode_value",
+    "decode_value",
+]
+
+#: The ``value_type`` names used in the database and the SQL views.
+VALUE_TYPES = ("str", "int", "float", "bool", "null", "list", "dict")
+
+_TYPE_NAMES = {str: "str", int: "int", float: "float", bool: "bool", type(None): "null",
+               list: "list", dict: "dict"}
+
+
+def canonical_json(value: Any) -> str:
+    """Return the canonical JSON text of a JSON-compatible value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def value_hash(value: Any) -> str:
+    """Return the SHA-256 hex digest of ``value``'s canonical JSON."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def snapshot_hash(value_hashes: Mapping[str, str]) -> str:
+    """Return the snapshot hash of a state dict given as ``{key: value_hash}``."""
+    return hashlib.sha256(canonical_json(dict(value_hashes)).encode("utf-8")).hexdigest()
+
+
+def value_type(value: Any) -> str:
+    """Return the ``value_type`` name of a JSON-compatible value (``str``, ``int``...)."""
+    return _TYPE_NAMES[type(value)]
+
+
+def encode_value(value: Any) -> tuple[str, str]:
+    """Return ``(value_type, stored_text)``: raw text for ``str``, canonical JSON otherwise."""
+    kind = _TYPE_NAMES[type(value)]
+    return kind, value if kind == "str" else canonical_json(value)
+
+
+def decode_value(kind: str, text: str) -> Any:
+    """Rebuild a value from its stored ``(value_type, text)``; raises ``ValueError`` if they disagree."""
+    if kind == "str":
+        return text
+    value = json.loads(text, parse_constant=_refuse_constant)
+    if _TYPE_NAMES.get(type(value)) != kind:
+        raise ValueError(f"stored text {text[:40]!r} is not a {kind}")
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")

@@ -1,0 +1,105 @@
+"""Schema migrations at open: bring a database to the package's alembic head.
+
+Run by :class:`~msgflux.store.StateStore` on open and by ``msgflux-store db
+upgrade``. Several processes may open the same old database at once: the
+upgrade runs inside one write transaction (``BEGIN IMMEDIATE`` on SQLite, a
+transaction-scoped advisory lock on PostgreSQL), so exactly one process
+upgrades and the others find the schema at head when they get the lock.
+A database stamped with a revision this package does not know (written by a
+newer release) is refused with :class:`SchemaError` and never modified.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, text
+
+from msgflux.store.engine import write_transaction
+from msgflux.store.errors import SchemaError
+
+__all__ = ["head_revision", "current_revision", "upgrade", "alembic_config"]
+
+# Any 64-bit constant: the advisory lock that serialises migrations on PostgreSQL.
+_PG_MIGRATION_LOCK = 0x6D7367666C7578
+
+
+def alembic_config() -> Config:
+    """Return an alembic ``Config`` pointing at the migrations shipped in the package."""
+    config = Config()
+    location = resources.files("msgflux.store.migrations")
+    config.set_main_option("script_location", str(location))
+    return config
+
+
+def head_revision() -> str:
+    """The newest schema revision this package knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the database is stamped with, or ``None`` for an empty database."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _check_known(revision: str | None, where: str) -> None:
+    if revision is None:
+        return
+    script = ScriptDirectory.from_config(alembic_config())
+    try:
+        script.get_revision(revision)
+    except Exception:
+        raise SchemaError(
+            f"{where} has schema revision {revision!r}, which this msgflux-state release does not "
+            f"know (its newest is {head_revision()!r}): it was written by a newer release; "
+            "upgrade msgflux-state to open it"
+        ) from None
+
+
+def upgrade(engine: Engine, *, lock_timeout: float) -> tuple[str | None, str]:
+    """Upgrade the database to head; return ``(revision before, revision after)``.
+
+    Raises :class:`SchemaError` for an unknown (newer) revision.
+    """
+    where = _describe(engine)
+
+    def work(connection: Connection) -> tuple[str | None, str]:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                               {"key": _PG_MIGRATION_LOCK})
+        before = current_revision(connection)
+        _check_known(before, where)
+        head = head_revision()
+        if before != head:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        return before, head
+
+    return write_transaction(engine, f"upgrading the schema of {where}", work,
+                             lock_timeout=lock_timeout)
+
+
+def check_current(engine: Engine, connection: Connection) -> None:
+    """Raise :class:`SchemaError` unless the database is at this package's head."""
+    where = _describe(engine)
+    revision = current_revision(connection)
+    _check_known(revision, where)
+    if revision != head_revision():
+        raise SchemaError(
+            f"{where} is at schema revision {revision!r}, not {head_revision()!r}: run "
+            f"`msgflux-store --db {where} db upgrade` or open it with migrate=True"
+        )
+
+
+def _describe(engine: Engine) -> str:
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return str(url.database)
+    return url.render_as_string(hide_password=True)

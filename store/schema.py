@@ -1,0 +1,130 @@
+"""The store's tables: the one definition of the schema, in SQLAlchemy Core metadata.
+
+Alembic migrations in ``msgflux/store/migrations/versions`` create exactly these
+tables (a test compares them) plus the public SQL views ``state_history``,
+``state_values``, ``state_changes``, ``state_tags`` and ``state_tag_history``,
+whose bodies live in the migration that creates them.
+
+Layout, content-addressed:
+
+* ``blobs``: each distinct value once, keyed by its value hash.
+* ``snapshots``: each distinct state dict once, keyed by its snapshot hash.
+* ``entries``: one row per key of a snapshot, pointing at a blob.
+* ``names`` / ``versions``: the linear history of each name; ``names.head``
+  is the last version number handed out, so numbers are never reused.
+* ``tags`` and the append-only ``tag_events``.
+
+Only portable types are used (no SQLite- or PostgreSQL-only columns).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = ["metadata", "names", "versions", "snapshots", "entries", "blobs", "tags", "tag_events"]
+
+# Named constraints let alembic's batch mode (table copy on SQLite) find and alter them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+HASH = String(64)
+# BigInteger ids on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+ID = BigInteger().with_variant(Integer(), "sqlite")
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("hash", HASH, nullable=False),
+    Column("value_type", String(8), nullable=False),
+    Column("text", Text, nullable=False),
+    UniqueConstraint("hash"),
+)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("hash", HASH, nullable=False),
+    Column("key_count", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("hash"),
+)
+
+entries = Table(
+    "entries",
+    metadata,
+    Column("snapshot_id", ID, ForeignKey("snapshots.id"), primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("blob_id", ID, ForeignKey("blobs.id"), nullable=False),
+    Index(None, "blob_id"),
+)
+
+names = Table(
+    "names",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    Column("head", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("name"),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name_id", ID, ForeignKey("names.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("snapshot_id", ID, ForeignKey("snapshots.id"), nullable=False),
+    Column("parent", Integer, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("author", Text, nullable=True),
+    Column("metadata", Text, nullable=False),
+    UniqueConstraint("name_id", "number"),
+    Index(None, "snapshot_id"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("name_id", ID, primary_key=True),
+    Column("tag", Text, primary_key=True),
+    Column("version", Integer, nullable=False),
+    ForeignKeyConstraint(["name_id", "version"], ["versions.name_id", "versions.number"]),
+)
+
+tag_events = Table(
+    "tag_events",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name_id", ID, ForeignKey("names.id"), nullable=False),
+    Column("tag", Text, nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("previous_version", Integer, nullable=True),
+    Column("moved_at", DateTime(timezone=True), nullable=False),
+    Column("author", Text, nullable=True),
+    Index(None, "name_id", "tag"),
+)

@@ -1,0 +1,155 @@
+"""Value objects returned by the store: versions, diffs, tag events, reports."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["Version", "TagEvent", "StateDiff", "Problem", "VerifyReport", "QueryResult",
+           "GcResult"]
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of a name's history (immutable).
+
+    ``metadata`` is a fresh ``dict`` copy; changing it changes nothing stored.
+    """
+
+    name: str
+    number: int
+    snapshot: str
+    parent: int | None
+    created_at: datetime
+    message: str
+    author: str | None
+    metadata: dict[str, Any] = field(hash=False, compare=True)
+    tags: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        tags = f" [{', '.join(self.tags)}]" if self.tags else ""
+        return f"{self.name}@{self.number} {self.snapshot[:12]}{tags} {self.message}".rstrip()
+
+
+@dataclass(frozen=True)
+class TagEvent:
+    """One move or removal of a tag (``version`` is ``None`` for a removal)."""
+
+    name: str
+    tag: str
+    version: int | None
+    previous_version: int | None
+    moved_at: datetime
+    author: str | None
+
+
+def _lines(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return value.splitlines() or [""]
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
+
+
+@dataclass(frozen=True)
+class StateDiff:
+    """What changed from ``old`` to ``new``: added, removed and changed keys with their values.
+
+    ``changed`` maps a key to ``(old_value, new_value)``. ``bool(diff)`` is
+    true when anything differs; ``str(diff)`` is a unified diff, line by line
+    inside multi-line strings.
+    """
+
+    old: str
+    new: str
+    added: dict[str, Any]
+    removed: dict[str, Any]
+    changed: dict[str, tuple[Any, Any]]
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+    @property
+    def keys(self) -> list[str]:
+        """Every key that differs, sorted."""
+        return sorted({*self.added, *self.removed, *self.changed})
+
+    def hunks(self) -> list[tuple[str, list[str]]]:
+        """``(key, unified diff lines)`` for every differing key, sorted by key."""
+        result = []
+        for key in self.keys:
+            old = _lines(self.removed[key]) if key in self.removed else (
+                _lines(self.changed[key][0]) if key in self.changed else [])
+            new = _lines(self.added[key]) if key in self.added else (
+                _lines(self.changed[key][1]) if key in self.changed else [])
+            lines = list(difflib.unified_diff(old, new, f"{self.old}:{key}",
+                                              f"{self.new}:{key}", lineterm="", n=2))
+            result.append((key, lines))
+        return result
+
+    def __str__(self) -> str:
+        if not self:
+            return f"no differences between {self.old} and {self.new}"
+        return "\n".join(line for _key, lines in self.hunks() for line in lines)
+
+    def __repr__(self) -> str:
+        return (f"StateDiff({self.old} -> {self.new}: added={sorted(self.added)}, "
+                f"removed={sorted(self.removed)}, changed={sorted(self.changed)})")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mismatch found by :meth:`StateStore.verify`."""
+
+    kind: str
+    message: str
+    name: str | None = None
+    version: int | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        where = ":".join(str(part) for part in (self.name, self.version) if part is not None)
+        key = f" key {self.key!r}" if self.key is not None else ""
+        return f"[{self.kind}] {where}{key}: {self.message}".replace("]  ", "] ")
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The result of :meth:`StateStore.verify`; true when the store is clean."""
+
+    problems: tuple[Problem, ...]
+    blobs_checked: int
+    snapshots_checked: int
+    versions_checked: int
+
+    @property
+    def ok(self) -> bool:
+        """``True`` when no problem was found."""
+        return not self.problems
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        head = (f"checked {self.versions_checked} versions, {self.snapshots_checked} snapshots, "
+                f"{self.blobs_checked} values: ")
+        if self.ok:
+            return head + "ok"
+        return head + f"{len(self.problems)} problem(s)\n" + "\n".join(map(str, self.problems))
+
+
+@dataclass(frozen=True)
+class GcResult:
+    """How many unreferenced snapshots and values :meth:`StateStore.gc` removed."""
+
+    snapshots: int
+    blobs: int
+
+
+class QueryResult(list[tuple[Any, ...]]):
+    """Rows of :meth:`StateStore.query` (a ``list`` of tuples) with their ``columns``."""
+
+    def __init__(self, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+        super().__init__(rows)
+        self.columns = columns
