@@ -81,8 +81,11 @@ def _now() -> datetime:
 
 
 def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were written in UTC.
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+    # SQLite hands back naive datetimes; they were written in UTC. PostgreSQL hands
+    # back the session's time zone, which need not be UTC.
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
 
 
 def _check_label(kind: str, label: Any) -> str:
@@ -98,6 +101,11 @@ def _check_label(kind: str, label: Any) -> str:
         )
     if ":" in label:
         raise InvalidInputError(f"{kind} {label!r} is not allowed: ':' separates NAME:VERSION")
+    try:
+        label.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidInputError(f"{kind} {label!r} is not valid Unicode text ({error.reason})"
+                                ) from None
     return label
 
 
@@ -155,6 +163,14 @@ def _ranges(numbers: Sequence[int]) -> str:
 
 
 @dataclass(frozen=True)
+class _BlobMap:
+    """The blob ids of one committed snapshot, remembered per name by the writer."""
+
+    snapshot_id: int
+    blob_ids: dict[str, int]
+
+
+@dataclass(frozen=True)
 class _Prepared:
     """A state dict turned into rows, hashed outside any transaction."""
 
@@ -209,7 +225,12 @@ class StateStore:
         self.query_timeout = float(query_timeout)
         self._engine = create_store_engine(self.url, lock_timeout=self.lock_timeout,
                                            durability=durability)
+        # Per-process caches that make a one-key change cost one value:
+        # string -> value hash, and name -> blob ids of the last snapshot this
+        # store committed (valid while that snapshot is still the head, as
+        # snapshot ids are never reused).
         self._hash_cache: dict[str, str] = {}
+        self._blob_cache: dict[str, _BlobMap] = {}
         try:
             if migrate:
                 upgrade(self._engine, lock_timeout=self.lock_timeout)
@@ -280,13 +301,15 @@ class StateStore:
         self._check_expected(expected_head, "expected_head")
         prepared = self._prepare(self._state_of(state))
 
-        def work(connection: Connection) -> Version:
+        def work(connection: Connection) -> tuple[Version, _BlobMap | None]:
             name_id, head = self._lock_name(connection, name, create=True)
             return self._append(connection, name, name_id, head, prepared, message=message,
                                 author=author, metadata=meta, expected_head=expected_head)
 
-        return write_transaction(self._engine, f"saving {name!r}", work,
-                                 lock_timeout=self.lock_timeout)
+        version, blob_map = write_transaction(self._engine, f"saving {name!r}", work,
+                                              lock_timeout=self.lock_timeout)
+        self._remember(name, blob_map)
+        return version
 
     def rollback(
         self,
@@ -324,7 +347,7 @@ class StateStore:
             return self._append(connection, name, name_id, head, prepared,
                                 message=message if message is not None
                                 else f"rollback to version {target.number}",
-                                author=author, metadata=meta, expected_head=expected_head)
+                                author=author, metadata=meta, expected_head=expected_head)[0]
 
         return write_transaction(self._engine, f"rolling back {name!r}", work,
                                  lock_timeout=self.lock_timeout)
@@ -399,7 +422,8 @@ class StateStore:
 
     def _append(self, connection: Connection, name: str, name_id: int, head: int,
                 prepared: _Prepared, *, message: str, author: str | None, metadata: str,
-                expected_head: int | None | _Unset) -> Version:
+                expected_head: int | None | _Unset) -> tuple[Version, _BlobMap | None]:
+        """Append ``prepared`` as version ``head + 1``; return it and the blob ids it used."""
         current = self._head_row(connection, name_id, head)
         current_number = current.number if current is not None else None
         if expected_head is not _UNSET and expected_head != current_number:
@@ -408,36 +432,77 @@ class StateStore:
                 "(expected_head): someone saved in between; load the latest and retry"
             )
         if current is not None and current.snapshot == prepared.snapshot:
-            return self._version(connection, name, current)
-        snapshot_id = self._store_snapshot(connection, prepared)
-        number = head + 1
+            return self._version(connection, name, current), None
+        known: Mapping[str, int] = {}
+        if current is not None:
+            cached = self._blob_cache.get(name)
+            if cached is not None and cached.snapshot_id == current.snapshot_id:
+                known = cached.blob_ids
+            else:
+                known = self._snapshot_blob_ids(connection, current.snapshot_id)
+        snapshot_id, blob_ids = self._store_snapshot(connection, prepared, known)
+        number, created_at = head + 1, _now()
         connection.execute(insert(t.versions).values(
             name_id=name_id, number=number, snapshot_id=snapshot_id, parent=current_number,
-            created_at=_now(), message=message, author=author, metadata=metadata))
+            created_at=created_at, message=message, author=author, metadata=metadata))
         connection.execute(update(t.names).where(t.names.c.id == name_id).values(head=number))
-        row = self._version_rows(connection, name_id, number=number).one()
-        return self._version(connection, name, row, tags=())
+        version = Version(name=name, number=number, snapshot=prepared.snapshot,
+                          parent=current_number, created_at=created_at, message=message,
+                          author=author, metadata=json.loads(metadata), tags=())
+        return version, _BlobMap(snapshot_id, blob_ids) if blob_ids is not None else None
 
-    def _store_snapshot(self, connection: Connection, prepared: _Prepared) -> int:
+    def _remember(self, name: str, blob_map: _BlobMap | None) -> None:
+        # Called after commit only: the ids are then known to exist.
+        if blob_map is not None:
+            if len(self._blob_cache) >= 256:
+                self._blob_cache.clear()
+            self._blob_cache[name] = blob_map
+
+    @staticmethod
+    def _snapshot_blob_ids(connection: Connection, snapshot_id: int) -> dict[str, int]:
+        return dict(connection.execute(
+            select(t.blobs.c.hash, t.blobs.c.id)
+            .join(t.entries, t.entries.c.blob_id == t.blobs.c.id)
+            .where(t.entries.c.snapshot_id == snapshot_id)).tuples().all())
+
+    def _store_snapshot(self, connection: Connection, prepared: _Prepared,
+                        known: Mapping[str, int] | None = None
+                        ) -> tuple[int, dict[str, int] | None]:
+        """Store a snapshot unless it exists; return its id and, if new, its blob ids.
+
+        ``known`` maps value hashes to blob ids already known to exist in this
+        transaction (the parent's values): a one-key change then looks up and
+        inserts one value, not every value.
+        """
         existing = connection.execute(
             select(t.snapshots.c.id).where(t.snapshots.c.hash == prepared.snapshot)
         ).scalar()
         if existing is not None:
-            return int(existing)
-        blob_ids = self._store_blobs(connection, prepared.encoded)
-        snapshot_id = connection.execute(insert(t.snapshots).values(
+            return int(existing), None
+        blob_ids = self._store_blobs(connection, prepared.encoded, known or {})
+        snapshot_id = int(connection.execute(insert(t.snapshots).values(
             hash=prepared.snapshot, key_count=len(prepared.keys), created_at=_now())
-        ).inserted_primary_key[0]
-        connection.execute(insert(t.entries), [
-            {"snapshot_id": snapshot_id, "key": key, "position": position,
-             "blob_id": blob_ids[digest]}
-            for position, (key, digest) in enumerate(zip(prepared.keys, prepared.hashes))
-        ])
-        return int(snapshot_id)
+        ).inserted_primary_key[0])
+        rows = [(snapshot_id, key, position, blob_ids[digest])
+                for position, (key, digest) in enumerate(zip(prepared.keys, prepared.hashes))]
+        if connection.dialect.name == "sqlite":
+            # The hot path: hand the tuples straight to the driver's executemany
+            # (SQLAlchemy's per-row bind processing doubled the cost at 500 keys).
+            connection.exec_driver_sql(
+                "INSERT INTO entries (snapshot_id, key, position, blob_id) VALUES (?, ?, ?, ?)",
+                rows)
+        else:
+            connection.execute(insert(t.entries), [
+                {"snapshot_id": row[0], "key": row[1], "position": row[2], "blob_id": row[3]}
+                for row in rows])
+        return snapshot_id, {digest: blob_ids[digest] for digest in prepared.encoded}
 
-    def _store_blobs(self, connection: Connection,
-                     encoded: Mapping[str, tuple[str, str]]) -> dict[str, int]:
-        ids = self._blob_ids(connection, list(encoded))
+    def _store_blobs(self, connection: Connection, encoded: Mapping[str, tuple[str, str]],
+                     known: Mapping[str, int]) -> dict[str, int]:
+        ids = {digest: known[digest] for digest in encoded if digest in known}
+        unknown = [digest for digest in encoded if digest not in ids]
+        if unknown:
+            ids.update(self._blob_ids(connection, unknown))
         missing = [digest for digest in encoded if digest not in ids]
         if missing:
             rows = [{"hash": digest, "value_type": encoded[digest][0], "text": encoded[digest][1]}
@@ -933,7 +998,17 @@ class StateStore:
                                                                   self._name_not_found))
 
     def _import(self, data: Any) -> dict[str, list[int]]:
-        plan = _bundle.parse(data)
+        try:
+            plan = _bundle.parse(data)
+            # A time that is valid in its own offset but past year 9999 in UTC
+            # would be stored and then be unreadable (export would fail).
+            for history in plan.names.values():
+                for record in [*history["versions"], *history["tag_history"]]:
+                    for field in ("created_at", "moved_at"):
+                        if field in record:
+                            record[field] = record[field].astimezone(timezone.utc)
+        except (UnicodeEncodeError, OverflowError) as error:
+            raise InvalidInputError(f"bundle refused: {error}") from None
         return write_transaction(
             self._engine, "importing", lambda connection: _bundle.apply(connection, plan, self),
             lock_timeout=self.lock_timeout)
@@ -1015,7 +1090,8 @@ class StateStore:
         elif ref in ("latest", "head"):
             number = head
         elif ref.isdigit() and ref.isascii():
-            number = int(ref)
+            # int() refuses more than 4300 digits; anything past 10 is out of range anyway.
+            number = int(ref) if len(ref) <= 10 else _MAX_NUMBER + 1
         else:
             number = self._tag_target(connection, name_id, ref)
             if number is None and _HEX.fullmatch(ref):

@@ -267,7 +267,7 @@ def apply(connection: Connection, plan: _Plan, store: StateStore) -> dict[str, l
             prepared = _Prepared([key for key, _ in pairs], [digest for _, digest in pairs],
                                  {digest: plan.values[digest] for _, digest in pairs},
                                  version["snapshot"])
-            snapshot_id = store._store_snapshot(connection, prepared)
+            snapshot_id, _ids = store._store_snapshot(connection, prepared)
             connection.execute(insert(t.versions).values(
                 name_id=name_id, number=version["number"], snapshot_id=snapshot_id,
                 parent=version["parent"], created_at=version["created_at"],

@@ -14,6 +14,9 @@ Layout, content-addressed:
   is the last version number handed out, so numbers are never reused.
 * ``tags`` and the append-only ``tag_events``.
 
+Blob and snapshot ids are never reused (AUTOINCREMENT on SQLite, sequences on
+PostgreSQL), so an id remembered by a writer can never name other content.
+
 Only portable types are used (no SQLite- or PostgreSQL-only columns).
 """
 
@@ -59,6 +62,7 @@ blobs = Table(
     Column("value_type", String(8), nullable=False),
     Column("text", Text, nullable=False),
     UniqueConstraint("hash"),
+    sqlite_autoincrement=True,
 )
 
 snapshots = Table(
@@ -69,6 +73,7 @@ snapshots = Table(
     Column("key_count", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("hash"),
+    sqlite_autoincrement=True,
 )
 
 entries = Table(

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("text", sa.Text, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_blobs"),
         sa.UniqueConstraint("hash", name="uq_blobs_hash"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "snapshots",
@@ -35,6 +36,7 @@ def upgrade() -> None:
         sa.Column("created_at", WHEN, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_snapshots"),
         sa.UniqueConstraint("hash", name="uq_snapshots_hash"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "entries",

@@ -1,0 +1,68 @@
+"""Shared fixtures: a store URL per backend.
+
+``store_url`` runs a test on SQLite and, when ``MSGFLUX_TEST_POSTGRES_URL`` is
+set (``.ci/run`` sets it), on PostgreSQL too, each test in a schema of its own
+that is dropped afterwards. Without the variable the PostgreSQL case is
+skipped with that reason; in CI it must run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+POSTGRES_ENV = "MSGFLUX_TEST_POSTGRES_URL"
+
+
+def postgres_base_url() -> str | None:
+    """The server URL from the environment, or ``None``."""
+    return os.environ.get(POSTGRES_ENV) or None
+
+
+def _postgres_schema_url(base: str, schema: str) -> str:
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh, private schema."""
+    base = postgres_base_url()
+    if base is None:
+        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL server for this run")
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        yield _postgres_schema_url(base, schema)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store location on each backend: a SQLite file path or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.db")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[object]:
+    """An open, empty StateStore on each backend."""
+    from msgflux.store import StateStore
+
+    opened = StateStore(store_url, lock_timeout=10)
+    try:
+        yield opened
+    finally:
+        opened.close()
