@@ -1,0 +1,35 @@
+"""msgflux: PyTorch-style state for LLM pipelines.
+
+``msgflux.nn`` holds ``Module``, ``Parameter`` and the containers;
+``save`` / ``load`` write and read state dicts as TOML or JSON;
+``StateStore`` (imported on first use) keeps versioned state dicts in SQL.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from msgflux import nn
+from msgflux.errors import MsgfluxError, SerializationError, StateDictError, StateValueError
+from msgflux.serialization import load, save
+
+if TYPE_CHECKING:
+    from msgflux.store import StateStore
+
+__all__ = [
+    "MsgfluxError",
+    "SerializationError",
+    "StateDictError",
+    "StateStore",
+    "StateValueError",
+    "load",
+    "nn",
+    "save",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The store needs SQLAlchemy; import it only when someone asks for it.
+    if name == "StateStore":
+        from msgflux.store import StateStore
+
+        return StateStore
+    raise AttributeError(f"module 'msgflux' has no attribute {name!r}")

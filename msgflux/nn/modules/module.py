@@ -1,0 +1,93 @@
+"""``Module``: the base class of every msgflux component, with PyTorch's semantics.
+
+``Module`` is assembled from four concerns, each in its own file:
+
+- registration (``_registration.py``): what becomes state, names, attribute access;
+- traversal (``_traversal.py``): children, modules, parameters, buffers, train/eval;
+- state (``_state.py``): ``state_dict`` / ``load_state_dict`` and their hooks;
+- hooks (``_hooks.py``): ``RemovableHandle`` and ``__call__`` with forward hooks.
+
+This file puts them together and adds the nested ``repr``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from msgflux.nn.modules._hooks import ForwardHooksMixin, RemovableHandle
+from msgflux.nn.modules._registration import ModuleRegistrationError, RegistrationMixin
+from msgflux.nn.modules._state import StateMixin, _IncompatibleKeys
+from msgflux.nn.modules._traversal import TraversalMixin
+from msgflux.nn.parameter import short_repr
+
+__all__ = ["Module", "ModuleRegistrationError", "RemovableHandle", "_IncompatibleKeys"]
+
+
+class Module(RegistrationMixin, TraversalMixin, StateMixin, ForwardHooksMixin):
+    """Base class for msgflux components; subclass it and define ``forward``.
+
+    Assigning a :class:`~msgflux.nn.Parameter` or a ``Module`` as an attribute
+    registers it; ``register_buffer`` registers other state. Calling the module
+    runs ``forward`` between its hooks, and ``state_dict`` /
+    ``load_state_dict`` save and hot-swap the whole tree's state.
+
+    Example:
+        >>> class Analyzer(Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.instructions = Parameter("Be helpful and concise", "system_prompt")
+        ...         self.register_buffer("expected_output", "JSON format")
+        >>> Analyzer().state_dict()
+        {'instructions': 'Be helpful and concise', 'expected_output': 'JSON format'}
+    """
+
+    #: Everything ``Module`` keeps in the instance ``__dict__``; no parameter,
+    #: buffer or submodule may take one of these names.
+    _internal_attributes: ClassVar[frozenset[str]] = frozenset(
+        {
+            "training",
+            "_parameters",
+            "_buffers",
+            "_non_persistent_buffers",
+            "_modules",
+            "_forward_pre_hooks",
+            "_forward_hooks",
+            "_state_dict_pre_hooks",
+            "_state_dict_hooks",
+            "_load_state_dict_pre_hooks",
+            "_load_state_dict_post_hooks",
+        }
+    )
+
+    training: bool
+
+    def __init__(self) -> None:
+        """Create the empty registries; subclasses must call ``super().__init__()`` first."""
+        object.__setattr__(self, "training", True)
+        self._init_registration()
+        self._init_state_hooks()
+        self._init_forward_hooks()
+
+    # -- repr -------------------------------------------------------------------
+
+    def extra_repr(self) -> str:
+        """Extra text for this module's ``repr`` line; override to add some."""
+        return ""
+
+    def __repr__(self) -> str:
+        lines: list[str] = []
+        for name, param in self._parameters.items():
+            lines.append(f"({name}): {param!r}")
+        for name, value in self._buffers.items():
+            flag = ", persistent=False" if name in self._non_persistent_buffers else ""
+            lines.append(f"({name}): Buffer({short_repr(value)}{flag})")
+        for name, module in self._modules.items():
+            child = repr(module).replace("\n", "\n  ")
+            lines.append(f"({name}): {child}")
+        extra = self.extra_repr()
+        head = f"{type(self).__name__}({extra}"
+        if not lines:
+            return head + ")"
+        if extra:
+            head += ","
+        return head + "\n  " + "\n  ".join(lines) + "\n)"

@@ -1,0 +1,312 @@
+"""``save`` and ``load``: a state dict to and from a ``.toml`` or ``.json`` file.
+
+The rules, written once:
+
+- the format is chosen by the file suffix (``.toml`` or ``.json``, any case);
+- the top level is always a mapping (a state dict); values are JSON-compatible
+  (see :mod:`msgflux._values`), checked before anything is written;
+- TOML cannot hold ``None`` (anywhere, nested too) nor integers outside the
+  signed 64-bit range: saving one is an error that suggests ``.json``;
+- dotted keys stay flat: ``"analyzer.instructions" = "..."`` is written quoted;
+- writes are atomic: a temporary file in the target's folder is written,
+  fsynced and moved over the target with ``os.replace``, then the folder is
+  fsynced. A failed save leaves no temporary file and the old file intact;
+- only parsers of data are used (``tomllib``, ``json``): never pickle or eval.
+
+Every failure is a :class:`~msgflux.errors.SerializationError` whose message
+names the file, except a bad value passed to ``save``, which is the
+:class:`~msgflux.errors.StateValueError` naming the key and the type.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import tomli_w
+
+from msgflux._values import check_state_dict
+from msgflux.errors import SerializationError, StateValueError
+
+if TYPE_CHECKING:
+    from msgflux.nn.modules.module import Module
+
+__all__ = ["SUPPORTED_SUFFIXES", "load", "save"]
+
+#: File suffixes ``save`` and ``load`` understand.
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".json", ".toml")
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+#: Mode of a newly created file (an existing file keeps its own).
+_NEW_FILE_MODE = 0o644
+
+
+def save(obj: Mapping[str, Any] | Module, path: str | os.PathLike[str]) -> None:
+    """Write a state dict (or a module's ``state_dict()``) to ``path``, atomically.
+
+    The suffix of ``path`` picks the format: ``.toml`` or ``.json``.
+
+    Raises:
+        SerializationError: unknown suffix, the folder does not exist, ``obj``
+            is neither a mapping nor a ``Module``, TOML cannot hold a value
+            (``None``, an integer beyond 64 bits), text that is not valid
+            Unicode, or the file cannot be written. Nothing is written then.
+        StateValueError: a key or value is not allowed in a state dict (the
+            message names the key and the type).
+
+    Example:
+        >>> mf.save(p.state_dict(), "state.toml")
+    """
+    from msgflux.nn.modules.module import Module
+
+    target = Path(path)
+    suffix = _suffix(target)
+    if isinstance(obj, Module):
+        state: Any = obj.state_dict()
+    elif isinstance(obj, Mapping):
+        state = dict(obj)
+    else:
+        raise SerializationError(
+            f"cannot save a {type(obj).__name__} to {target}: the top level of a state file "
+            "must be a mapping of str keys to values (a state dict) or a msgflux.nn.Module"
+        )
+    check_state_dict(state)
+    if suffix == ".toml":
+        payload = _encode_toml(state, target)
+    else:
+        payload = _encode_json(state, target)
+    _atomic_write(target, payload)
+
+
+def load(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a state dict from a ``.toml`` or ``.json`` file.
+
+    Raises:
+        SerializationError: unknown suffix, no such file, not UTF-8, malformed
+            (the message gives the parser's line and column), a duplicate key or
+            NaN/infinity in JSON, a top level that is not an object, or a value
+            that is not allowed in a state dict (e.g. a TOML date).
+
+    Example:
+        >>> sd = mf.load("state.toml")
+        >>> sd["analyzer.instructions"]
+        'Be helpful and concise'
+    """
+    source = Path(path)
+    suffix = _suffix(source)
+    try:
+        raw = source.read_bytes()
+    except FileNotFoundError:
+        raise SerializationError(f"cannot load {source}: no such file") from None
+    except IsADirectoryError:
+        raise SerializationError(f"cannot load {source}: it is a directory, not a file") from None
+    except OSError as error:
+        raise SerializationError(f"cannot load {source}: {error.strerror or error}") from error
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SerializationError(
+            f"cannot load {source}: the file is not valid UTF-8 (byte {error.start})"
+        ) from None
+    data = _decode_toml(text, source) if suffix == ".toml" else _decode_json(text, source)
+    if not isinstance(data, dict):
+        raise SerializationError(
+            f"cannot load {source}: the top level is a {_json_type_name(data)}, but a state "
+            "file must hold an object (a mapping of keys to values)"
+        )
+    try:
+        check_state_dict(data)
+    except StateValueError as error:
+        raise SerializationError(f"cannot load {source}: {error}") from error
+    return data
+
+
+# -- formats ------------------------------------------------------------------
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        shown = repr(path.suffix) if path.suffix else "no suffix"
+        raise SerializationError(
+            f"cannot tell the format of {path}: {shown} is not a supported suffix; "
+            f"use one of {', '.join(SUPPORTED_SUFFIXES)}"
+        )
+    return suffix
+
+
+def _encode_json(state: dict[str, Any], target: Path) -> bytes:
+    text = json.dumps(state, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+    return _utf8(text, state, target)
+
+
+def _encode_toml(state: dict[str, Any], target: Path) -> bytes:
+    for key, value in state.items():
+        problem = _toml_problem(value, key)
+        if problem is not None:
+            raise SerializationError(
+                f"cannot save to {target}: {problem}; save to a .json file instead, "
+                "which can hold every state value"
+            )
+    return _utf8(tomli_w.dumps(state), state, target)
+
+
+def _toml_problem(value: Any, where: str) -> str | None:
+    """Why TOML cannot hold ``value`` (at key path ``where``), or ``None`` if it can."""
+    if value is None:
+        return f"the value for key {where!r} is None, which TOML cannot hold"
+    if type(value) is int and not _INT64_MIN <= value <= _INT64_MAX:
+        return f"the integer for key {where!r} does not fit in 64 bits, which TOML requires"
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            problem = _toml_problem(item, f"{where}[{index}]")
+            if problem is not None:
+                return problem
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            problem = _toml_problem(item, f"{where}[{key!r}]")
+            if problem is not None:
+                return problem
+    return None
+
+
+def _utf8(text: str, state: dict[str, Any], target: Path) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        culprit = next(
+            (key for key, value in state.items() if not _encodes(key) or not _encodes(value)),
+            None,
+        )
+        raise SerializationError(
+            f"cannot save to {target}: the entry for key {culprit!r} contains text that is not "
+            "valid Unicode (a lone surrogate), which cannot be written as UTF-8"
+        ) from None
+
+
+def _encodes(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _decode_toml(text: str, source: Path) -> Any:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SerializationError(f"cannot load {source}: malformed TOML: {error}") from None
+
+
+def _decode_json(text: str, source: Path) -> Any:
+    def refuse_constant(name: str) -> Any:
+        raise SerializationError(
+            f"cannot load {source}: {name} is not allowed (state values must be finite numbers)"
+        )
+
+    def finite_float(literal: str) -> float:
+        number = float(literal)
+        if number in (float("inf"), float("-inf")):
+            raise SerializationError(
+                f"cannot load {source}: the number {literal} is too large for a float"
+            )
+        return number
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                raise SerializationError(
+                    f"cannot load {source}: duplicate key {key!r} in a JSON object"
+                )
+            result[key] = value
+        return result
+
+    try:
+        return json.loads(
+            text,
+            parse_constant=refuse_constant,
+            parse_float=finite_float,
+            object_pairs_hook=unique_keys,
+        )
+    except json.JSONDecodeError as error:
+        raise SerializationError(
+            f"cannot load {source}: malformed JSON at line {error.lineno}, column "
+            f"{error.colno}: {error.msg}"
+        ) from None
+    except RecursionError:
+        raise SerializationError(f"cannot load {source}: the JSON is nested too deeply") from None
+
+
+def _json_type_name(value: Any) -> str:
+    names = {list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(
+        type(value), "number" if isinstance(value, int | float) else type(value).__name__
+    )
+
+
+# -- atomic write ---------------------------------------------------------------
+
+
+def _atomic_write(target: Path, payload: bytes) -> None:
+    """Replace ``target`` with ``payload`` so that a crash leaves the old or the new file.
+
+    The temporary file must be in the same folder: ``os.replace`` is atomic only
+    within one file system.
+    """
+    folder = target.parent
+    if not folder.is_dir():
+        raise SerializationError(f"cannot save to {target}: the folder {folder} does not exist")
+    if target.is_dir():
+        raise SerializationError(f"cannot save to {target}: it is a directory")
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except OSError:
+        mode = _NEW_FILE_MODE
+    try:
+        descriptor, temporary = tempfile.mkstemp(
+            dir=folder, prefix=f".{target.name}.", suffix=".tmp"
+        )
+    except OSError as error:
+        raise SerializationError(
+            f"cannot save to {target}: cannot create a file in {folder}: {error.strerror or error}"
+        ) from error
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException as error:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        if isinstance(error, OSError):
+            raise SerializationError(
+                f"cannot save to {target}: {error.strerror or error}"
+            ) from error
+        raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable; some systems cannot open or fsync a folder."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
