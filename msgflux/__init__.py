@@ -8,13 +8,20 @@
 from typing import TYPE_CHECKING, Any
 
 from msgflux import nn
-from msgflux.errors import MsgfluxError, SerializationError, StateDictError, StateValueError
+from msgflux.errors import (
+    ModuleRegistrationError,
+    MsgfluxError,
+    SerializationError,
+    StateDictError,
+    StateValueError,
+)
 from msgflux.serialization import load, save
 
 if TYPE_CHECKING:
     from msgflux.store import StateStore
 
 __all__ = [
+    "ModuleRegistrationError",
     "MsgfluxError",
     "SerializationError",
     "StateDictError",

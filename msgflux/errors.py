@@ -13,6 +13,7 @@ __all__ = [
     "StateValueError",
     "StateDictError",
     "SerializationError",
+    "ModuleRegistrationError",
 ]
 
 
@@ -51,3 +52,15 @@ class StateDictError(MsgfluxError, KeyError):
 
 class SerializationError(MsgfluxError, ValueError):
     """``msgflux.save`` / ``msgflux.load`` could not write or read a file."""
+
+
+class ModuleRegistrationError(MsgfluxError, KeyError):
+    """A name cannot be registered on a module.
+
+    Raised (as ``KeyError``, like PyTorch) for an empty name, a name containing
+    ``"."``, or a name that would hide a method, ``Module``'s own state or an
+    attribute of another kind.
+    """
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""

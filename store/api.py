@@ -71,6 +71,9 @@ class _Unset:
 _UNSET: Final = _Unset()
 _MAX_NUMBER = 2**31 - 1
 _MAX_LABEL = 200
+# Keys are indexed; PostgreSQL's b-tree entries hold about 2.7 KB, and the same
+# limit applies on every backend so a history can move between them.
+_MAX_KEY_BYTES = 1024
 _HEX = re.compile(r"[0-9a-f]{4,64}")
 _CHUNK = 500
 _HASH_CACHE_SIZE = 65_536
@@ -387,7 +390,8 @@ class StateStore:
             try:
                 if "\x00" in key:
                     raise ValueError("NUL character")
-                key.encode("utf-8")
+                if len(key.encode("utf-8")) > _MAX_KEY_BYTES:
+                    raise ValueError(f"keys are at most {_MAX_KEY_BYTES} bytes of UTF-8")
                 if type(value) is str:
                     digest = cache.get(value)
                     if digest is None:
@@ -485,7 +489,9 @@ class StateStore:
         ).inserted_primary_key[0])
         rows = [(snapshot_id, key, position, blob_ids[digest])
                 for position, (key, digest) in enumerate(zip(prepared.keys, prepared.hashes))]
-        if connection.dialect.name == "sqlite":
+        if not rows:
+            pass  # an empty state dict: no entries (an empty executemany would misfire)
+        elif connection.dialect.name == "sqlite":
             # The hot path: hand the tuples straight to the driver's executemany
             # (SQLAlchemy's per-row bind processing doubled the cost at 500 keys).
             connection.exec_driver_sql(

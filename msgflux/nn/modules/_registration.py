@@ -12,25 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from msgflux._values import check_value
-from msgflux.errors import MsgfluxError
+from msgflux.errors import ModuleRegistrationError
 from msgflux.nn.parameter import Parameter
 
 if TYPE_CHECKING:
     from msgflux.nn.modules.module import Module
 
-__all__ = ["ModuleRegistrationError", "RegistrationMixin"]
-
-
-class ModuleRegistrationError(MsgfluxError, KeyError):
-    """A name cannot be registered on a module.
-
-    Raised (as ``KeyError``, like PyTorch) for an empty name, a name containing
-    ``"."``, or a name that would hide a method, ``Module``'s own state or an
-    attribute of another kind.
-    """
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0]) if self.args else ""
+__all__ = ["RegistrationMixin"]
 
 
 def check_key_syntax(name: object, kind: str) -> str:
