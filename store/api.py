@@ -533,7 +533,9 @@ class StateStore:
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
         else:
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        return dialect_insert(table).on_conflict_do_nothing()
+        # Only a concurrent insert of the same hash is expected; any other
+        # conflict must fail loudly.
+        return dialect_insert(table).on_conflict_do_nothing(index_elements=["hash"])
 
     def _stored_snapshot(self, connection: Connection, snapshot: str) -> _Prepared:
         rows = connection.execute(

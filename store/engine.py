@@ -189,10 +189,11 @@ def _unbindable(error: Exception, action: str) -> InvalidInputError:
 
 def _is_data_error(error: exc.DBAPIError) -> bool:
     # SQLSTATE class 22 (data exception): a number out of range, a NUL character
-    # in text, a timestamp past year 9999... The input is at fault, not the
+    # in text, a timestamp past year 9999...; 54000: a value too large for an
+    # index (a state-dict key of several KB). The input is at fault, not the
     # database; psycopg raises DataError for NUL before sending anything.
     sqlstate = getattr(error.orig, "sqlstate", None) or ""
-    return sqlstate.startswith("22") or isinstance(error, exc.DataError)
+    return sqlstate.startswith("22") or sqlstate == "54000" or isinstance(error, exc.DataError)
 
 
 def _translate(error: exc.DBAPIError, action: str) -> Exception:
@@ -330,9 +331,11 @@ def _postgres_readonly(engine: Engine, sql: str, params: Sequence[Any] | dict[st
                 # before it runs anything.
                 cursor.execute("SET TRANSACTION READ ONLY")
                 cursor.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
-                # Always pass parameters: psycopg then uses the extended protocol,
-                # which runs exactly one statement (no "; COMMIT; DROP ...").
-                cursor.execute(sql, params if params else [], prepare=False)
+                # A server-side prepared statement holds exactly one statement, so
+                # "SELECT 1; COMMIT; DELETE ..." is refused by the server (without
+                # prepare=True psycopg sends parameterless SQL as a simple query,
+                # which runs every statement in it).
+                cursor.execute(sql, params or None, prepare=True)
                 rows = [tuple(row) for row in cursor.fetchall()] if cursor.description else []
                 columns = [column.name for column in cursor.description or ()]
             raw.rollback()

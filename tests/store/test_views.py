@@ -1,0 +1,138 @@
+"""The documented SQL views and the README cookbook queries, on each backend."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from msgflux.store import StateStore
+from store_testkit import execute, expected_value_hash, sql
+
+COLUMNS = {
+    "state_history": ["name", "version", "snapshot", "parent_version", "created_at", "message",
+                      "author", "metadata", "key_count"],
+    "state_values": ["name", "version", "key", "value", "value_type", "value_hash"],
+    "state_changes": ["name", "version", "key", "change", "old_value", "new_value"],
+    "state_tags": ["name", "tag", "version"],
+    "state_tag_history": ["name", "tag", "version", "previous_version", "moved_at", "author"],
+}
+
+
+@pytest.mark.parametrize("view", list(COLUMNS))
+def test_views_have_exactly_the_documented_columns(store: StateStore, view: str) -> None:
+    assert store.query(f"SELECT * FROM {view}").columns == COLUMNS[view]
+    store.save("p", {"x": 1})
+    store.save("p", {"x": 2})
+    store.tag("p", 1, "t")
+    assert store.query(f"SELECT * FROM {view}").columns == COLUMNS[view]
+
+
+def test_state_history(store: StateStore) -> None:
+    one = store.save("p", {"a": 1, "b": 2}, message="first", author="ana",
+                     metadata={"score": 0.5})
+    two = store.save("p", {"a": 1}, message="second")
+    rows = store.query("SELECT name, version, snapshot, parent_version, message, author, "
+                       "metadata, key_count FROM state_history ORDER BY version")
+    assert rows == [("p", 1, one.snapshot, None, "first", "ana", '{"score":0.5}', 2),
+                    ("p", 2, two.snapshot, 1, "second", None, "{}", 1)]
+
+
+def test_state_values_hold_raw_strings_and_canonical_json(store: StateStore) -> None:
+    state = {"s": "hi \"there\"", "i": 1, "f": 1.5, "b": True, "n": None,
+             "l": [1, "a", 2.0], "d": {"b": 1, "a": "é"}}
+    store.save("p", state)
+    rows = store.query("SELECT key, value, value_type, value_hash FROM state_values "
+                       "WHERE name = 'p' AND version = 1 ORDER BY key")
+    assert rows == sorted([
+        ("s", 'hi "there"', "str", expected_value_hash(state["s"])),
+        ("i", "1", "int", expected_value_hash(1)),
+        ("f", "1.5", "float", expected_value_hash(1.5)),
+        ("b", "true", "bool", expected_value_hash(True)),
+        ("n", "null", "null", expected_value_hash(None)),
+        ("l", '[1,"a",2.0]', "list", expected_value_hash([1, "a", 2.0])),
+        ("d", '{"a":"é","b":1}', "dict", expected_value_hash({"a": "é", "b": 1})),
+    ])
+
+
+def test_state_changes_against_the_parent(store: StateStore) -> None:
+    store.save("p", {"keep": 1, "change": "old", "drop": [1]})
+    store.save("p", {"keep": 1, "change": "new", "add": True})
+    rows = store.query("SELECT name, version, key, change, old_value, new_value "
+                       "FROM state_changes ORDER BY version, key")
+    assert rows == [
+        ("p", 1, "change", "added", None, "old"),
+        ("p", 1, "drop", "added", None, "[1]"),
+        ("p", 1, "keep", "added", None, "1"),
+        ("p", 2, "add", "added", None, "true"),
+        ("p", 2, "change", "changed", "old", "new"),
+        ("p", 2, "drop", "removed", "[1]", None),
+    ]
+
+
+def test_state_tags_and_state_tag_history(store: StateStore) -> None:
+    store.save("p", {"x": 1})
+    store.save("p", {"x": 2})
+    store.tag("p", 1, "production", author="ana")
+    store.tag("p", 2, "production", author="bo")
+    store.tag("p", 1, "staging")
+    store.untag("p", "staging", author="cy")
+    assert store.query("SELECT name, tag, version FROM state_tags") == [("p", "production", 2)]
+    rows = store.query("SELECT name, tag, version, previous_version, author "
+                       "FROM state_tag_history ORDER BY moved_at")
+    assert rows == [("p", "production", 1, None, "ana"), ("p", "production", 2, 1, "bo"),
+                    ("p", "staging", 1, None, None), ("p", "staging", None, 1, "cy")]
+
+
+# -- the README cookbook -----------------------------------------------------------------------
+
+def test_cookbook_best_scoring_version(store: StateStore) -> None:
+    store.save("pipeline", {"p": "a"}, metadata={"score": 0.71})
+    store.save("pipeline", {"p": "b"}, metadata={"score": 0.93})
+    store.save("pipeline", {"p": "c"})  # no score
+    store.save("pipeline", {"p": "d"}, metadata={"score": 0.78})
+    store.save("other", {"p": "e"}, metadata={"score": 0.99})
+    if store.dialect == "sqlite":
+        query = ("SELECT version, json_extract(metadata, '$.score') AS score FROM state_history "
+                 "WHERE name = ? ORDER BY score DESC LIMIT 1")
+    else:
+        query = ("SELECT version, (metadata::jsonb->>'score')::float AS score "
+                 "FROM state_history WHERE name = %s ORDER BY score DESC NULLS LAST LIMIT 1")
+    assert store.query(query, ("pipeline",)) == [(2, 0.93)]
+
+
+def test_cookbook_evolution_of_one_key(store: StateStore) -> None:
+    store.save("pipeline", {"analyzer.instructions": "Be helpful.", "k": 1})
+    store.save("pipeline", {"analyzer.instructions": "Be brief.", "k": 1})
+    store.save("pipeline", {"analyzer.instructions": "Be brief.", "k": 2})
+    rows = store.query(sql(store, "SELECT version, value FROM state_values "
+                                  "WHERE name = ? AND key = ? ORDER BY version"),
+                       ("pipeline", "analyzer.instructions"))
+    assert rows == [(1, "Be helpful."), (2, "Be brief."), (3, "Be brief.")]
+
+
+def test_cookbook_who_changed_what_in_the_last_7_days(store: StateStore,
+                                                      db: sa.Engine) -> None:
+    store.save("pipeline", {"a": 1, "b": 1}, author="old-timer")
+    store.save("pipeline", {"a": 2, "b": 1}, author="ana")
+    store.save("pipeline", {"a": 2, "b": 3}, author="bo")
+    execute(db, "UPDATE versions SET created_at = :when WHERE number = 1",
+            {"when": datetime.now(timezone.utc) - timedelta(days=30)})
+    if store.dialect == "sqlite":
+        recent = "h.created_at >= datetime('now', '-7 days')"
+    else:
+        recent = "h.created_at >= now() - interval '7 days'"
+    rows = store.query(
+        "SELECT h.author, c.name, c.version, c.key, c.change FROM state_changes c "
+        "JOIN state_history h ON h.name = c.name AND h.version = c.version "
+        f"WHERE {recent} ORDER BY c.version, c.key")
+    assert rows == [("ana", "pipeline", 2, "a", "changed"), ("bo", "pipeline", 3, "b", "changed")]
+
+
+def test_cookbook_keys_changed_most_often(store: StateStore) -> None:
+    for step in range(4):
+        store.save("pipeline", {"prompt": f"v{step}", "top_k": step // 2, "fixed": 0})
+    rows = store.query(sql(store, "SELECT key, count(*) AS changes FROM state_changes "
+                                  "WHERE name = ? AND change = 'changed' "
+                                  "GROUP BY key ORDER BY changes DESC, key"), ("pipeline",))
+    assert rows == [("prompt", 3), ("top_k", 1)]
