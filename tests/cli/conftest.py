@@ -1,0 +1,108 @@
+"""Helpers for the command-line tests: run ``msgflux-store`` in a subprocess.
+
+Every test runs the real program (``python -m msgflux.store``) the way a user
+or a script would, with a clean environment: no ``NO_COLOR``, no
+``MSGFLUX_STORE``, stdout and stderr piped (so: no colour, no spinner).
+Subprocesses are slow (~0.4 s each), so tests group their checks per call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_DROPPED = ("NO_COLOR", "FORCE_COLOR", "MSGFLUX_STORE", "COLUMNS", "TERM")
+
+
+@dataclass
+class Result:
+    """What a run printed and returned."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+Run = Callable[..., Result]
+
+
+def run_cli(*args: str, db: str | None = None, env: dict[str, str] | None = None,
+            cwd: str | Path | None = None, program: list[str] | None = None) -> Result:
+    """Run ``msgflux-store [--db DB] ARGS...`` and capture its output."""
+    environment = {key: value for key, value in os.environ.items() if key not in _DROPPED}
+    environment.update(env or {})
+    command = (program or [sys.executable, "-m", "msgflux.store"])
+    command = [*command, *(["--db", db] if db is not None else []), *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, encoding="utf-8",
+                          env=environment, cwd=cwd, timeout=120)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def run_all(calls: Sequence[Sequence[str]], **options: Any) -> list[Result]:
+    """Run independent command lines at once (each its own process); results in order."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda args: run_cli(*args, **options), calls))
+
+
+@pytest.fixture
+def cli() -> Run:
+    """``cli(*args, db=..., env=...)``: run the command line once."""
+    return run_cli
+
+
+@pytest.fixture
+def cli_all() -> Callable[..., list[Result]]:
+    """``cli_all([args, args, ...], db=...)``: run independent command lines concurrently."""
+    return run_all
+
+
+def build_history(target: str) -> None:
+    """A small history: 'pipeline' v1..v3 (tag production -> 2), 'experiment' v1."""
+    from msgflux.store import StateStore
+
+    with StateStore(target) as store:
+        store.save("pipeline", {"analyzer.instructions": "Be helpful and concise.",
+                                "analyzer.temperature": 0.2},
+                   message="baseline", author="ana", metadata={"score": 0.71})
+        store.save("pipeline", {"analyzer.instructions": "Be very helpful and concise.",
+                                "analyzer.temperature": 0.2, "retriever.k": 4},
+                   message="shorter prompt", author="ana", metadata={"score": 0.78})
+        store.save("pipeline", {"analyzer.instructions": "Be very helpful and brief.",
+                                "retriever.k": 4},
+                   message="drop temperature", author="bo", metadata={"score": 0.74})
+        store.tag("pipeline", 2, "production")
+        store.save("experiment", {"analyzer.instructions": "Think step by step.",
+                                  "retriever.k": 8}, message="idea")
+
+
+@pytest.fixture
+def make_history() -> Callable[[str], None]:
+    """``make_history(target)``: write :func:`build_history` into a store."""
+    return build_history
+
+
+@pytest.fixture
+def history(store_url: str) -> str:
+    """A store (SQLite file or PostgreSQL schema) holding :func:`build_history`."""
+    build_history(store_url)
+    return store_url
+
+
+@pytest.fixture
+def sqlite_history(tmp_path: Path) -> str:
+    """:func:`build_history` in a SQLite file only (for checks that don't depend on the backend)."""
+    target = str(tmp_path / "history.db")
+    build_history(target)
+    return target
