@@ -19,7 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
-from msgflux.store.engine import write_transaction
+from msgflux.store.engine import read_transaction, write_transaction
 from msgflux.store.errors import SchemaError
 
 __all__ = ["head_revision", "current_revision", "upgrade", "alembic_config"]
@@ -68,14 +68,24 @@ def upgrade(engine: Engine, *, lock_timeout: float) -> tuple[str | None, str]:
     Raises :class:`SchemaError` for an unknown (newer) revision.
     """
     where = _describe(engine)
+    head = head_revision()
+
+    # Fast path, taking no write lock: opening a store that is already at head
+    # (every open but the first after an upgrade) must not queue behind a
+    # long-running writer, and an unknown revision is refused without ever
+    # starting a write transaction.
+    before = read_transaction(engine, f"reading the schema revision of {where}",
+                              current_revision)
+    _check_known(before, where)
+    if before == head:
+        return before, head
 
     def work(connection: Connection) -> tuple[str | None, str]:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                {"key": _PG_MIGRATION_LOCK})
-        before = current_revision(connection)
+        before = current_revision(connection)  # again: another process may have upgraded
         _check_known(before, where)
-        head = head_revision()
         if before != head:
             config = alembic_config()
             config.attributes["connection"] = connection
