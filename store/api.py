@@ -14,13 +14,13 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Connection, Row, and_, delete, insert, select, update
 from sqlalchemy.engine import URL
 
-from msgflux._values import check_state_dict, check_value
+from msgflux._values import check_state_dict
 from msgflux.errors import StateValueError
 from msgflux.store import bundle as _bundle
 from msgflux.store import schema as t
@@ -50,8 +50,15 @@ from msgflux.store.types import (
     QueryResult,
     StateDiff,
     TagEvent,
-    Version,
     VerifyReport,
+    Version,
+)
+from msgflux.store.validation import (
+    check_key,
+    check_label,
+    check_tag,
+    check_text,
+    metadata_text,
 )
 
 if TYPE_CHECKING:
@@ -70,84 +77,21 @@ class _Unset:
 
 _UNSET: Final = _Unset()
 _MAX_NUMBER = 2**31 - 1
-_MAX_LABEL = 200
-# Keys are indexed; PostgreSQL's b-tree entries hold about 2.7 KB, and the same
-# limit applies on every backend so a history can move between them.
-_MAX_KEY_BYTES = 1024
 _HEX = re.compile(r"[0-9a-f]{4,64}")
 _CHUNK = 500
 _HASH_CACHE_SIZE = 65_536
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _utc(moment: datetime) -> datetime:
     # SQLite hands back naive datetimes; they were written in UTC. PostgreSQL hands
     # back the session's time zone, which need not be UTC.
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
-def _check_label(kind: str, label: Any) -> str:
-    if not isinstance(label, str) or not label or label != label.strip():
-        raise InvalidInputError(
-            f"{kind} {label!r} is not allowed: a {kind} is a non-empty string without "
-            "leading or trailing spaces"
-        )
-    if len(label) > _MAX_LABEL or any(ord(char) < 32 or char == "\x7f" for char in label):
-        raise InvalidInputError(
-            f"{kind} {label[:40]!r} is not allowed: at most {_MAX_LABEL} characters and no "
-            "control characters"
-        )
-    if ":" in label:
-        raise InvalidInputError(f"{kind} {label!r} is not allowed: ':' separates NAME:VERSION")
-    try:
-        label.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise InvalidInputError(f"{kind} {label!r} is not valid Unicode text ({error.reason})"
-                                ) from None
-    return label
-
-
-def _check_tag(tag: Any) -> str:
-    _check_label("tag", tag)
-    if tag in ("latest", "head") or tag.isdigit():
-        raise InvalidInputError(
-            f"tag {tag!r} is not allowed: it would be read as a version number or 'latest'"
-        )
-    return tag
-
-
-def _check_text(kind: str, text: Any, *, optional: bool) -> str | None:
-    if text is None and optional:
-        return None
-    if not isinstance(text, str):
-        raise InvalidInputError(f"{kind} must be a string, not {type(text).__name__}")
-    if "\x00" in text:
-        raise InvalidInputError(f"{kind} contains a NUL character, which cannot be stored")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise InvalidInputError(f"{kind} is not valid Unicode text ({error.reason})") from None
-    return text
-
-
-def _metadata_text(metadata: Any) -> str:
-    if metadata is None:
-        return "{}"
-    if not isinstance(metadata, Mapping):
-        raise InvalidInputError(f"metadata must be a dict, not {type(metadata).__name__}")
-    metadata = dict(metadata)
-    try:
-        check_value("metadata", metadata)
-        text = canonical_json(metadata)
-        text.encode("utf-8")
-    except (StateValueError, UnicodeEncodeError) as error:
-        raise InvalidInputError(f"metadata refused: {error}") from None
-    return text
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def _ranges(numbers: Sequence[int]) -> str:
@@ -297,10 +241,10 @@ class StateStore:
 
             v = store.save("pipeline", module, message="shorter", metadata={"score": 0.78})
         """
-        _check_label("name", name)
-        _check_text("message", message, optional=False)
-        _check_text("author", author, optional=True)
-        meta = _metadata_text(metadata)
+        check_label("name", name)
+        check_text("message", message, optional=False)
+        check_text("author", author, optional=True)
+        meta = metadata_text(metadata)
         self._check_expected(expected_head, "expected_head")
         prepared = self._prepare(self._state_of(state))
 
@@ -337,10 +281,10 @@ class StateStore:
 
             store.rollback("pipeline", 1, message="revert")   # version 3 == version 1
         """
-        _check_label("name", name)
-        _check_text("message", message, optional=True)
-        _check_text("author", author, optional=True)
-        meta = _metadata_text(metadata)
+        check_label("name", name)
+        check_text("message", message, optional=True)
+        check_text("author", author, optional=True)
+        meta = metadata_text(metadata)
         self._check_expected(expected_head, "expected_head")
 
         def work(connection: Connection) -> Version:
@@ -387,11 +331,8 @@ class StateStore:
         encoded: dict[str, tuple[str, str]] = {}
         cache = self._hash_cache
         for key, value in state.items():
+            check_key(key)
             try:
-                if "\x00" in key:
-                    raise ValueError("NUL character")
-                if len(key.encode("utf-8")) > _MAX_KEY_BYTES:
-                    raise ValueError(f"keys are at most {_MAX_KEY_BYTES} bytes of UTF-8")
                 if type(value) is str:
                     digest = cache.get(value)
                     if digest is None:
@@ -411,7 +352,7 @@ class StateStore:
             hashes.append(digest)
             if digest not in encoded:
                 encoded[digest] = encode_value(value)
-        return _Prepared(keys, hashes, encoded, snapshot_hash(dict(zip(keys, hashes))))
+        return _Prepared(keys, hashes, encoded, snapshot_hash(dict(zip(keys, hashes, strict=True))))
 
     def _lock_name(self, connection: Connection, name: str, *, create: bool) -> tuple[int, int]:
         """Lock the name's row for this transaction; return ``(name_id, head)``."""
@@ -487,10 +428,11 @@ class StateStore:
         snapshot_id = int(connection.execute(insert(t.snapshots).values(
             hash=prepared.snapshot, key_count=len(prepared.keys), created_at=_now())
         ).inserted_primary_key[0])
+        pairs = zip(prepared.keys, prepared.hashes, strict=True)
         rows = [(snapshot_id, key, position, blob_ids[digest])
-                for position, (key, digest) in enumerate(zip(prepared.keys, prepared.hashes))]
-        if not rows:
-            pass  # an empty state dict: no entries (an empty executemany would misfire)
+                for position, (key, digest) in enumerate(pairs)]
+        if not rows:  # an empty state dict has no entries (an empty executemany misfires)
+            pass
         elif connection.dialect.name == "sqlite":
             # The hot path: hand the tuples straight to the driver's executemany
             # (SQLAlchemy's per-row bind processing doubled the cost at 500 keys).
@@ -561,7 +503,7 @@ class StateStore:
             VersionNotFound / NameNotFound: with what exists; InvalidInputError for a
             malformed reference.
         """
-        _check_label("name", name)
+        check_label("name", name)
 
         def work(connection: Connection) -> Version:
             name_id, head = self._name_row(connection, name)
@@ -579,7 +521,7 @@ class StateStore:
         Raises:
             NameNotFound: ``name`` has no history.
         """
-        _check_label("name", name)
+        check_label("name", name)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                                   or limit < 1):
             raise InvalidInputError(f"limit must be a positive integer, not {limit!r}")
@@ -635,7 +577,7 @@ class StateStore:
 
     def _load(self, name: str, ref: VersionRef,
               prefix: str | None) -> tuple[Version, dict[str, Any]]:
-        _check_label("name", name)
+        check_label("name", name)
         if prefix is not None and not isinstance(prefix, str):
             raise InvalidInputError(f"prefix must be a string, not {type(prefix).__name__}")
 
@@ -754,9 +696,9 @@ class StateStore:
 
             store.tag("pipeline", 2, "production")
         """
-        _check_label("name", name)
-        _check_tag(tag)
-        _check_text("author", author, optional=True)
+        check_label("name", name)
+        check_tag(tag)
+        check_text("author", author, optional=True)
         self._check_expected(expected, "expected")
 
         def work(connection: Connection) -> Version:
@@ -786,9 +728,9 @@ class StateStore:
         Raises:
             VersionNotFound: the tag does not exist; ConflictError (``expected``).
         """
-        _check_label("name", name)
-        _check_label("tag", tag)
-        _check_text("author", author, optional=True)
+        check_label("name", name)
+        check_label("tag", tag)
+        check_text("author", author, optional=True)
         self._check_expected(expected, "expected")
 
         def work(connection: Connection) -> int:
@@ -821,7 +763,7 @@ class StateStore:
         Raises:
             NameNotFound.
         """
-        _check_label("name", name)
+        check_label("name", name)
 
         def work(connection: Connection) -> dict[str, int]:
             name_id, _head = self._name_row(connection, name)
@@ -839,7 +781,7 @@ class StateStore:
         Raises:
             NameNotFound.
         """
-        _check_label("name", name)
+        check_label("name", name)
 
         def work(connection: Connection) -> list[TagEvent]:
             name_id, _head = self._name_row(connection, name)
@@ -896,7 +838,7 @@ class StateStore:
         Raises:
             NameNotFound; InvalidInputError if ``keep_last`` is not a positive integer.
         """
-        _check_label("name", name)
+        check_label("name", name)
         if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
             raise InvalidInputError(f"keep_last must be a positive integer, not {keep_last!r}")
 
@@ -1000,23 +942,13 @@ class StateStore:
         return other._import(self._bundle(names))
 
     def _bundle(self, names: Iterable[str] | None) -> dict[str, Any]:
-        wanted = None if names is None else [_check_label("name", name) for name in names]
+        wanted = None if names is None else [check_label("name", name) for name in names]
         return read_transaction(self._engine, "exporting",
                                 lambda connection: _bundle.export(connection, wanted,
                                                                   self._name_not_found))
 
     def _import(self, data: Any) -> dict[str, list[int]]:
-        try:
-            plan = _bundle.parse(data)
-            # A time that is valid in its own offset but past year 9999 in UTC
-            # would be stored and then be unreadable (export would fail).
-            for history in plan.names.values():
-                for record in [*history["versions"], *history["tag_history"]]:
-                    for field in ("created_at", "moved_at"):
-                        if field in record:
-                            record[field] = record[field].astimezone(timezone.utc)
-        except (UnicodeEncodeError, OverflowError) as error:
-            raise InvalidInputError(f"bundle refused: {error}") from None
+        plan = _bundle.parse(data)
         return write_transaction(
             self._engine, "importing", lambda connection: _bundle.apply(connection, plan, self),
             lock_timeout=self.lock_timeout)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -29,9 +29,10 @@ from sqlalchemy import Connection, insert, select, update
 from msgflux.store import schema as t
 from msgflux.store.errors import ConflictError, IntegrityError, InvalidInputError
 from msgflux.store.hashing import VALUE_TYPES, decode_value, snapshot_hash, value_hash
+from msgflux.store.validation import check_key, check_label, check_tag, check_text
 
 if TYPE_CHECKING:
-    from msgflux.store.api import StateStore, _Prepared
+    from msgflux.store.api import StateStore
 
 __all__ = ["FORMAT", "export", "parse", "apply"]
 
@@ -41,7 +42,7 @@ FORMAT_VERSION = 1
 
 def _iso(moment: datetime) -> str:
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.isoformat()
 
 
@@ -128,6 +129,7 @@ def parse(data: Any) -> _Plan:
     Raises:
         InvalidInputError: malformed structure. IntegrityError: a hash does not match.
     """
+
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InvalidInputError(f"not a msgflux-store bundle (expected format {FORMAT!r})")
     if data.get("format_version") != FORMAT_VERSION:
@@ -141,7 +143,7 @@ def parse(data: Any) -> _Plan:
             raise InvalidInputError(f"bundle value {digest[:12]} has unknown type {kind!r}")
         try:
             actual = value_hash(decode_value(kind, text))
-        except ValueError as error:
+        except (ValueError, UnicodeEncodeError) as error:
             raise IntegrityError(f"bundle value {digest[:12]} is unreadable: {error}") from None
         if actual != digest:
             raise IntegrityError(f"bundle value {digest[:12]} does not match its hash "
@@ -158,6 +160,7 @@ def parse(data: Any) -> _Plan:
         for key, value in pairs:
             if not key:
                 raise InvalidInputError(f"bundle snapshot {digest[:12]} has an empty key")
+            check_key(key)
             if value not in values:
                 raise IntegrityError(f"bundle snapshot {digest[:12]} key {key!r} refers to a "
                                      f"value {value[:12]} the bundle lacks")
@@ -170,6 +173,7 @@ def parse(data: Any) -> _Plan:
         snapshots[digest] = pairs
     names: dict[str, dict[str, Any]] = {}
     for name, history in _field(data, "names", dict, "").items():
+        check_label("name", name)
         where = f"names[{name!r}]"
         versions = []
         for index, record in enumerate(_field(history, "versions", list, where)):
@@ -183,6 +187,8 @@ def parse(data: Any) -> _Plan:
                 "author": _field(record, "author", str, at, optional=True),
                 "metadata": _field(record, "metadata", str, at),
             }
+            check_text(f"{at}.message", version["message"], optional=False)
+            check_text(f"{at}.author", version["author"], optional=True)
             if version["snapshot"] not in snapshots:
                 raise IntegrityError(f"bundle {at} refers to a snapshot the bundle lacks")
             try:
@@ -196,6 +202,8 @@ def parse(data: Any) -> _Plan:
                 raise InvalidInputError(f"bundle {at}.number must increase from 1")
             versions.append(version)
         tags = _field(history, "tags", dict, where)
+        for tag in tags:
+            check_tag(tag)
         numbers = {version["number"] for version in versions}
         for tag, number in tags.items():
             if not isinstance(number, int) or number not in numbers:
@@ -210,6 +218,8 @@ def parse(data: Any) -> _Plan:
                 "moved_at": _parse_time(_field(record, "moved_at", str, at), at),
                 "author": _field(record, "author", str, at, optional=True),
             })
+            check_label("tag", events[-1]["tag"])
+            check_text(f"{at}.author", events[-1]["author"], optional=True)
         names[name] = {"versions": versions, "tags": tags, "tag_history": events}
     return _Plan(names, snapshots, values)
 
@@ -217,9 +227,12 @@ def parse(data: Any) -> _Plan:
 def _parse_time(text: str, where: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        # Stored in UTC: a time valid in its own offset but past year 9999 in
+        # UTC could be written and then never read back.
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(
+            UTC)
+    except (ValueError, OverflowError):
         raise InvalidInputError(f"bundle {where} has a malformed time {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def apply(connection: Connection, plan: _Plan, store: StateStore) -> dict[str, list[int]]:
@@ -228,13 +241,10 @@ def apply(connection: Connection, plan: _Plan, store: StateStore) -> dict[str, l
     Raises :class:`ConflictError` (the whole transaction rolls back) when a
     name's history here and in the plan disagree on a shared version number.
     """
-    from msgflux.store.api import _check_label, _check_tag, _Prepared
+    from msgflux.store.api import _Prepared
 
     copied: dict[str, list[int]] = {}
     for name, history in plan.names.items():
-        _check_label("name", name)
-        for tag in history["tags"]:
-            _check_tag(tag)
         incoming = history["versions"]
         if not incoming:
             copied[name] = []

@@ -26,9 +26,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-from msgflux.store.errors import NameNotFound, StoreError
-
 from msgflux.errors import MsgfluxError
+from msgflux.store.errors import NameNotFound, StoreError
 
 __all__ = ["EXIT_DIFFERENT", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -381,8 +380,9 @@ _WORD_STYLES = {"removed": "bold white on red", "added": "bold black on green"}
 
 
 def _print_coloured_diff(out: _Output, diff: Any) -> None:
-    from msgflux.store.report import classify_lines
     from rich.text import Text
+
+    from msgflux.store.report import classify_lines
 
     if not diff:
         out.console.print(Text(str(diff), style="dim"))

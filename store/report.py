@@ -250,7 +250,7 @@ def render_report(store: StateStore, name: str) -> str:
         _timeline(versions, diffs),
         "<section id=\"changes\">\n<h2>Changes</h2>\n",
     ]
-    for version, diff in zip(reversed(versions), reversed(diffs)):
+    for version, diff in zip(reversed(versions), reversed(diffs), strict=True):
         parts.append(_version_section(version, diff))
     parts.append("</section>\n</main>\n</body>\n</html>\n")
     return "".join(parts)
@@ -275,7 +275,7 @@ def _time(moment: datetime) -> str:
 
 def _timeline(versions: list[Version], diffs: list[StateDiff]) -> str:
     rows = []
-    for version, diff in zip(reversed(versions), reversed(diffs)):
+    for version, diff in zip(reversed(versions), reversed(diffs), strict=True):
         counts = " ".join(f"<span class=\"{kind}\">{sign}{count}</span>" for kind, sign, count in (
             ("added", "+", len(diff.added)), ("removed", "\u2212", len(diff.removed)),
             ("changed", "~", len(diff.changed))) if count)

@@ -1,7 +1,7 @@
 """PyTorch-style state for LLM pipelines: ``Module``, ``Parameter`` and containers."""
 
-from msgflux.nn.modules._hooks import RemovableHandle
 from msgflux.errors import ModuleRegistrationError
+from msgflux.nn.modules._hooks import RemovableHandle
 from msgflux.nn.modules.container import ModuleDict, ModuleList, Sequential
 from msgflux.nn.modules.module import Module
 from msgflux.nn.parameter import Parameter

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from msgflux.nn.modules._hooks import ForwardHooksMixin, RemovableHandle
 from msgflux.errors import ModuleRegistrationError
+from msgflux.nn.modules._hooks import ForwardHooksMixin, RemovableHandle
 from msgflux.nn.modules._registration import RegistrationMixin
 from msgflux.nn.modules._state import StateMixin, _IncompatibleKeys
 from msgflux.nn.modules._traversal import TraversalMixin
