@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from msgflux.store import SchemaError, StateStore
-from msgflux.store.migrate import alembic_config, head_revision
+from msgflux.store.migrate import SCHEMA_HEAD, alembic_config, head_revision
 from msgflux.store.schema import metadata
 from sqlalchemy.pool import NullPool
 from store_testkit import TABLES, VIEWS, dump, expected_snapshot, expected_value_hash
@@ -48,9 +48,9 @@ def _relations(engine: sa.Engine) -> set[str]:
     return set(inspector.get_table_names()) | set(inspector.get_view_names())
 
 
-def test_the_migrations_have_a_single_head() -> None:
+def test_the_migrations_have_a_single_head_which_the_package_names() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == [head_revision()]
+    assert script.get_heads() == [head_revision()] == [SCHEMA_HEAD]
     assert [r.revision for r in script.walk_revisions()][-1] == "0001"
 
 
