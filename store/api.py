@@ -15,13 +15,14 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from sqlalchemy import Connection, Row, and_, delete, insert, select, update
 from sqlalchemy.engine import URL
 
 from msgflux._values import check_state_dict
 from msgflux.errors import StateValueError
+from msgflux.store import _sql
 from msgflux.store import bundle as _bundle
 from msgflux.store import schema as t
 from msgflux.store.engine import (
@@ -107,6 +108,27 @@ def _ranges(numbers: Sequence[int]) -> str:
     if start is not None:
         parts.append(str(start) if start == previous else f"{start}..{previous}")
     return ", ".join(parts)
+
+
+class _Head(NamedTuple):
+    """A name's row and its head version, read under the name's lock."""
+
+    name_id: int
+    head: int  # the last number handed out
+    number: int | None  # the head version (None for a new name)
+    snapshot_id: int | None
+    snapshot: str | None
+
+
+def _plain_number(ref: Any) -> int | None:
+    """``ref`` as a version number (0 for "latest"), or None if it needs the full resolver."""
+    if isinstance(ref, bool):
+        return None
+    if isinstance(ref, int):
+        return ref if 1 <= ref <= _MAX_NUMBER else None
+    if ref == "latest":
+        return 0
+    return None
 
 
 @dataclass(frozen=True)
@@ -249,8 +271,8 @@ class StateStore:
         prepared = self._prepare(self._state_of(state))
 
         def work(connection: Connection) -> tuple[Version, _BlobMap | None]:
-            name_id, head = self._lock_name(connection, name, create=True)
-            return self._append(connection, name, name_id, head, prepared, message=message,
+            head = self._lock_head(connection, name, create=True)
+            return self._append(connection, name, head, prepared, message=message,
                                 author=author, metadata=meta, expected_head=expected_head)
 
         version, blob_map = write_transaction(self._engine, f"saving {name!r}", work,
@@ -288,10 +310,10 @@ class StateStore:
         self._check_expected(expected_head, "expected_head")
 
         def work(connection: Connection) -> Version:
-            name_id, head = self._lock_name(connection, name, create=False)
-            target = self._resolve(connection, name, name_id, head, ref)
+            head = self._lock_head(connection, name, create=False)
+            target = self._resolve(connection, name, head.name_id, head.head, ref)
             prepared = self._stored_snapshot(connection, target.snapshot)
-            return self._append(connection, name, name_id, head, prepared,
+            return self._append(connection, name, head, prepared,
                                 message=message if message is not None
                                 else f"rollback to version {target.number}",
                                 author=author, metadata=meta, expected_head=expected_head)[0]
@@ -354,45 +376,50 @@ class StateStore:
                 encoded[digest] = encode_value(value)
         return _Prepared(keys, hashes, encoded, snapshot_hash(dict(zip(keys, hashes, strict=True))))
 
-    def _lock_name(self, connection: Connection, name: str, *, create: bool) -> tuple[int, int]:
-        """Lock the name's row for this transaction; return ``(name_id, head)``."""
-        query = select(t.names.c.id, t.names.c.head).where(t.names.c.name == name)
-        row = connection.execute(query.with_for_update()).first()
+    def _lock_head(self, connection: Connection, name: str, *, create: bool) -> _Head:
+        """Lock the name's row for this transaction; return it with its head version."""
+        row = _sql.run(connection, "name_head", (name,)).first()
         if row is None:
             if not create:
                 raise self._name_not_found(connection, name)
-            connection.execute(insert(t.names).values(name=name, head=0, created_at=_now()))
-            row = connection.execute(query.with_for_update()).one()
-        return int(row.id), int(row.head)
+            _sql.run(connection, "insert_name", (name, _sql.time_param(connection, _now())))
+            row = _sql.run(connection, "name_head", (name,)).one()
+        return _Head(*row)
 
-    def _append(self, connection: Connection, name: str, name_id: int, head: int,
-                prepared: _Prepared, *, message: str, author: str | None, metadata: str,
+    def _lock_name(self, connection: Connection, name: str, *, create: bool) -> tuple[int, int]:
+        """Lock the name's row for this transaction; return ``(name_id, head)``."""
+        head = self._lock_head(connection, name, create=create)
+        return head.name_id, head.head
+
+    def _append(self, connection: Connection, name: str, head: _Head, prepared: _Prepared, *,
+                message: str, author: str | None, metadata: str,
                 expected_head: int | None | _Unset) -> tuple[Version, _BlobMap | None]:
-        """Append ``prepared`` as version ``head + 1``; return it and the blob ids it used."""
-        current = self._head_row(connection, name_id, head)
-        current_number = current.number if current is not None else None
-        if expected_head is not _UNSET and expected_head != current_number:
+        """Append ``prepared`` after ``head``; return the version and the blob ids it used."""
+        current = head.number
+        if expected_head is not _UNSET and expected_head != current:
             raise ConflictError(
-                f"{name!r} is at version {current_number}, not {expected_head} "
+                f"{name!r} is at version {current}, not {expected_head} "
                 "(expected_head): someone saved in between; load the latest and retry"
             )
-        if current is not None and current.snapshot == prepared.snapshot:
-            return self._version(connection, name, current), None
+        if current is not None and head.snapshot == prepared.snapshot:
+            return self._version(connection, name, self._version_rows(
+                connection, head.name_id, number=current).one()), None
         known: Mapping[str, int] = {}
-        if current is not None:
+        if head.snapshot_id is not None:
             cached = self._blob_cache.get(name)
-            if cached is not None and cached.snapshot_id == current.snapshot_id:
+            if cached is not None and cached.snapshot_id == head.snapshot_id:
                 known = cached.blob_ids
             else:
-                known = self._snapshot_blob_ids(connection, current.snapshot_id)
+                known = dict(_sql.run(connection, "snapshot_blob_ids",
+                                      (head.snapshot_id,)).tuples().all())
         snapshot_id, blob_ids = self._store_snapshot(connection, prepared, known)
-        number, created_at = head + 1, _now()
-        connection.execute(insert(t.versions).values(
-            name_id=name_id, number=number, snapshot_id=snapshot_id, parent=current_number,
-            created_at=created_at, message=message, author=author, metadata=metadata))
-        connection.execute(update(t.names).where(t.names.c.id == name_id).values(head=number))
+        number, created_at = head.head + 1, _now()
+        _sql.run(connection, "insert_version", (
+            head.name_id, number, snapshot_id, current, _sql.time_param(connection, created_at),
+            message, author, metadata))
+        _sql.run(connection, "set_head", (number, head.name_id))
         version = Version(name=name, number=number, snapshot=prepared.snapshot,
-                          parent=current_number, created_at=created_at, message=message,
+                          parent=current, created_at=created_at, message=message,
                           author=author, metadata=json.loads(metadata), tags=())
         return version, _BlobMap(snapshot_id, blob_ids) if blob_ids is not None else None
 
@@ -403,13 +430,6 @@ class StateStore:
                 self._blob_cache.clear()
             self._blob_cache[name] = blob_map
 
-    @staticmethod
-    def _snapshot_blob_ids(connection: Connection, snapshot_id: int) -> dict[str, int]:
-        return dict(connection.execute(
-            select(t.blobs.c.hash, t.blobs.c.id)
-            .join(t.entries, t.entries.c.blob_id == t.blobs.c.id)
-            .where(t.entries.c.snapshot_id == snapshot_id)).tuples().all())
-
     def _store_snapshot(self, connection: Connection, prepared: _Prepared,
                         known: Mapping[str, int] | None = None
                         ) -> tuple[int, dict[str, int] | None]:
@@ -419,27 +439,18 @@ class StateStore:
         transaction (the parent's values): a one-key change then looks up and
         inserts one value, not every value.
         """
-        existing = connection.execute(
-            select(t.snapshots.c.id).where(t.snapshots.c.hash == prepared.snapshot)
-        ).scalar()
+        existing = _sql.run(connection, "snapshot_id", (prepared.snapshot,)).scalar()
         if existing is not None:
             return int(existing), None
         blob_ids = self._store_blobs(connection, prepared.encoded, known or {})
-        snapshot_id = int(connection.execute(insert(t.snapshots).values(
-            hash=prepared.snapshot, key_count=len(prepared.keys), created_at=_now())
-        ).inserted_primary_key[0])
+        snapshot_id = int(_sql.run(connection, "insert_snapshot", (
+            prepared.snapshot, len(prepared.keys), _sql.time_param(connection, _now()))).scalar())
         pairs = zip(prepared.keys, prepared.hashes, strict=True)
         rows = [(snapshot_id, key, position, blob_ids[digest])
                 for position, (key, digest) in enumerate(pairs)]
-        if not rows:  # an empty state dict has no entries (an empty executemany misfires)
-            pass
-        elif connection.dialect.name == "sqlite":
-            # The hot path: hand the tuples straight to the driver's executemany
-            # (SQLAlchemy's per-row bind processing doubled the cost at 500 keys).
-            connection.exec_driver_sql(
-                "INSERT INTO entries (snapshot_id, key, position, blob_id) VALUES (?, ?, ?, ?)",
-                rows)
-        else:
+        if connection.dialect.name == "sqlite" or not rows:
+            _sql.run_many(connection, "insert_entry", rows)
+        else:  # one multi-row INSERT per batch instead of a round trip per row
             connection.execute(insert(t.entries), [
                 {"snapshot_id": row[0], "key": row[1], "position": row[2], "blob_id": row[3]}
                 for row in rows])
@@ -453,31 +464,17 @@ class StateStore:
             ids.update(self._blob_ids(connection, unknown))
         missing = [digest for digest in encoded if digest not in ids]
         if missing:
-            rows = [{"hash": digest, "value_type": encoded[digest][0], "text": encoded[digest][1]}
-                    for digest in missing]
-            connection.execute(self._insert_ignore(connection, t.blobs), rows)
+            _sql.run_many(connection, "insert_blob",
+                          [(digest, *encoded[digest]) for digest in missing])
             ids.update(self._blob_ids(connection, missing))
         return ids
 
-    def _blob_ids(self, connection: Connection, digests: list[str]) -> dict[str, int]:
+    @staticmethod
+    def _blob_ids(connection: Connection, digests: list[str]) -> dict[str, int]:
         ids: dict[str, int] = {}
         for start in range(0, len(digests), _CHUNK):
-            chunk = digests[start:start + _CHUNK]
-            query = select(t.blobs.c.hash, t.blobs.c.id).where(t.blobs.c.hash.in_(chunk))
-            if connection.dialect.name == "postgresql":
-                query = query.with_for_update(read=True)  # a concurrent gc must not drop them
-            ids.update(connection.execute(query).tuples().all())
+            ids.update(_sql.blob_ids(connection, digests[start:start + _CHUNK]))
         return ids
-
-    @staticmethod
-    def _insert_ignore(connection: Connection, table: Any) -> Any:
-        if connection.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        # Only a concurrent insert of the same hash is expected; any other
-        # conflict must fail loudly.
-        return dialect_insert(table).on_conflict_do_nothing(index_elements=["hash"])
 
     def _stored_snapshot(self, connection: Connection, snapshot: str) -> _Prepared:
         rows = connection.execute(
@@ -573,7 +570,22 @@ class StateStore:
         Raises:
             VersionNotFound / NameNotFound, InvalidInputError (bad reference).
         """
-        return self._load(name, ref, prefix)[1]
+        check_label("name", name)
+        number = _plain_number(ref)
+        if number is not None and (prefix is None or isinstance(prefix, str)):
+            # The common case (a number or "latest"): two indexed queries, no Version.
+            def work(connection: Connection) -> dict[str, Any] | None:
+                if number == 0:
+                    found = _sql.run(connection, "head_snapshot", (name,)).scalar()
+                else:
+                    found = _sql.run(connection, "version_snapshot", (name, number)).scalar()
+                return None if found is None else self._content(connection, found)
+
+            state = read_transaction(self._engine, f"loading {name!r}", work)
+            if state is not None:
+                return {key: value for key, value in state.items()
+                        if key.startswith(prefix)} if prefix else state
+        return self._load(name, ref, prefix)[1]  # references by tag or hash; every error
 
     def _load(self, name: str, ref: VersionRef,
               prefix: str | None) -> tuple[Version, dict[str, Any]]:
@@ -593,12 +605,7 @@ class StateStore:
 
     @staticmethod
     def _content(connection: Connection, snapshot_id: int) -> dict[str, Any]:
-        rows = connection.execute(
-            select(t.entries.c.key, t.blobs.c.value_type, t.blobs.c.text)
-            .join(t.blobs, t.blobs.c.id == t.entries.c.blob_id)
-            .where(t.entries.c.snapshot_id == snapshot_id)
-            .order_by(t.entries.c.position)
-        ).tuples()
+        rows = _sql.run(connection, "content", (snapshot_id,)).tuples().all()
         return {key: decode_value(kind, text) for key, kind, text in rows}
 
     def load_into(self, module: Module, name: str, ref: VersionRef = "latest", *,
@@ -980,11 +987,6 @@ class StateStore:
     def _version_rows(self, connection: Connection, name_id: int, *, number: int) -> Any:
         return connection.execute(self._version_query(name_id)
                                   .where(t.versions.c.number == number))
-
-    def _head_row(self, connection: Connection, name_id: int, head: int) -> Row[Any] | None:
-        if head == 0:
-            return None
-        return self._version_rows(connection, name_id, number=head).first()
 
     @staticmethod
     def _tags_by_version(connection: Connection, name_id: int) -> dict[int, list[str]]:
