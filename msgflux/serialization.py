@@ -203,6 +203,8 @@ def _decode_toml(text: str, source: Path) -> Any:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise SerializationError(f"cannot load {source}: malformed TOML: {error}") from None
+    except RecursionError:
+        raise SerializationError(f"cannot load {source}: the TOML is nested too deeply") from None
 
 
 def _decode_json(text: str, source: Path) -> Any:

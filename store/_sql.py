@@ -1,11 +1,15 @@
-"""The statements on the save and load paths, as plain SQL run through ``exec_driver_sql``.
+"""The statements on the save and load paths, run on the pooled connection's DB-API cursor.
 
 Why not SQLAlchemy expressions here: building and compiling a ``select()``
-per call cost about 120 microseconds, half of a 50-key save
+per call, then wrapping its result, was most of a 50-key save and load
 (``benchmarks/README.md``). These statements are written once, in SQL that
 SQLite and PostgreSQL both accept, with ``?`` placeholders rewritten to the
-driver's ``%s`` for psycopg; SQLAlchemy still owns the connection pool, the
-transaction, error wrapping and retries. Everything else uses Core.
+driver's ``%s`` for psycopg, and run on the cursor of the connection that
+SQLAlchemy checked out: SQLAlchemy still owns the pool and the transaction
+(BEGIN IMMEDIATE, commit, rollback), and driver errors are wrapped in
+SQLAlchemy's ``DBAPIError`` exactly as its own execution would, so the
+retry and error translation in ``engine.py`` see no difference. Everything
+else in the store uses Core.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, exc
 
 # "{lock}" becomes a row lock on PostgreSQL; SQLite has none (BEGIN IMMEDIATE
 # already holds the database's write lock).
@@ -42,13 +46,18 @@ _STATEMENTS = {
                               author, metadata)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
     "set_head": "UPDATE names SET head = ? WHERE id = ?",
-    "version_snapshot": """
-        SELECT v.snapshot_id FROM names n JOIN versions v ON v.name_id = n.id
-        WHERE n.name = ? AND v.number = ?""",
-    "head_snapshot": """
-        SELECT v.snapshot_id FROM names n JOIN versions v
-          ON v.name_id = n.id AND v.number = n.head
-        WHERE n.name = ?""",
+    "content_of_number": """
+        SELECT e.key, b.value_type, b.text FROM names n
+        JOIN versions v ON v.name_id = n.id AND v.number = ?
+        JOIN entries e ON e.snapshot_id = v.snapshot_id
+        JOIN blobs b ON b.id = e.blob_id
+        WHERE n.name = ? ORDER BY e.position""",
+    "content_of_head": """
+        SELECT e.key, b.value_type, b.text FROM names n
+        JOIN versions v ON v.name_id = n.id AND v.number = n.head
+        JOIN entries e ON e.snapshot_id = v.snapshot_id
+        JOIN blobs b ON b.id = e.blob_id
+        WHERE n.name = ? ORDER BY e.position""",
     "content": """
         SELECT e.key, b.value_type, b.text FROM entries e JOIN blobs b ON b.id = e.blob_id
         WHERE e.snapshot_id = ? ORDER BY e.position""",
@@ -72,23 +81,67 @@ _BY_DIALECT = {dialect: {name: _for(dialect, sql) for name, sql in _STATEMENTS.i
                for dialect in _LOCKS}
 
 
-def run(connection: Connection, statement: str, params: Sequence[Any]) -> Any:
-    """Execute one named statement with positional ``params``; return the result."""
-    return connection.exec_driver_sql(_BY_DIALECT[connection.dialect.name][statement],
-                                      tuple(params))
+def _cursor_call(connection: Connection, sql: str, params: Any, many: bool) -> Any:
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None
+    cursor = dbapi_connection.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+    except connection.dialect.loaded_dbapi.Error as error:
+        disconnected = connection.dialect.is_disconnect(error, dbapi_connection, cursor)
+        if disconnected:
+            connection.invalidate(error)
+        raise exc.DBAPIError.instance(
+            sql, params, error, connection.dialect.loaded_dbapi.Error,
+            connection_invalidated=disconnected, dialect=connection.dialect) from error
+    return cursor
 
 
-def run_many(connection: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
+def _sql(connection: Connection, statement: str) -> str:
+    return _BY_DIALECT[connection.dialect.name][statement]
+
+
+def fetch_all(connection: Connection, statement: str, params: Sequence[Any]) -> list[Any]:
+    """Execute one named statement and return every row as a tuple."""
+    cursor = _cursor_call(connection, _sql(connection, statement), tuple(params), many=False)
+    try:
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def fetch_one(connection: Connection, statement: str, params: Sequence[Any]) -> Any:
+    """Execute one named statement and return its first row, or ``None``."""
+    cursor = _cursor_call(connection, _sql(connection, statement), tuple(params), many=False)
+    try:
+        return cursor.fetchone()
+    finally:
+        cursor.close()
+
+
+def execute(connection: Connection, statement: str, params: Sequence[Any]) -> None:
+    """Execute one named statement that returns no rows."""
+    _cursor_call(connection, _sql(connection, statement), tuple(params), many=False).close()
+
+
+def execute_many(connection: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
     """Execute one named statement for every row (the driver's ``executemany``)."""
     if rows:  # an empty executemany misfires on some drivers
-        connection.exec_driver_sql(_BY_DIALECT[connection.dialect.name][statement], rows)
+        _cursor_call(connection, _sql(connection, statement), rows, many=True).close()
 
 
 def blob_ids(connection: Connection, digests: Sequence[str]) -> list[tuple[str, int]]:
     """``(hash, id)`` of the stored values among ``digests`` (at most a few hundred)."""
-    dialect = connection.dialect.name
-    sql = _for(dialect, _BLOB_IDS.replace("{marks}", ", ".join("?" * len(digests))))
-    return [tuple(row) for row in connection.exec_driver_sql(sql, tuple(digests))]  # type: ignore[misc]
+    sql = _for(connection.dialect.name,
+               _BLOB_IDS.replace("{marks}", ", ".join("?" * len(digests))))
+    cursor = _cursor_call(connection, sql, tuple(digests), many=False)
+    try:
+        return [(digest, blob_id) for digest, blob_id in cursor.fetchall()]
+    finally:
+        cursor.close()
 
 
 def time_param(connection: Connection, moment: datetime) -> Any:

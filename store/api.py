@@ -27,6 +27,7 @@ from msgflux.store import bundle as _bundle
 from msgflux.store import schema as t
 from msgflux.store.engine import (
     create_store_engine,
+    read_statement,
     read_transaction,
     resolve_url,
     run_readonly_query,
@@ -378,12 +379,12 @@ class StateStore:
 
     def _lock_head(self, connection: Connection, name: str, *, create: bool) -> _Head:
         """Lock the name's row for this transaction; return it with its head version."""
-        row = _sql.run(connection, "name_head", (name,)).first()
+        row = _sql.fetch_one(connection, "name_head", (name,))
         if row is None:
             if not create:
                 raise self._name_not_found(connection, name)
-            _sql.run(connection, "insert_name", (name, _sql.time_param(connection, _now())))
-            row = _sql.run(connection, "name_head", (name,)).one()
+            _sql.execute(connection, "insert_name", (name, _sql.time_param(connection, _now())))
+            row = _sql.fetch_one(connection, "name_head", (name,))
         return _Head(*row)
 
     def _lock_name(self, connection: Connection, name: str, *, create: bool) -> tuple[int, int]:
@@ -410,14 +411,14 @@ class StateStore:
             if cached is not None and cached.snapshot_id == head.snapshot_id:
                 known = cached.blob_ids
             else:
-                known = dict(_sql.run(connection, "snapshot_blob_ids",
-                                      (head.snapshot_id,)).tuples().all())
+                known = dict(_sql.fetch_all(connection, "snapshot_blob_ids",
+                                            (head.snapshot_id,)))
         snapshot_id, blob_ids = self._store_snapshot(connection, prepared, known)
         number, created_at = head.head + 1, _now()
-        _sql.run(connection, "insert_version", (
+        _sql.execute(connection, "insert_version", (
             head.name_id, number, snapshot_id, current, _sql.time_param(connection, created_at),
             message, author, metadata))
-        _sql.run(connection, "set_head", (number, head.name_id))
+        _sql.execute(connection, "set_head", (number, head.name_id))
         version = Version(name=name, number=number, snapshot=prepared.snapshot,
                           parent=current, created_at=created_at, message=message,
                           author=author, metadata=json.loads(metadata), tags=())
@@ -439,17 +440,17 @@ class StateStore:
         transaction (the parent's values): a one-key change then looks up and
         inserts one value, not every value.
         """
-        existing = _sql.run(connection, "snapshot_id", (prepared.snapshot,)).scalar()
+        existing = _sql.fetch_one(connection, "snapshot_id", (prepared.snapshot,))
         if existing is not None:
-            return int(existing), None
+            return int(existing[0]), None
         blob_ids = self._store_blobs(connection, prepared.encoded, known or {})
-        snapshot_id = int(_sql.run(connection, "insert_snapshot", (
-            prepared.snapshot, len(prepared.keys), _sql.time_param(connection, _now()))).scalar())
+        snapshot_id = int(_sql.fetch_one(connection, "insert_snapshot", (
+            prepared.snapshot, len(prepared.keys), _sql.time_param(connection, _now())))[0])
         pairs = zip(prepared.keys, prepared.hashes, strict=True)
         rows = [(snapshot_id, key, position, blob_ids[digest])
                 for position, (key, digest) in enumerate(pairs)]
         if connection.dialect.name == "sqlite" or not rows:
-            _sql.run_many(connection, "insert_entry", rows)
+            _sql.execute_many(connection, "insert_entry", rows)
         else:  # one multi-row INSERT per batch instead of a round trip per row
             connection.execute(insert(t.entries), [
                 {"snapshot_id": row[0], "key": row[1], "position": row[2], "blob_id": row[3]}
@@ -464,7 +465,7 @@ class StateStore:
             ids.update(self._blob_ids(connection, unknown))
         missing = [digest for digest in encoded if digest not in ids]
         if missing:
-            _sql.run_many(connection, "insert_blob",
+            _sql.execute_many(connection, "insert_blob",
                           [(digest, *encoded[digest]) for digest in missing])
             ids.update(self._blob_ids(connection, missing))
         return ids
@@ -573,18 +574,14 @@ class StateStore:
         check_label("name", name)
         number = _plain_number(ref)
         if number is not None and (prefix is None or isinstance(prefix, str)):
-            # The common case (a number or "latest"): two indexed queries, no Version.
-            def work(connection: Connection) -> dict[str, Any] | None:
-                if number == 0:
-                    found = _sql.run(connection, "head_snapshot", (name,)).scalar()
-                else:
-                    found = _sql.run(connection, "version_snapshot", (name, number)).scalar()
-                return None if found is None else self._content(connection, found)
-
-            state = read_transaction(self._engine, f"loading {name!r}", work)
-            if state is not None:
-                return {key: value for key, value in state.items()
-                        if key.startswith(prefix)} if prefix else state
+            # The common case (a number or "latest"): one indexed query, no Version.
+            statement, params = (("content_of_head", (name,)) if number == 0
+                                 else ("content_of_number", (number, name)))
+            rows = read_statement(self._engine, f"loading {name!r}",
+                                  lambda connection: _sql.fetch_all(connection, statement, params))
+            if rows:  # nothing: an unknown version (or an empty state), resolved below
+                return {key: text if kind == "str" else decode_value(kind, text)
+                        for key, kind, text in rows if not prefix or key.startswith(prefix)}
         return self._load(name, ref, prefix)[1]  # references by tag or hash; every error
 
     def _load(self, name: str, ref: VersionRef,
@@ -605,7 +602,7 @@ class StateStore:
 
     @staticmethod
     def _content(connection: Connection, snapshot_id: int) -> dict[str, Any]:
-        rows = _sql.run(connection, "content", (snapshot_id,)).tuples().all()
+        rows = _sql.fetch_all(connection, "content", (snapshot_id,))
         return {key: decode_value(kind, text) for key, kind, text in rows}
 
     def load_into(self, module: Module, name: str, ref: VersionRef = "latest", *,

@@ -28,7 +28,13 @@ from sqlalchemy import Connection, insert, select, update
 
 from msgflux.store import schema as t
 from msgflux.store.errors import ConflictError, IntegrityError, InvalidInputError
-from msgflux.store.hashing import VALUE_TYPES, decode_value, snapshot_hash, value_hash
+from msgflux.store.hashing import (
+    VALUE_TYPES,
+    decode_value,
+    encode_value,
+    snapshot_hash,
+    value_hash,
+)
 from msgflux.store.validation import check_key, check_label, check_tag, check_text
 
 if TYPE_CHECKING:
@@ -142,13 +148,15 @@ def parse(data: Any) -> _Plan:
         if kind not in VALUE_TYPES:
             raise InvalidInputError(f"bundle value {digest[:12]} has unknown type {kind!r}")
         try:
-            actual = value_hash(decode_value(kind, text))
-        except (ValueError, UnicodeEncodeError) as error:
+            value = decode_value(kind, text)
+            actual = value_hash(value)
+        except (ValueError, UnicodeEncodeError, RecursionError) as error:
             raise IntegrityError(f"bundle value {digest[:12]} is unreadable: {error}") from None
         if actual != digest:
             raise IntegrityError(f"bundle value {digest[:12]} does not match its hash "
                                  f"(content hashes to {actual[:12]})")
-        values[digest] = (kind, text)
+        # Store exactly what a save would: the raw string or the canonical JSON.
+        values[digest] = encode_value(value)
     snapshots: dict[str, list[tuple[str, str]]] = {}
     for digest, entries in _field(data, "snapshots", dict, "").items():
         if not isinstance(entries, list) or not all(

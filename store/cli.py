@@ -142,11 +142,11 @@ class _Output:
         )
 
     def line(self, text: str = "") -> None:
-        self.stream.write(text + "\n")
+        self.stream.write(_printable(text) + "\n")
 
     def dump(self, data: Any) -> None:
-        self.stream.write(json.dumps(data, indent=2, ensure_ascii=False,
-                                     default=_json_default) + "\n")
+        self.stream.write(_printable(json.dumps(data, indent=2, ensure_ascii=False,
+                                                default=_json_default)) + "\n")
 
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]],
               styles: Sequence[str | None] = ()) -> None:
@@ -161,6 +161,14 @@ class _Output:
         for row in rows:
             table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
         self.console.print(table)
+
+
+def _printable(text: str) -> str:
+    """``text`` with lone surrogates as ``?``: a file name that is not UTF-8 reaches argv as
+    surrogates (os.fsdecode), and echoing it must not fail after the work is done."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 @contextmanager
@@ -249,13 +257,18 @@ def _json_or_text(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+    except RecursionError:  # nested too deeply for the parser: neither JSON nor a plain text
+        raise CliError(f"the JSON value {text[:20]!r}... is nested too deeply") from None
 
 
 def _meta_pair(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {text!r}")
-    return key, _json_or_text(value)
+    try:
+        return key, _json_or_text(value)
+    except CliError as error:  # raised while parsing the command line: a usage error
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _metadata(args: argparse.Namespace) -> dict[str, Any] | None:

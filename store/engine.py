@@ -45,6 +45,7 @@ from msgflux.store.errors import (
 )
 
 __all__ = ["resolve_url", "create_store_engine", "write_transaction", "read_transaction",
+           "read_statement",
            "run_readonly_query", "translate_errors"]
 
 T = TypeVar("T")
@@ -143,8 +144,10 @@ def _configure_sqlite(engine: Engine, lock_timeout: float, synchronous: str) -> 
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        mode = "BEGIN IMMEDIATE" if connection.get_execution_options().get("_write") else "BEGIN"
-        connection.exec_driver_sql(mode)
+        options = connection.get_execution_options()
+        if options.get("_single_statement"):
+            return  # one SELECT in autocommit mode is already a consistent snapshot
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get("_write") else "BEGIN")
 
 
 def _is_lock_error(error: exc.DBAPIError) -> bool:
@@ -245,6 +248,12 @@ def read_transaction(engine: Engine, action: str, work: Callable[[Connection], T
     """Run ``work(connection)`` in one read transaction (a consistent snapshot)."""
     with translate_errors(action), engine.connect() as connection, connection.begin():
         return work(connection)
+
+
+def read_statement(engine: Engine, action: str, work: Callable[[Connection], T]) -> T:
+    """Run ``work(connection)``, which issues exactly one SELECT, without a ``BEGIN`` on SQLite."""
+    with translate_errors(action), engine.connect() as connection:
+        return work(connection.execution_options(_single_statement=True))
 
 
 # --- read-only queries ------------------------------------------------------------------

@@ -125,6 +125,7 @@ def test_debug_shows_the_traceback(sqlite_history, cli):
 
 def test_db_current_reports_an_old_revision_and_db_upgrade_brings_it_to_head(tmp_path, cli):
     from alembic import command
+
     from msgflux.store.migrate import alembic_config, head_revision
 
     old = tmp_path / "old.db"

@@ -126,7 +126,7 @@ def test_a_missing_name_version_or_tag_is_one_line_naming_what_exists(history, c
         (("untag", "pipeline", "staging"), "tag 'staging' of 'pipeline' not found"),
     ]
     results = cli_all([args for args, _expected in cases], db=history)
-    for (args, expected), result in zip(cases, results):
+    for (args, expected), result in zip(cases, results, strict=True):
         assert result.code == 3, args
         assert result.err.startswith("msgflux-store: error: "), result.err
         assert expected in result.err

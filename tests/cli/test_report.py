@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
 from msgflux.store import StateStore
 from msgflux.store.report import render_report, word_diff
 

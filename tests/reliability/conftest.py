@@ -21,6 +21,8 @@ import pytest
 FIGURES: dict[str, str] = {}
 #: Bad-input cases tried, per backend.
 BAD_INPUT_CASES: Counter[str] = Counter()
+#: Bad-input cases tried through the msgflux-store command line, in-process or subprocess.
+BAD_INPUT_CLI_CASES: Counter[str] = Counter()
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -58,7 +60,7 @@ def sqlite_path(tmp_path: Path) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not FIGURES and not BAD_INPUT_CASES:
+    if not FIGURES and not BAD_INPUT_CASES and not BAD_INPUT_CLI_CASES:
         return
     terminalreporter.section("reliability figures")
     for test, text in sorted(FIGURES.items()):
@@ -68,6 +70,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
                                 in sorted(BAD_INPUT_CASES.items()))
         terminalreporter.write_line(
             f"bad-input cases tried: {sum(BAD_INPUT_CASES.values())} ({per_backend})")
+    if BAD_INPUT_CLI_CASES:
+        per_mode = ", ".join(f"{mode} {count}" for mode, count
+                             in sorted(BAD_INPUT_CLI_CASES.items()))
+        terminalreporter.write_line(
+            f"bad-input CLI cases tried: {sum(BAD_INPUT_CLI_CASES.values())} ({per_mode})")
 
 
 @pytest.fixture

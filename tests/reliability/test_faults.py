@@ -41,18 +41,38 @@ def _seeded(url: str) -> None:
 
 
 def _fail_at_entries(store: StateStore, make_error) -> list[int]:
-    """Make the store's next inserts into ``entries`` raise ``make_error()``; count them."""
+    """Make the store's next inserts into ``entries`` raise ``make_error()``; count them.
+
+    The error is raised by the driver itself: the store's connections are
+    reopened with a ``sqlite3.Connection`` subclass whose cursors raise it, so
+    it takes exactly the path a real one takes, whichever way the store runs
+    the statement.
+    """
     fired: list[int] = []
 
-    # The dialect's do_execute/do_executemany run where the driver's own call
-    # would, so the raised driver error takes the same path a real one takes.
-    def _inject(cursor, statement, parameters, context):  # noqa: ANN001
-        if statement.lstrip().upper().startswith("INSERT INTO ENTRIES"):
-            fired.append(1)
-            raise make_error()
+    class FaultyCursor(sqlite3.Cursor):
+        def _check(self, sql: str) -> None:
+            if sql.lstrip().upper().startswith("INSERT INTO ENTRIES"):
+                fired.append(1)
+                raise make_error()
 
-    event.listen(store._engine, "do_execute", _inject)
-    event.listen(store._engine, "do_executemany", _inject)
+        def execute(self, sql, *args):  # noqa: ANN001, ANN202
+            self._check(sql)
+            return super().execute(sql, *args)
+
+        def executemany(self, sql, *args):  # noqa: ANN001, ANN202
+            self._check(sql)
+            return super().executemany(sql, *args)
+
+    class FaultyConnection(sqlite3.Connection):
+        def cursor(self, factory=FaultyCursor):  # noqa: ANN001, ANN202
+            return super().cursor(factory)
+
+    def _connect_faulty(dialect, record, cargs, cparams):  # noqa: ANN001, ANN202
+        cparams["factory"] = FaultyConnection
+
+    event.listen(store._engine, "do_connect", _connect_faulty)
+    store._engine.dispose()  # pooled connections predate the fault
     return fired
 
 
@@ -170,7 +190,7 @@ def test_real_full_disk_gives_a_clear_error_and_keeps_every_committed_version(ti
     committed = 0
     with StateStore(path) as store:
         error = None
-        for index in range(200):
+        for _index in range(200):
             state = {f"chunk.{key}": os.urandom(8_000).hex() for key in range(4)}
             before = dump(engine)
             try:

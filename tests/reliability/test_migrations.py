@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ def _old_state(name_index: int, number: int) -> dict[str, Any]:
 def _create_at_first_revision(url: str, names: int = 3, versions: int = 4) -> dict[tuple[str, int], dict]:
     """Create the schema at revision 0001 and fill it by plain SQL, as a 0001 release would."""
     engine = raw_engine(url)
-    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    when = datetime(2024, 1, 1, tzinfo=UTC)
     expected: dict[tuple[str, int], dict] = {}
     with engine.begin() as connection:
         config = alembic_config()

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from msgflux.store import StateStore
 from store_testkit import Pipeline, raw_engine
+
+from msgflux.store import StateStore
 
 
 @pytest.fixture

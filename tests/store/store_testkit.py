@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from msgflux.store import StateStore
 from sqlalchemy.pool import NullPool
 
 from msgflux import nn
+from msgflux.store import StateStore
 
 TABLES = ("names", "versions", "snapshots", "entries", "blobs", "tags", "tag_events")
 VIEWS = ("state_history", "state_values", "state_changes", "state_tags", "state_tag_history")

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from msgflux.store import ConflictError, IntegrityError, InvalidInputError, StateStore
 from store_testkit import dump_store
+
+from msgflux.store import ConflictError, IntegrityError, InvalidInputError, StateStore
 
 
 def _history(store: StateStore) -> None:

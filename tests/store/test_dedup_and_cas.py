@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from msgflux.store import ConflictError, InvalidInputError, StateStore
 from store_testkit import count, dump, expected_value_hash
+
+from msgflux.store import ConflictError, InvalidInputError, StateStore
 
 
 def test_identical_state_dicts_share_one_snapshot(store: StateStore, db: sa.Engine) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from msgflux.store import InvalidInputError, NameNotFound, StateDiff, StateStore
 from store_testkit import Pipeline
 
 from msgflux.errors import StateDictError
+from msgflux.store import InvalidInputError, NameNotFound, StateDiff, StateStore
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from msgflux.store import InvalidInputError, StateStore
 from store_testkit import count, execute, expected_snapshot, expected_value_hash, scalar
+
+from msgflux.store import InvalidInputError, StateStore
 
 
 def _five(store: StateStore) -> None:

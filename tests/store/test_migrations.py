@@ -4,7 +4,7 @@ unknown revisions refused untouched, older databases refused or upgraded with da
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -12,11 +12,12 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.pool import NullPool
+from store_testkit import TABLES, VIEWS, dump, expected_snapshot, expected_value_hash
+
 from msgflux.store import SchemaError, StateStore
 from msgflux.store.migrate import SCHEMA_HEAD, alembic_config, head_revision
 from msgflux.store.schema import metadata
-from sqlalchemy.pool import NullPool
-from store_testkit import TABLES, VIEWS, dump, expected_snapshot, expected_value_hash
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def test_an_unknown_revision_is_refused_and_left_untouched(store: StateStore,
 def _database_at_0001_with_data(engine: sa.Engine) -> dict[str, object]:
     _alembic(engine, "upgrade", "0001")
     state = {"prompt": "Be brief.", "k": 3}
-    now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     with engine.begin() as connection:
         def run(statement: str, **params: object) -> None:
             query = sa.text(statement)
@@ -145,7 +146,7 @@ def test_opening_an_older_database_upgrades_it_with_data_intact(engine: sa.Engin
         version = store.get("legacy", "production")
         assert (version.number, version.message, version.author, version.metadata) == (
             1, "old", "ana", {"score": 0.5})
-        assert version.created_at == datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+        assert version.created_at == datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
         assert store.load("legacy") == state and list(store.load("legacy")) == ["prompt", "k"]
         assert store.verify().ok
         assert store.query("SELECT name, version, key_count FROM state_history") == [

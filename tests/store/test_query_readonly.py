@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from store_testkit import dump
+
 from msgflux.store import (
     InvalidInputError,
     QueryTimeout,
     ReadOnlyError,
     StateStore,
 )
-from store_testkit import dump
 
 WRITES = [
     "INSERT INTO names (name, head, created_at) VALUES ('x', 0, '2024-01-01')",

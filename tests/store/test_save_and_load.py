@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from msgflux.store import InvalidInputError, StateStore, Version
 from store_testkit import (
     Pipeline,
     dump_store,
@@ -16,6 +15,8 @@ from store_testkit import (
     expected_value_hash,
     sql,
 )
+
+from msgflux.store import InvalidInputError, StateStore, Version
 
 
 def test_readme_usage_versions_a_module(store: StateStore, pipeline: Pipeline) -> None:
@@ -56,11 +57,11 @@ def test_version_numbers_are_contiguous_per_name(store: StateStore) -> None:
 
 
 def test_version_has_exactly_the_documented_attributes(store: StateStore) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     store.save("p", {"x": 1})
     version = store.save("p", {"x": 2}, message="second", author="ana",
                          metadata={"score": 0.5, "tags": ["a"]})
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
 
     assert [field.name for field in dataclasses.fields(Version)] == [
         "name", "number", "snapshot", "parent", "created_at", "message", "author", "metadata",

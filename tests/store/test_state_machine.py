@@ -22,8 +22,9 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from msgflux.store import StateStore
 from store_testkit import expected_snapshot, expected_value_hash
+
+from msgflux.store import StateStore
 
 NAMES = st.sampled_from(["pipeline", "agent"])
 TAGS = st.sampled_from(["production", "staging", "canary"])

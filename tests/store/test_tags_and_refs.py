@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import count as counter
 
 import pytest
 import sqlalchemy as sa
+from store_testkit import dump, expected_snapshot
+
 from msgflux.store import (
     ConflictError,
     InvalidInputError,
@@ -15,7 +17,6 @@ from msgflux.store import (
     TagEvent,
     VersionNotFound,
 )
-from store_testkit import dump, expected_snapshot
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def test_untag_returns_the_old_target_and_is_recorded(three: StateStore) -> None
 
 
 def test_tag_history_is_append_only_with_who_when_from_to(three: StateStore) -> None:
-    start = datetime.now(timezone.utc) - timedelta(seconds=1)
+    start = datetime.now(UTC) - timedelta(seconds=1)
     three.tag("pipeline", 1, "production", author="ana")
     three.tag("pipeline", 1, "staging")
     three.tag("pipeline", 2, "production", author="bo")

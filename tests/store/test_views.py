@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from msgflux.store import StateStore
 from store_testkit import execute, expected_value_hash, sql
+
+from msgflux.store import StateStore
 
 COLUMNS = {
     "state_history": ["name", "version", "snapshot", "parent_version", "created_at", "message",
@@ -117,7 +118,7 @@ def test_cookbook_who_changed_what_in_the_last_7_days(store: StateStore,
     store.save("pipeline", {"a": 2, "b": 1}, author="ana")
     store.save("pipeline", {"a": 2, "b": 3}, author="bo")
     execute(db, "UPDATE versions SET created_at = :when WHERE number = 1",
-            {"when": datetime.now(timezone.utc) - timedelta(days=30)})
+            {"when": datetime.now(UTC) - timedelta(days=30)})
     if store.dialect == "sqlite":
         recent = "h.created_at >= datetime('now', '-7 days')"
     else:
