@@ -24,7 +24,7 @@ from sqlalchemy import Connection, exc
 # already holds the database's write lock).
 _STATEMENTS = {
     "name_head": """
-        SELECT n.id, n.head, v.number, v.snapshot_id, s.hash
+        SELECT n.id, n.head, v.number, v.snapshot_id, s.hash, v.parent
         FROM names n
         LEFT JOIN versions v ON v.name_id = n.id AND v.number = n.head
         LEFT JOIN snapshots s ON s.id = v.snapshot_id

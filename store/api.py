@@ -81,7 +81,10 @@ _UNSET: Final = _Unset()
 _MAX_NUMBER = 2**31 - 1
 _HEX = re.compile(r"[0-9a-f]{4,64}")
 _CHUNK = 500
-_HASH_CACHE_SIZE = 65_536
+# At most 16,384 strings of at most 16,384 characters (<= 1 GiB worst case,
+# a few MB for real prompts); longer values are hashed every time.
+_HASH_CACHE_SIZE = 16_384
+_HASH_CACHE_MAX_STRING = 16_384
 
 
 def _now() -> datetime:
@@ -119,6 +122,7 @@ class _Head(NamedTuple):
     number: int | None  # the head version (None for a new name)
     snapshot_id: int | None
     snapshot: str | None
+    parent: int | None  # the head version's parent
 
 
 def _plain_number(ref: Any) -> int | None:
@@ -362,9 +366,10 @@ class StateStore:
                         if "\x00" in value:
                             raise ValueError("NUL character in the string value")
                         digest = value_hash(value)
-                        if len(cache) >= _HASH_CACHE_SIZE:
-                            cache.clear()
-                        cache[value] = digest
+                        if len(value) <= _HASH_CACHE_MAX_STRING:
+                            if len(cache) >= _HASH_CACHE_SIZE:
+                                cache.clear()
+                            cache[value] = digest
                 else:
                     digest = value_hash(value)
             except (ValueError, UnicodeEncodeError) as error:
@@ -397,6 +402,14 @@ class StateStore:
                 expected_head: int | None | _Unset) -> tuple[Version, _BlobMap | None]:
         """Append ``prepared`` after ``head``; return the version and the blob ids it used."""
         current = head.number
+        if (expected_head is not _UNSET and current is not None and head.parent == expected_head
+                and head.snapshot == prepared.snapshot):
+            # This very content was appended on top of the expected head: our own
+            # commit whose acknowledgement was lost (the transaction is retried
+            # after a dropped connection), or an identical save. Either way the
+            # caller's intent holds.
+            return self._version(connection, name, self._version_rows(
+                connection, head.name_id, number=current).one()), None
         if expected_head is not _UNSET and expected_head != current:
             raise ConflictError(
                 f"{name!r} is at version {current}, not {expected_head} "
@@ -666,10 +679,10 @@ class StateStore:
                 old_label, old_state = f"{name}@empty", {}
             else:
                 try:
-                    old_version, old_state = self._load(name, new_version.parent, prefix)
+                    old_version, old_state = self._load(new_name, new_version.parent, prefix)
                 except VersionNotFound:  # the parent was pruned
                     old_version, old_state = None, {}
-                old_label = f"{name}@{new_version.parent}"
+                old_label = f"{new_name}@{new_version.parent}"
         else:
             old_name, old_ref = side(a)
             old_version, old_state = self._load(old_name, old_ref, prefix)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from msgflux.store import schema as t
 from msgflux.store.errors import ConflictError, IntegrityError, InvalidInputError
@@ -307,12 +307,26 @@ def apply(connection: Connection, plan: _Plan, store: StateStore) -> dict[str, l
 
 
 def _sync_tags(connection: Connection, name_id: int, wanted: dict[str, int]) -> None:
+    """Make this name's tags match ``wanted``, recording every move and removal.
+
+    A tag pointing at a version pruned here is left where it is (there is
+    nothing to point it at).
+    """
     from msgflux.store.api import _now
 
     current = dict(connection.execute(select(t.tags.c.tag, t.tags.c.version).where(
         t.tags.c.name_id == name_id)).tuples().all())
+    present = set(connection.execute(select(t.versions.c.number).where(
+        t.versions.c.name_id == name_id, t.versions.c.number.in_(set(wanted.values())))
+    ).scalars())
+    for tag in current.keys() - wanted.keys():
+        connection.execute(delete(t.tags).where(t.tags.c.name_id == name_id,
+                                                t.tags.c.tag == tag))
+        connection.execute(insert(t.tag_events).values(
+            name_id=name_id, tag=tag, version=None, previous_version=current[tag],
+            moved_at=_now(), author="import"))
     for tag, number in wanted.items():
-        if current.get(tag) == number:
+        if current.get(tag) == number or number not in present:
             continue
         if tag in current:
             connection.execute(update(t.tags).where(t.tags.c.name_id == name_id,

@@ -80,6 +80,10 @@ def resolve_url(target: str | os.PathLike[str] | URL) -> URL:
     elif backend == "postgresql":
         if url.get_driver_name() in ("postgresql", "psycopg2", ""):
             url = url.set(drivername="postgresql+psycopg")
+        elif url.get_driver_name() != "psycopg":
+            raise InvalidInputError(
+                f"PostgreSQL driver {url.get_driver_name()!r} is not supported: use "
+                "postgresql+psycopg:// (pip install 'msgflux-state[postgres]')")
     else:
         raise InvalidInputError(
             f"unsupported database {backend!r}: use a SQLite path or a postgresql:// URL"
@@ -117,17 +121,21 @@ def create_store_engine(url: URL, *, lock_timeout: float, durability: str) -> En
     return engine
 
 
+# A forked child must not reuse its parent's open connections (SQLite file
+# locks and PostgreSQL sockets are per process): it drops them and opens its own.
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _forget_pools_in_child() -> None:
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_pools_in_child)
+
+
 def _forget_pool_after_fork(engine: Engine) -> None:
-    # A forked child must not reuse its parent's open connections (SQLite file
-    # locks and PostgreSQL sockets are per process): it opens its own.
-    reference = weakref.ref(engine)
-
-    def in_child() -> None:
-        alive = reference()
-        if alive is not None:
-            alive.dispose(close=False)
-
-    os.register_at_fork(after_in_child=in_child)
+    _ENGINES.add(engine)
 
 
 def _configure_sqlite(engine: Engine, lock_timeout: float, synchronous: str) -> None:
@@ -144,10 +152,8 @@ def _configure_sqlite(engine: Engine, lock_timeout: float, synchronous: str) -> 
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        options = connection.get_execution_options()
-        if options.get("_single_statement"):
-            return  # one SELECT in autocommit mode is already a consistent snapshot
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get("_write") else "BEGIN")
+        write = connection.get_execution_options().get("_write")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def _is_lock_error(error: exc.DBAPIError) -> bool:
@@ -209,6 +215,9 @@ def _translate(error: exc.DBAPIError, action: str) -> Exception:
     return DatabaseError(f"{action}: {detail}")
 
 
+_MAX_CONFLICT_RETRIES = 5
+
+
 def write_transaction(engine: Engine, action: str, work: Callable[[Connection], T], *,
                       lock_timeout: float) -> T:
     """Run ``work(connection)`` in one write transaction and commit it.
@@ -221,6 +230,7 @@ def write_transaction(engine: Engine, action: str, work: Callable[[Connection], 
     """
     deadline = time.monotonic() + lock_timeout
     delay = 0.005
+    conflicts = 0
     while True:
         try:
             with engine.connect() as connection:
@@ -235,7 +245,11 @@ def write_transaction(engine: Engine, action: str, work: Callable[[Connection], 
         except _UNBINDABLE as error:
             raise _unbindable(error, action) from None
         except exc.DBAPIError as error:
-            retry = _is_lock_error(error) or _is_retryable_conflict(error) or (
+            conflict = _is_retryable_conflict(error)
+            conflicts += conflict
+            # A race resolves on the next attempt; a conflict that repeats is
+            # not a race (e.g. a key the input itself violates): report it.
+            retry = _is_lock_error(error) or (conflict and conflicts <= _MAX_CONFLICT_RETRIES) or (
                 error.connection_invalidated
             )
             if not retry or time.monotonic() + delay > deadline:
@@ -251,9 +265,13 @@ def read_transaction(engine: Engine, action: str, work: Callable[[Connection], T
 
 
 def read_statement(engine: Engine, action: str, work: Callable[[Connection], T]) -> T:
-    """Run ``work(connection)``, which issues exactly one SELECT, without a ``BEGIN`` on SQLite."""
+    """Run ``work(connection)``, which issues exactly one SELECT, with no explicit transaction.
+
+    One statement is its own consistent snapshot (SQLite autocommit, PostgreSQL
+    statement snapshot), so the BEGIN/COMMIT round trip is skipped.
+    """
     with translate_errors(action), engine.connect() as connection:
-        return work(connection.execution_options(_single_statement=True))
+        return work(connection)
 
 
 # --- read-only queries ------------------------------------------------------------------
@@ -326,6 +344,17 @@ def _sqlite_readonly(path: str, sql: str, params: Sequence[Any] | dict[str, Any]
         connection.close()
 
 
+# A read-only transaction stops writes to tables, not a superuser's COPY to a
+# server file or pg_read_file, and such a session can switch roles back from
+# inside a query (set_config('role', ...)). So user SQL never runs in one.
+_PG_POWERFUL_SESSION = """
+    SELECT rolsuper
+        OR pg_has_role(session_user, 'pg_read_server_files', 'MEMBER')
+        OR pg_has_role(session_user, 'pg_write_server_files', 'MEMBER')
+        OR pg_has_role(session_user, 'pg_execute_server_program', 'MEMBER')
+    FROM pg_roles WHERE rolname = session_user"""
+
+
 def _postgres_readonly(engine: Engine, sql: str, params: Sequence[Any] | dict[str, Any],
                        timeout: float) -> tuple[list[str], list[tuple[Any, ...]]]:
     import psycopg
@@ -339,6 +368,14 @@ def _postgres_readonly(engine: Engine, sql: str, params: Sequence[Any] | dict[st
                 # psycopg has already begun a transaction; make it read-only
                 # before it runs anything.
                 cursor.execute("SET TRANSACTION READ ONLY")
+                cursor.execute(_PG_POWERFUL_SESSION)
+                row = cursor.fetchone()
+                if row is None or row[0]:
+                    raise ReadOnlyError(
+                        "query refused: the store is connected to PostgreSQL as a superuser (or a "
+                        "role that may read or write server files), which a read-only transaction "
+                        "cannot contain (COPY ... TO a file, pg_read_file); connect the store "
+                        "with an ordinary role that owns or can read its tables")
                 cursor.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
                 # A server-side prepared statement holds exactly one statement, so
                 # "SELECT 1; COMMIT; DELETE ..." is refused by the server (without

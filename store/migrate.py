@@ -106,6 +106,8 @@ def upgrade(engine: Engine, *, lock_timeout: float) -> tuple[str | None, str]:
                                {"key": _PG_MIGRATION_LOCK})
         before = current_revision(connection)  # again: another process may have upgraded
         _check_known(before, where)
+        if before is None:
+            _check_empty(connection, where)
         if before != head:
             from alembic import command
 
@@ -116,6 +118,21 @@ def upgrade(engine: Engine, *, lock_timeout: float) -> tuple[str | None, str]:
 
     return write_transaction(engine, f"upgrading the schema of {where}", work,
                              lock_timeout=lock_timeout)
+
+
+def _check_empty(connection: Connection, where: str) -> None:
+    # No revision stamp: the store creates its tables here, unless tables of
+    # the same names already belong to something else.
+    from msgflux.store.schema import metadata
+
+    inspector = inspect(connection)
+    taken = sorted(set(metadata.tables) & {*inspector.get_table_names(),
+                                           *inspector.get_view_names()})
+    if taken:
+        raise SchemaError(
+            f"{where} is not a msgflux store: it has no schema revision but already has "
+            f"tables named {', '.join(taken)}; use an empty database (or PostgreSQL schema)"
+        )
 
 
 def check_current(engine: Engine, connection: Connection) -> None:

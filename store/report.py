@@ -364,7 +364,11 @@ def _numeric_fields(versions: list[Version]) -> dict[str, list[tuple[int, float]
     for version in versions:
         for key, value in version.metadata.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
-                fields.setdefault(key, []).append((version.number, float(value)))
+                try:
+                    point = float(value)
+                except OverflowError:  # an int beyond float range: not chartable
+                    continue
+                fields.setdefault(key, []).append((version.number, point))
     return dict(sorted(fields.items()))
 
 

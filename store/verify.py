@@ -76,7 +76,7 @@ def _check_blobs(connection: Connection) -> dict[int, str]:
         try:
             value = decode_value(kind, stored_text)
             actual = value_hash(value)
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, RecursionError) as error:
             bad[blob_id] = f"stored value is unreadable ({error})"
             continue
         if actual != stored_hash:

@@ -28,21 +28,48 @@ def _postgres_schema_url(base: str, schema: str) -> str:
     return f"{base}{separator}options=-csearch_path%3D{schema}"
 
 
+#: The ordinary (non-superuser) role the stores under test connect as, as a
+#: team's store should: StateStore.query refuses to run in a superuser session.
+STORE_ROLE = "msgflux_test_store"
+
+
+def postgres_admin_schema(base: str, schema: str) -> None:
+    """Create ``schema`` owned by :data:`STORE_ROLE` (creating the role once)."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(
+                "DO $$ BEGIN CREATE ROLE " + STORE_ROLE + " LOGIN; "
+                "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$")
+            connection.exec_driver_sql(f"CREATE SCHEMA {schema} AUTHORIZATION {STORE_ROLE}")
+    finally:
+        admin.dispose()
+
+
+def postgres_store_url(base: str, schema: str) -> str:
+    """The URL a store under test uses: :data:`STORE_ROLE`, ``search_path`` = ``schema``."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base).set(username=STORE_ROLE, password=None)
+    return _postgres_schema_url(url.render_as_string(hide_password=False), schema)
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh, private schema."""
+    """A PostgreSQL URL for an ordinary role whose search_path is a fresh, private schema."""
     base = postgres_base_url()
     if base is None:
         pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL server for this run")
     import sqlalchemy as sa
 
     schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    postgres_admin_schema(base, schema)
     try:
-        yield _postgres_schema_url(base, schema)
+        yield postgres_store_url(base, schema)
     finally:
+        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
             connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         admin.dispose()

@@ -113,7 +113,7 @@ def test_bad_files_are_one_line_errors(tmp_path, cli_all):
              ("state.yaml", "'.yaml' is not a supported suffix"), ("missing.toml", "no such file")]
     results = cli_all([("save", "pipeline", str(tmp_path / name)) for name, _ in cases]
                       + [("import", str(tmp_path / "bad.json"))], db=db)
-    for (name, expected), result in zip(cases, results, strict=True):
+    for (name, expected), result in zip(cases, results[:-1], strict=True):
         assert result.code == 3, name
         assert result.err.startswith("msgflux-store: error: cannot ")
         assert expected in result.err and len(result.err.splitlines()) == 1

@@ -158,3 +158,42 @@ def test_sql_the_database_rejects_is_invalid_input(full: StateStore) -> None:
         full.query("")
     with pytest.raises(InvalidInputError):
         full.query("SELECT 1", timeout=0)
+
+
+# -- PostgreSQL: nothing outside the database either ----------------------------------------
+
+SERVER_FILE_ACCESS = [
+    "COPY (SELECT 1) TO '{tmp}/escaped.txt'",
+    "COPY (SELECT 1) TO PROGRAM 'touch {tmp}/escaped.txt'",
+    "SELECT pg_read_file('/etc/hostname')",
+    "SELECT lo_export(0, '{tmp}/escaped.txt')",
+    "SELECT set_config('role', 'postgres', true), pg_read_file('/etc/hostname')",
+]
+
+
+@pytest.mark.parametrize("statement", SERVER_FILE_ACCESS)
+def test_postgres_query_cannot_touch_server_files(postgres_url: str, tmp_path: Path,
+                                                  statement: str) -> None:
+    with StateStore(postgres_url) as store:
+        store.save("pipeline", {"prompt": "x"})
+        with pytest.raises((ReadOnlyError, InvalidInputError)):
+            store.query(statement.format(tmp=tmp_path))
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_postgres_query_refuses_a_superuser_session(postgres_url: str) -> None:
+    # The same schema, reached as the server's superuser (MSGFLUX_TEST_POSTGRES_URL's role):
+    # a read-only transaction cannot contain such a session, so no user SQL runs in it.
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    schema_options = make_url(postgres_url).query["options"]
+    superuser = make_url(os.environ["MSGFLUX_TEST_POSTGRES_URL"]).update_query_dict(
+        {"options": schema_options})
+    with StateStore(postgres_url) as store:
+        store.save("pipeline", {"prompt": "x"})
+    with StateStore(superuser) as store:
+        assert store.load("pipeline") == {"prompt": "x"}  # the rest of the API works
+        with pytest.raises(ReadOnlyError, match="superuser"):
+            store.query("SELECT count(*) FROM state_values")
