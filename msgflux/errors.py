@@ -1,9 +1,11 @@
 """The errors raised by the msgflux core.
 
-Every error the core raises on purpose is a :class:`MsgfluxError`, so callers
-can catch the whole family at once. Each also derives from the built-in
-exception a Python user would expect (``ValueError``, ``KeyError``...), so
-``except ValueError`` keeps working.
+Every error about state, names and files is a :class:`MsgfluxError`, so
+callers can catch the whole family at once (the store's ``StoreError`` is one
+too). Each also derives from the built-in exception a Python user would expect
+(``ValueError``, ``KeyError``...), so ``except ValueError`` keeps working.
+Calling the API with arguments of the wrong Python type raises plain
+``TypeError``, as Python itself does.
 """
 
 from __future__ import annotations

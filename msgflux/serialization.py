@@ -36,7 +36,7 @@ from msgflux.errors import SerializationError, StateValueError
 if TYPE_CHECKING:
     from msgflux.nn.modules.module import Module
 
-__all__ = ["SUPPORTED_SUFFIXES", "load", "save"]
+__all__ = ["SUPPORTED_SUFFIXES", "dumps", "load", "save"]
 
 #: File suffixes ``save`` and ``load`` understand.
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".json", ".toml")
@@ -82,6 +82,27 @@ def save(obj: Mapping[str, Any] | Module, path: str | os.PathLike[str]) -> None:
     else:
         payload = _encode_json(state, target)
     _atomic_write(target, payload)
+
+
+def dumps(state: Mapping[str, Any], fmt: str) -> str:
+    """Return the text ``save`` would write for a state dict, as ``"toml"`` or ``"json"``.
+
+    Raises:
+        SerializationError: an unknown format, or a value TOML cannot hold
+            (``None``, an integer beyond 64 bits); the message names the key.
+        StateValueError: a key or value is not allowed in a state dict.
+    """
+    if fmt not in ("toml", "json"):
+        raise SerializationError(f"unknown format {fmt!r}: use 'toml' or 'json'")
+    state = dict(state)
+    check_state_dict(state)
+    if fmt == "json":
+        return json.dumps(state, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+    for key, value in state.items():
+        problem = _toml_problem(value, key)
+        if problem is not None:
+            raise SerializationError(f"{problem}; JSON can hold every state value")
+    return tomli_w.dumps(state)
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Reading guide: :class:`StateStore` holds the public methods; each write runs
 in one short transaction through :func:`~msgflux.store.engine.write_transaction`,
 each read in one read transaction. Content identity is defined in
 :mod:`msgflux.store.hashing`, the tables in :mod:`msgflux.store.schema`, bundles
-in :mod:`msgflux.store.bundle`.
+in :mod:`msgflux.store._bundle`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from sqlalchemy.engine import URL
 
 from msgflux._values import check_state_dict
 from msgflux.errors import StateValueError
-from msgflux.store import _sql
-from msgflux.store import bundle as _bundle
+from msgflux.store import _bundle, _sql
 from msgflux.store import schema as t
 from msgflux.store.engine import (
     create_store_engine,
+    describe,
     read_statement,
     read_transaction,
     resolve_url,
@@ -54,6 +54,7 @@ from msgflux.store.types import (
     TagEvent,
     VerifyReport,
     Version,
+    format_ranges,
 )
 from msgflux.store.validation import (
     check_key,
@@ -97,21 +98,6 @@ def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
-
-
-def _ranges(numbers: Sequence[int]) -> str:
-    parts: list[str] = []
-    start = previous = None
-    for number in numbers:
-        if previous is not None and number == previous + 1:
-            previous = number
-            continue
-        if start is not None:
-            parts.append(str(start) if start == previous else f"{start}..{previous}")
-        start = previous = number
-    if start is not None:
-        parts.append(str(start) if start == previous else f"{start}..{previous}")
-    return ", ".join(parts)
 
 
 class _Head(NamedTuple):
@@ -218,7 +204,7 @@ class StateStore:
     # -- lifecycle ------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release every database connection. The store can't be used afterwards."""
+        """Release every pooled database connection (a later call opens new ones)."""
         self._engine.dispose()
 
     def __enter__(self) -> StateStore:
@@ -231,9 +217,7 @@ class StateStore:
         return f"StateStore({self._where()!r})"
 
     def _where(self) -> str:
-        if self.url.get_backend_name() == "sqlite":
-            return str(self.url.database)
-        return self.url.render_as_string(hide_password=True)
+        return describe(self.url)
 
     @property
     def dialect(self) -> str:
@@ -906,7 +890,7 @@ class StateStore:
         Returns a :class:`VerifyReport` listing every mismatch with the name,
         version and key affected (empty when the store is intact).
         """
-        from msgflux.store.verify import verify
+        from msgflux.store._verify import verify
 
         return read_transaction(self._engine, "verifying the store", verify)
 
@@ -1027,7 +1011,7 @@ class StateStore:
             t.versions.c.name_id == name_id).order_by(t.versions.c.number)).scalars())
         tags = list(connection.execute(select(t.tags.c.tag).where(
             t.tags.c.name_id == name_id).order_by(t.tags.c.tag)).scalars())
-        text = f"{name!r} has versions {_ranges(numbers)}" if numbers else f"{name!r} has no versions"
+        text = f"{name!r} has versions {format_ranges(numbers)}" if numbers else f"{name!r} has no versions"
         return text + (f" and tags {', '.join(tags)}" if tags else " and no tags")
 
     def _resolve(self, connection: Connection, name: str, name_id: int, head: int,

@@ -26,8 +26,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-from msgflux.errors import MsgfluxError
+from msgflux.errors import MsgfluxError, SerializationError
 from msgflux.store.errors import NameNotFound, StoreError
+from msgflux.store.types import format_ranges
 
 __all__ = ["EXIT_DIFFERENT", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -282,17 +283,6 @@ def _ref(text: str) -> Any:
     return (name, ref) if sep else text
 
 
-def _ranges(numbers: Sequence[int]) -> str:
-    """``[1, 2, 3, 7]`` as ``"1..3, 7"``."""
-    runs: list[list[int]] = []
-    for number in sorted(numbers):
-        if runs and runs[-1][1] == number - 1:
-            runs[-1][1] = number
-        else:
-            runs.append([number, number])
-    return ", ".join(str(low) if low == high else f"{low}..{high}" for low, high in runs)
-
-
 # -- commands: reading --------------------------------------------------------------------
 
 def _cmd_names(args: argparse.Namespace, out: _Output) -> int:
@@ -336,18 +326,14 @@ def _cmd_log(args: argparse.Namespace, out: _Output) -> int:
 
 
 def _state_text(state: dict[str, Any], fmt: str, label: str) -> str:
-    if fmt == "json":
-        return json.dumps(state, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
-    import tomli_w
+    # The same rules msgflux.save applies to files, written once in serialization.
+    from msgflux.serialization import dumps
 
-    # The same rule msgflux.save applies to .toml files, written once in serialization.
-    from msgflux.serialization import _toml_problem
-
-    for key, value in state.items():
-        problem = _toml_problem(value, key)
-        if problem is not None:
-            raise CliError(f"cannot show {label} as TOML: {problem}; use --format json")
-    return tomli_w.dumps(state)
+    try:
+        return dumps(state, fmt)
+    except SerializationError as error:
+        raise CliError(f"cannot show {label} as {fmt.upper()}: {error}; "
+                       f"use --format json") from None
 
 
 def _cmd_show(args: argparse.Namespace, out: _Output) -> int:
@@ -562,7 +548,7 @@ def _cmd_prune(args: argparse.Namespace, out: _Output) -> int:
     if out.json:
         out.dump({"name": args.name, "deleted": deleted})
     elif deleted:
-        out.line(f"deleted versions {_ranges(deleted)} of {args.name}; "
+        out.line(f"deleted versions {format_ranges(deleted)} of {args.name}; "
                  f"run `{PROG} gc` to reclaim their space")
     else:
         out.line(f"nothing to prune: {args.name} has at most {args.keep_last} untagged "
@@ -600,7 +586,7 @@ def _print_copied(out: _Output, copied: dict[str, list[int]], verb: str) -> None
         out.line(f"nothing to {verb}: already up to date")
     for name, numbers in copied.items():
         if numbers:
-            out.line(f"{name}: {verb}ed versions {_ranges(numbers)}")
+            out.line(f"{name}: {verb}ed versions {format_ranges(numbers)}")
 
 
 def _cmd_import(args: argparse.Namespace, out: _Output) -> int:

@@ -44,7 +44,7 @@ from msgflux.store.errors import (
     ReadOnlyError,
 )
 
-__all__ = ["resolve_url", "create_store_engine", "write_transaction", "read_transaction",
+__all__ = ["resolve_url", "describe", "create_store_engine", "write_transaction", "read_transaction",
            "read_statement",
            "run_readonly_query", "translate_errors"]
 
@@ -89,6 +89,13 @@ def resolve_url(target: str | os.PathLike[str] | URL) -> URL:
             f"unsupported database {backend!r}: use a SQLite path or a postgresql:// URL"
         )
     return url
+
+
+def describe(url: URL) -> str:
+    """Where a store lives, for messages: the SQLite file path, or the URL without password."""
+    if url.get_backend_name() == "sqlite":
+        return str(url.database)
+    return url.render_as_string(hide_password=True)
 
 
 def create_store_engine(url: URL, *, lock_timeout: float, durability: str) -> Engine:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-from msgflux.store.engine import read_transaction, write_transaction
+from msgflux.store.engine import describe, read_transaction, write_transaction
 from msgflux.store.errors import SchemaError
 
 if TYPE_CHECKING:  # alembic is imported only when a migration is needed
@@ -87,7 +87,7 @@ def upgrade(engine: Engine, *, lock_timeout: float) -> tuple[str | None, str]:
 
     Raises :class:`SchemaError` for an unknown (newer) revision.
     """
-    where = _describe(engine)
+    where = describe(engine.url)
     head = SCHEMA_HEAD
 
     # Fast path, taking no write lock: opening a store that is already at head
@@ -137,7 +137,7 @@ def _check_empty(connection: Connection, where: str) -> None:
 
 def check_current(engine: Engine, connection: Connection) -> None:
     """Raise :class:`SchemaError` unless the database is at this package's head."""
-    where = _describe(engine)
+    where = describe(engine.url)
     revision = current_revision(connection)
     _check_known(revision, where)
     if revision != SCHEMA_HEAD:
@@ -145,10 +145,3 @@ def check_current(engine: Engine, connection: Connection) -> None:
             f"{where} is at schema revision {revision!r}, not {SCHEMA_HEAD!r}: run "
             f"`msgflux-store --db {where} db upgrade` or open it with migrate=True"
         )
-
-
-def _describe(engine: Engine) -> str:
-    url = engine.url
-    if url.get_backend_name() == "sqlite":
-        return str(url.database)
-    return url.render_as_string(hide_password=True)

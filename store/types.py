@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 __all__ = ["Version", "TagEvent", "StateDiff", "Problem", "VerifyReport", "QueryResult",
-           "GcResult"]
+           "GcResult", "format_ranges"]
+
+
+def format_ranges(numbers: Iterable[int]) -> str:
+    """Version numbers as runs: ``[1, 2, 3, 7]`` -> ``"1..3, 7"``."""
+    runs: list[list[int]] = []
+    for number in sorted(numbers):
+        if runs and runs[-1][1] == number - 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    return ", ".join(str(low) if low == high else f"{low}..{high}" for low, high in runs)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ __all__ = ["Parameter"]
 _REPR_LIMIT = 80
 
 
-def short_repr(value: Any) -> str:
+def _short_repr(value: Any) -> str:
     """``repr(value)``, cut to a readable length for nested module reprs."""
     text = repr(value)
     if len(text) > _REPR_LIMIT:
@@ -141,4 +141,4 @@ class Parameter:
 
     def __repr__(self) -> str:
         extra = "" if self.requires_grad else ", requires_grad=False"
-        return f"Parameter({short_repr(self._data)}, spec={self.spec!r}{extra})"
+        return f"Parameter({_short_repr(self._data)}, spec={self.spec!r}{extra})"

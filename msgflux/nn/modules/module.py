@@ -19,7 +19,7 @@ from msgflux.nn.modules._hooks import ForwardHooksMixin, RemovableHandle
 from msgflux.nn.modules._registration import RegistrationMixin
 from msgflux.nn.modules._state import StateMixin, _IncompatibleKeys
 from msgflux.nn.modules._traversal import TraversalMixin
-from msgflux.nn.parameter import short_repr
+from msgflux.nn.parameter import _short_repr
 
 __all__ = ["Module", "ModuleRegistrationError", "RemovableHandle", "_IncompatibleKeys"]
 
@@ -81,7 +81,7 @@ class Module(RegistrationMixin, TraversalMixin, StateMixin, ForwardHooksMixin):
             lines.append(f"({name}): {param!r}")
         for name, value in self._buffers.items():
             flag = ", persistent=False" if name in self._non_persistent_buffers else ""
-            lines.append(f"({name}): Buffer({short_repr(value)}{flag})")
+            lines.append(f"({name}): Buffer({_short_repr(value)}{flag})")
         for name, module in self._modules.items():
             child = repr(module).replace("\n", "\n  ")
             lines.append(f"({name}): {child}")
