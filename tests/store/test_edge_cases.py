@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from store_testkit import dump
+from store_testkit import dump_store
 
 from msgflux.store import (
     ConflictError,
@@ -96,17 +96,8 @@ def test_refused_import_of_a_bundle_with_an_unstorable_key_writes_nothing(
     bundle["snapshots"][snapshot][0][0] = "k\x00"
     path.write_text(json.dumps(bundle))
     other = StateStore(tmp_path / "other.db")
-    before = dump_db(other)
+    before = dump_store(other)
     with pytest.raises(InvalidInputError, match="NUL"):
         other.import_bundle(path)
-    assert dump_db(other) == before
+    assert dump_store(other) == before
 
-
-def dump_db(store: StateStore) -> dict[str, list[str]]:
-    from store_testkit import raw_engine
-
-    engine = raw_engine(store)
-    try:
-        return dump(engine)
-    finally:
-        engine.dispose()
