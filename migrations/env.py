@@ -28,6 +28,8 @@ else:  # plain `alembic -x url=...` use, for people writing migrations
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
         "sqlalchemy.url"
     )
+    if not url:
+        raise SystemExit("run alembic with -x url=DATABASE_URL")
     engine = create_engine(url)
     with engine.begin() as own_connection:
         _run(own_connection)

@@ -183,7 +183,7 @@ def parse(data: Any) -> _Plan:
     for name, history in _field(data, "names", dict, "").items():
         check_label("name", name)
         where = f"names[{name!r}]"
-        versions = []
+        versions: list[dict[str, Any]] = []
         for index, record in enumerate(_field(history, "versions", list, where)):
             at = f"{where}.versions[{index}]"
             version = {

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from sqlalchemy import Connection, Row, and_, delete, insert, select, update
+from sqlalchemy import Connection, CursorResult, Row, and_, delete, insert, select, update
 from sqlalchemy.engine import URL
 
 from msgflux._values import check_state_dict
@@ -659,13 +659,14 @@ class StateStore:
         new_name, new_ref = side(b if b is not None else a)
         new_version, new_state = self._load(new_name, new_ref, prefix)
         if b is None:
+            old_state: dict[str, Any] = {}
             if new_version.parent is None:
-                old_label, old_state = f"{name}@empty", {}
+                old_label = f"{new_name}@empty"
             else:
                 try:
-                    old_version, old_state = self._load(new_name, new_version.parent, prefix)
-                except VersionNotFound:  # the parent was pruned
-                    old_version, old_state = None, {}
+                    old_state = self._load(new_name, new_version.parent, prefix)[1]
+                except VersionNotFound:  # the parent was pruned: everything counts as added
+                    pass
                 old_label = f"{new_name}@{new_version.parent}"
         else:
             old_name, old_ref = side(a)
@@ -978,7 +979,8 @@ class StateStore:
                 .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
                 .where(t.versions.c.name_id == name_id))
 
-    def _version_rows(self, connection: Connection, name_id: int, *, number: int) -> Any:
+    def _version_rows(self, connection: Connection, name_id: int, *,
+                      number: int) -> CursorResult[Any]:
         return connection.execute(self._version_query(name_id)
                                   .where(t.versions.c.number == number))
 

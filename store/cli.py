@@ -718,8 +718,9 @@ def _add(subparsers: Any, name: str, handler: Callable[..., int], summary: str, 
     epilog = f"example:\n{example}"
     if json_shape:
         epilog += f"\n\n--json prints:\n  {json_shape}"
-    parser = subparsers.add_parser(name, help=summary, description=summary, epilog=epilog,
-                                   formatter_class=_Formatter, parents=[common])
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=summary, description=summary, epilog=epilog, formatter_class=_Formatter,
+        parents=[common])
     parser.set_defaults(handler=handler, parser_of_command=parser)
     return parser
 

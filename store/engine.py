@@ -30,7 +30,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
@@ -367,8 +367,7 @@ def _postgres_readonly(engine: Engine, sql: str, params: Sequence[Any] | dict[st
     import psycopg
 
     with engine.connect() as connection:
-        raw = connection.connection.dbapi_connection
-        assert raw is not None
+        raw = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
         raw.rollback()
         try:
             with raw.cursor() as cursor:

@@ -80,12 +80,12 @@ def check_tag(tag: Any) -> str:
     Raises:
         InvalidInputError: see :func:`check_label`; also all-digit tags, ``latest``, ``head``.
     """
-    check_label("tag", tag)
-    if tag in ("latest", "head") or tag.isdigit():
+    label = check_label("tag", tag)
+    if label in ("latest", "head") or label.isdigit():
         raise InvalidInputError(
-            f"tag {tag!r} is not allowed: it would be read as a version number or 'latest'"
+            f"tag {label!r} is not allowed: it would be read as a version number or 'latest'"
         )
-    return tag
+    return label
 
 
 def check_text(kind: str, text: Any, *, optional: bool) -> str | None:

@@ -73,3 +73,24 @@ print("ok", version.number)
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok 1"
+
+
+def test_installed_package_type_checks_strictly(wheel: Path, tmp_path: Path) -> None:
+    # py.typed promises types to users; check them as users see them (the wheel's layout).
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports",
+         "--no-incremental", "-p", "msgflux"],
+        cwd=site, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_source_passes_ruff() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "msgflux", "store", "migrations", "tests",
+         "benchmarks", "examples"],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
