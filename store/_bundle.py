@@ -35,6 +35,7 @@ from msgflux.store.hashing import (
     snapshot_hash,
     value_hash,
 )
+from msgflux.store.types import Progress
 from msgflux.store.validation import check_key, check_label, check_tag, check_text
 
 if TYPE_CHECKING:
@@ -46,6 +47,13 @@ FORMAT = "msgflux-store-bundle"
 FORMAT_VERSION = 1
 
 
+_EVERY = 1000  # items between progress reports
+
+
+def _no_progress(phase: str, done: int, total: int) -> None:
+    pass
+
+
 def _iso(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -53,7 +61,8 @@ def _iso(moment: datetime) -> str:
 
 
 def export(connection: Connection, wanted: list[str] | None,
-           not_found: Callable[[Connection, str], Exception]) -> dict[str, Any]:
+           not_found: Callable[[Connection, str], Exception],
+           progress: Progress | None = None) -> dict[str, Any]:
     """Read the histories of ``wanted`` names (all if ``None``) into a bundle dict."""
     name_rows = connection.execute(select(t.names.c.id, t.names.c.name).order_by(t.names.c.name))
     ids = {row.name: row.id for row in name_rows}
@@ -92,7 +101,10 @@ def export(connection: Connection, wanted: list[str] | None,
         names[name] = {"versions": versions, "tags": tags, "tag_history": history}
     snapshots: dict[str, list[list[str]]] = {}
     values: dict[str, dict[str, str]] = {}
-    for snapshot_id, snapshot in snapshot_ids.items():
+    report = progress or _no_progress
+    for done, (snapshot_id, snapshot) in enumerate(snapshot_ids.items()):
+        if done % _EVERY == 0:
+            report("snapshots", done, len(snapshot_ids))
         rows = connection.execute(
             select(t.entries.c.key, t.blobs.c.hash, t.blobs.c.value_type, t.blobs.c.text)
             .join(t.blobs, t.blobs.c.id == t.entries.c.blob_id)
@@ -102,6 +114,7 @@ def export(connection: Connection, wanted: list[str] | None,
             entries.append([key, digest])
             values.setdefault(digest, {"type": kind, "text": text})
         snapshots[snapshot] = entries
+    report("snapshots", len(snapshot_ids), len(snapshot_ids))
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "names": names,
             "snapshots": snapshots, "values": values}
 
@@ -129,7 +142,7 @@ def _field(record: Any, field: str, kinds: type | tuple[type, ...], where: str,
     return value
 
 
-def parse(data: Any) -> _Plan:
+def parse(data: Any, progress: Progress | None = None) -> _Plan:
     """Check a bundle's structure and every hash; raise before anything is written.
 
     Raises:
@@ -142,7 +155,11 @@ def parse(data: Any) -> _Plan:
         raise InvalidInputError(f"bundle format_version {data.get('format_version')!r} is not "
                                 f"supported (this release reads {FORMAT_VERSION})")
     values: dict[str, tuple[str, str]] = {}
-    for digest, record in _field(data, "values", dict, "").items():
+    report = progress or _no_progress
+    records = _field(data, "values", dict, "")
+    for done, (digest, record) in enumerate(records.items()):
+        if done % _EVERY == 0:
+            report("values", done, len(records))
         kind = _field(record, "type", str, f"values[{digest[:12]}]")
         text = _field(record, "text", str, f"values[{digest[:12]}]")
         if kind not in VALUE_TYPES:
@@ -243,7 +260,8 @@ def _parse_time(text: str, where: str) -> datetime:
         raise InvalidInputError(f"bundle {where} has a malformed time {text!r}") from None
 
 
-def apply(connection: Connection, plan: _Plan, store: StateStore) -> dict[str, list[int]]:
+def apply(connection: Connection, plan: _Plan, store: StateStore,
+          progress: Progress | None = None) -> dict[str, list[int]]:
     """Fast-forward each name of ``plan`` into the store on ``connection``.
 
     Raises :class:`ConflictError` (the whole transaction rolls back) when a
@@ -280,7 +298,9 @@ def apply(connection: Connection, plan: _Plan, store: StateStore) -> dict[str, l
             copied[name] = []
             continue  # this history is ahead: nothing to fast-forward, tags left alone
         new = [version for version in incoming if version["number"] > head]
-        for version in new:
+        for done, version in enumerate(new):
+            if done % 100 == 0:
+                (progress or _no_progress)(f"versions of {name}", done, len(new))
             pairs = plan.snapshots[version["snapshot"]]
             prepared = _Prepared([key for key, _ in pairs], [digest for _, digest in pairs],
                                  {digest: plan.values[digest] for _, digest in pairs},

@@ -19,21 +19,24 @@ from sqlalchemy import Connection, func, select, text
 
 from msgflux.store import schema as t
 from msgflux.store.hashing import canonical_json, decode_value, snapshot_hash, value_hash
-from msgflux.store.types import Problem, VerifyReport
+from msgflux.store.types import Problem, Progress, VerifyReport
 
 __all__ = ["verify"]
 
+_EVERY = 5000  # rows between progress reports
 
-def verify(connection: Connection) -> VerifyReport:
+
+def verify(connection: Connection, progress: Progress | None = None) -> VerifyReport:
     """Check the whole store on ``connection``; see the module docstring."""
+    report = progress or _no_progress
     problems: list[Problem] = list(_database_checks(connection))
-    bad_blobs = _check_blobs(connection)
+    bad_blobs = _check_blobs(connection, report)
     users = _blob_users(connection, bad_blobs) if bad_blobs else {}
     for blob_id, reason in bad_blobs.items():
         places = users.get(blob_id) or [(None, None, None)]
         for name, number, key in places:
             problems.append(Problem("value", reason, name, number, key))
-    bad_snapshots, snapshots_checked = _check_snapshots(connection)
+    bad_snapshots, snapshots_checked = _check_snapshots(connection, report)
     for snapshot_id, (reason, keys) in bad_snapshots.items():
         versions = connection.execute(
             select(t.names.c.name, t.versions.c.number, t.versions.c.name_id)
@@ -68,11 +71,18 @@ def _database_checks(connection: Connection) -> list[Problem]:
     return problems
 
 
-def _check_blobs(connection: Connection) -> dict[int, str]:
+def _no_progress(phase: str, done: int, total: int) -> None:
+    pass
+
+
+def _check_blobs(connection: Connection, progress: Progress) -> dict[int, str]:
+    total = connection.execute(select(func.count()).select_from(t.blobs)).scalar_one()
     bad: dict[int, str] = {}
     rows = connection.execution_options(yield_per=5000).execute(
         select(t.blobs.c.id, t.blobs.c.hash, t.blobs.c.value_type, t.blobs.c.text))
-    for blob_id, stored_hash, kind, stored_text in rows:
+    for done, (blob_id, stored_hash, kind, stored_text) in enumerate(rows):
+        if done % _EVERY == 0:
+            progress("values", done, total)
         try:
             value = decode_value(kind, stored_text)
             actual = value_hash(value)
@@ -83,6 +93,7 @@ def _check_blobs(connection: Connection) -> dict[int, str]:
             bad[blob_id] = f"value hash mismatch: stored {stored_hash[:12]}, content {actual[:12]}"
         elif kind != "str" and canonical_json(value) != stored_text:
             bad[blob_id] = "stored text is not the canonical JSON of its value"
+    progress("values", total, total)
     return bad
 
 
@@ -99,7 +110,9 @@ def _blob_users(connection: Connection, blob_ids: dict[int, str]) -> dict[int, l
     return users
 
 
-def _check_snapshots(connection: Connection) -> tuple[dict[int, tuple[str, set[str]]], int]:
+def _check_snapshots(connection: Connection, progress: Progress
+                     ) -> tuple[dict[int, tuple[str, set[str]]], int]:
+    total = connection.execute(select(func.count()).select_from(t.entries)).scalar_one()
     stored = {row.id: (row.hash, row.key_count) for row in connection.execute(
         select(t.snapshots.c.id, t.snapshots.c.hash, t.snapshots.c.key_count))}
     bad: dict[int, tuple[str, set[str]]] = {}
@@ -124,7 +137,9 @@ def _check_snapshots(connection: Connection) -> tuple[dict[int, tuple[str, set[s
         .order_by(t.entries.c.snapshot_id))
     current: int | None = None
     hashes: dict[str, str] = {}
-    for snapshot_id, key, blob_hash in rows:
+    for done, (snapshot_id, key, blob_hash) in enumerate(rows):
+        if done % _EVERY == 0:
+            progress("entries", done, total)
         if snapshot_id != current:
             if current is not None:
                 finish(current, hashes)
@@ -134,6 +149,7 @@ def _check_snapshots(connection: Connection) -> tuple[dict[int, tuple[str, set[s
         finish(current, hashes)
     for snapshot_id in stored.keys() - seen:
         finish(snapshot_id, {})
+    progress("entries", total, total)
     return bad, len(stored)
 
 

@@ -49,6 +49,7 @@ from msgflux.store.hashing import (
 from msgflux.store.migrate import check_current, upgrade
 from msgflux.store.types import (
     GcResult,
+    Progress,
     QueryResult,
     StateDiff,
     TagEvent,
@@ -885,40 +886,48 @@ class StateStore:
         return write_transaction(self._engine, "collecting garbage", work,
                                  lock_timeout=self.lock_timeout)
 
-    def verify(self) -> VerifyReport:
+    def verify(self, *, progress: Progress | None = None) -> VerifyReport:
         """Recompute every value and snapshot hash and run the database's integrity check.
 
         Returns a :class:`VerifyReport` listing every mismatch with the name,
         version and key affected (empty when the store is intact).
+        ``progress(phase, done, total)`` is called as values and entries are checked.
+
+        Raises:
+            DatabaseError: the database could not be read.
         """
         from msgflux.store._verify import verify
 
-        return read_transaction(self._engine, "verifying the store", verify)
+        return read_transaction(self._engine, "verifying the store",
+                                lambda connection: verify(connection, progress))
 
     # -- moving histories -----------------------------------------------------------------
 
-    def export_bundle(self, path: str | os.PathLike[str],
-                      names: Iterable[str] | None = None) -> dict[str, int]:
+    def export_bundle(self, path: str | os.PathLike[str], names: Iterable[str] | None = None,
+                      *, progress: Progress | None = None) -> dict[str, int]:
         """Write whole histories (all names, or ``names``) to one ``.json`` or ``.toml`` bundle.
 
         Numbers, hashes, messages, metadata, tags and tag history are kept.
-        Returns ``{name: number of versions}``.
+        Returns ``{name: number of versions}``. ``progress(phase, done, total)``
+        is called as snapshots are read.
 
         Raises:
             NameNotFound; msgflux.errors.SerializationError if the file can't be written.
         """
         from msgflux import save
 
-        data = self._bundle(names)
+        data = self._bundle(names, progress)
         save(data, path)
         return {name: len(history["versions"]) for name, history in data["names"].items()}
 
-    def import_bundle(self, path: str | os.PathLike[str]) -> dict[str, list[int]]:
+    def import_bundle(self, path: str | os.PathLike[str], *,
+                      progress: Progress | None = None) -> dict[str, list[int]]:
         """Import a bundle written by :meth:`export_bundle`; return ``{name: new version numbers}``.
 
         Every hash is checked first. Importing the same bundle twice is a no-op.
         A history that diverged from the one here raises :class:`ConflictError`
-        and nothing is written.
+        and nothing is written. ``progress(phase, done, total)`` is called as
+        values are checked and versions written.
 
         Raises:
             InvalidInputError (malformed file), IntegrityError (wrong hashes), ConflictError.
@@ -930,7 +939,7 @@ class StateStore:
             data = load(path)
         except (SerializationError, OSError) as error:
             raise InvalidInputError(f"cannot read bundle: {error}") from None
-        return self._import(data)
+        return self._import(data, progress)
 
     def copy_to(self, other: StateStore, names: Iterable[str] | None = None) -> dict[str, list[int]]:
         """Publish histories to another store, fast-forward only (``push``; ``pull`` is the reverse).
@@ -943,16 +952,17 @@ class StateStore:
         """
         return other._import(self._bundle(names))
 
-    def _bundle(self, names: Iterable[str] | None) -> dict[str, Any]:
+    def _bundle(self, names: Iterable[str] | None,
+                progress: Progress | None = None) -> dict[str, Any]:
         wanted = None if names is None else [check_label("name", name) for name in names]
-        return read_transaction(self._engine, "exporting",
-                                lambda connection: _bundle.export(connection, wanted,
-                                                                  self._name_not_found))
+        return read_transaction(self._engine, "exporting", lambda connection: _bundle.export(
+            connection, wanted, self._name_not_found, progress))
 
-    def _import(self, data: Any) -> dict[str, list[int]]:
-        plan = _bundle.parse(data)
+    def _import(self, data: Any, progress: Progress | None = None) -> dict[str, list[int]]:
+        plan = _bundle.parse(data, progress)
         return write_transaction(
-            self._engine, "importing", lambda connection: _bundle.apply(connection, plan, self),
+            self._engine, "importing",
+            lambda connection: _bundle.apply(connection, plan, self, progress),
             lock_timeout=self.lock_timeout)
 
     # -- row helpers ------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 from msgflux.errors import MsgfluxError, SerializationError
 from msgflux.store.errors import NameNotFound, StoreError
-from msgflux.store.types import format_ranges
+from msgflux.store.types import Progress, format_ranges
 
 __all__ = ["EXIT_DIFFERENT", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -182,6 +182,31 @@ def _busy(message: str) -> Iterator[None]:
 
     with Console(stderr=True).status(message):
         yield
+
+
+@contextmanager
+def _progress_bar(message: str) -> Iterator[Progress | None]:
+    """A progress bar per phase on stderr, fed by a ``progress(phase, done, total)`` callback.
+
+    Yields ``None`` (no callback, no output) when stderr is not a terminal.
+    """
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as Bars
+
+    with Bars(TextColumn(f"{message} {{task.description}}"), BarColumn(), MofNCompleteColumn(),
+              TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bars:
+        tasks: dict[str, Any] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bars.add_task(phase, total=total)
+            bars.update(tasks[phase], completed=done, total=total)
+
+        yield update
 
 
 # -- opening the store --------------------------------------------------------------------
@@ -528,8 +553,8 @@ def _cmd_rollback(args: argparse.Namespace, out: _Output) -> int:
 # -- commands: maintenance ----------------------------------------------------------------
 
 def _cmd_verify(args: argparse.Namespace, out: _Output) -> int:
-    with _store(args) as store, _busy("verifying every hash..."):
-        report = store.verify()
+    with _store(args) as store, _progress_bar("verifying") as progress:
+        report = store.verify(progress=progress)
     if out.json:
         out.dump({"ok": report.ok, "versions_checked": report.versions_checked,
                   "snapshots_checked": report.snapshots_checked,
@@ -567,8 +592,8 @@ def _cmd_gc(args: argparse.Namespace, out: _Output) -> int:
 
 
 def _cmd_export(args: argparse.Namespace, out: _Output) -> int:
-    with _store(args) as store, _busy(f"exporting to {args.file}..."):
-        counts = store.export_bundle(args.file, args.names or None)
+    with _store(args) as store, _progress_bar("exporting") as progress:
+        counts = store.export_bundle(args.file, args.names or None, progress=progress)
     if out.json:
         out.dump({"file": str(args.file), "names": counts})
     else:
@@ -590,8 +615,8 @@ def _print_copied(out: _Output, copied: dict[str, list[int]], verb: str) -> None
 
 
 def _cmd_import(args: argparse.Namespace, out: _Output) -> int:
-    with _store(args, create=True) as store, _busy(f"importing {args.file}..."):
-        copied = store.import_bundle(args.file)
+    with _store(args, create=True) as store, _progress_bar("importing") as progress:
+        copied = store.import_bundle(args.file, progress=progress)
     _print_copied(out, copied, "import")
     return EXIT_OK
 

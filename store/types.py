@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 __all__ = ["Version", "TagEvent", "StateDiff", "Problem", "VerifyReport", "QueryResult",
-           "GcResult", "format_ranges"]
+           "GcResult", "Progress", "format_ranges"]
+
+#: A progress callback for long operations: ``progress(phase, done, total)``,
+#: called every few thousand rows and once more when a phase completes.
+Progress = Callable[[str, int, int], None]
 
 
 def format_ranges(numbers: Iterable[int]) -> str:

@@ -131,3 +131,24 @@ def test_verify_reports_a_changed_snapshot_hash(store: StateStore, db: sa.Engine
     assert [(p.kind, p.name, p.version) for p in problems] == [
         ("snapshot", "p", 3), ("snapshot", "q", 1)]
     assert all("snapshot hash mismatch" in p.message for p in problems)
+
+
+def test_long_operations_report_progress_up_to_their_totals(tmp_path) -> None:  # noqa: ANN001
+    store = StateStore(tmp_path / "progress.db")
+    for number in range(1, 31):
+        store.save("p", {"fixed": "same", "k": number})
+    calls: list[tuple[str, int, int]] = []
+
+    def seen(phase: str, done: int, total: int) -> None:
+        calls.append((phase, done, total))
+
+    assert store.verify(progress=seen).ok
+    assert ("values", 31, 31) in calls and ("entries", 60, 60) in calls
+    calls.clear()
+    store.export_bundle(tmp_path / "b.json", progress=seen)
+    assert calls[-1] == ("snapshots", 30, 30)
+    calls.clear()
+    other = StateStore(tmp_path / "other.db")
+    other.import_bundle(tmp_path / "b.json", progress=seen)
+    assert ("values", 0, 31) in calls and ("versions of p", 0, 30) in calls
+    assert all(done <= total for _phase, done, total in calls)
