@@ -50,10 +50,6 @@ FORMAT_VERSION = 1
 _EVERY = 1000  # items between progress reports
 
 
-def _no_progress(phase: str, done: int, total: int) -> None:
-    pass
-
-
 def _iso(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -62,7 +58,7 @@ def _iso(moment: datetime) -> str:
 
 def export(connection: Connection, wanted: list[str] | None,
            not_found: Callable[[Connection, str], Exception],
-           progress: Progress | None = None) -> dict[str, Any]:
+           progress: Progress) -> dict[str, Any]:
     """Read the histories of ``wanted`` names (all if ``None``) into a bundle dict."""
     name_rows = connection.execute(select(t.names.c.id, t.names.c.name).order_by(t.names.c.name))
     ids = {row.name: row.id for row in name_rows}
@@ -101,10 +97,9 @@ def export(connection: Connection, wanted: list[str] | None,
         names[name] = {"versions": versions, "tags": tags, "tag_history": history}
     snapshots: dict[str, list[list[str]]] = {}
     values: dict[str, dict[str, str]] = {}
-    report = progress or _no_progress
     for done, (snapshot_id, snapshot) in enumerate(snapshot_ids.items()):
         if done % _EVERY == 0:
-            report("snapshots", done, len(snapshot_ids))
+            progress("snapshots", done, len(snapshot_ids))
         rows = connection.execute(
             select(t.entries.c.key, t.blobs.c.hash, t.blobs.c.value_type, t.blobs.c.text)
             .join(t.blobs, t.blobs.c.id == t.entries.c.blob_id)
@@ -114,7 +109,7 @@ def export(connection: Connection, wanted: list[str] | None,
             entries.append([key, digest])
             values.setdefault(digest, {"type": kind, "text": text})
         snapshots[snapshot] = entries
-    report("snapshots", len(snapshot_ids), len(snapshot_ids))
+    progress("snapshots", len(snapshot_ids), len(snapshot_ids))
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "names": names,
             "snapshots": snapshots, "values": values}
 
@@ -142,7 +137,7 @@ def _field(record: Any, field: str, kinds: type | tuple[type, ...], where: str,
     return value
 
 
-def parse(data: Any, progress: Progress | None = None) -> _Plan:
+def parse(data: Any, progress: Progress) -> _Plan:
     """Check a bundle's structure and every hash; raise before anything is written.
 
     Raises:
@@ -155,11 +150,10 @@ def parse(data: Any, progress: Progress | None = None) -> _Plan:
         raise InvalidInputError(f"bundle format_version {data.get('format_version')!r} is not "
                                 f"supported (this release reads {FORMAT_VERSION})")
     values: dict[str, tuple[str, str]] = {}
-    report = progress or _no_progress
     records = _field(data, "values", dict, "")
     for done, (digest, record) in enumerate(records.items()):
         if done % _EVERY == 0:
-            report("values", done, len(records))
+            progress("values", done, len(records))
         kind = _field(record, "type", str, f"values[{digest[:12]}]")
         text = _field(record, "text", str, f"values[{digest[:12]}]")
         if kind not in VALUE_TYPES:
@@ -261,7 +255,7 @@ def _parse_time(text: str, where: str) -> datetime:
 
 
 def apply(connection: Connection, plan: _Plan, store: StateStore,
-          progress: Progress | None = None) -> dict[str, list[int]]:
+          progress: Progress) -> dict[str, list[int]]:
     """Fast-forward each name of ``plan`` into the store on ``connection``.
 
     Raises :class:`ConflictError` (the whole transaction rolls back) when a
@@ -300,7 +294,7 @@ def apply(connection: Connection, plan: _Plan, store: StateStore,
         new = [version for version in incoming if version["number"] > head]
         for done, version in enumerate(new):
             if done % 100 == 0:
-                (progress or _no_progress)(f"versions of {name}", done, len(new))
+                progress(f"versions of {name}", done, len(new))
             pairs = plan.snapshots[version["snapshot"]]
             prepared = _Prepared([key for key, _ in pairs], [digest for _, digest in pairs],
                                  {digest: plan.values[digest] for _, digest in pairs},

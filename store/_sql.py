@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, exc
@@ -133,10 +134,14 @@ def execute_many(connection: Connection, statement: str, rows: list[tuple[Any, .
         _cursor_call(connection, _sql(connection, statement), rows, many=True).close()
 
 
+@lru_cache(maxsize=64)
+def _blob_ids_sql(dialect: str, count: int) -> str:
+    return _for(dialect, _BLOB_IDS.replace("{marks}", ", ".join("?" * count)))
+
+
 def blob_ids(connection: Connection, digests: Sequence[str]) -> list[tuple[str, int]]:
     """``(hash, id)`` of the stored values among ``digests`` (at most a few hundred)."""
-    sql = _for(connection.dialect.name,
-               _BLOB_IDS.replace("{marks}", ", ".join("?" * len(digests))))
+    sql = _blob_ids_sql(connection.dialect.name, len(digests))
     cursor = _cursor_call(connection, sql, tuple(digests), many=False)
     try:
         return [(digest, blob_id) for digest, blob_id in cursor.fetchall()]

@@ -26,17 +26,16 @@ __all__ = ["verify"]
 _EVERY = 5000  # rows between progress reports
 
 
-def verify(connection: Connection, progress: Progress | None = None) -> VerifyReport:
+def verify(connection: Connection, progress: Progress) -> VerifyReport:
     """Check the whole store on ``connection``; see the module docstring."""
-    report = progress or _no_progress
     problems: list[Problem] = list(_database_checks(connection))
-    bad_blobs = _check_blobs(connection, report)
+    bad_blobs, blob_count = _check_blobs(connection, progress)
     users = _blob_users(connection, bad_blobs) if bad_blobs else {}
     for blob_id, reason in bad_blobs.items():
         places = users.get(blob_id) or [(None, None, None)]
         for name, number, key in places:
             problems.append(Problem("value", reason, name, number, key))
-    bad_snapshots, snapshots_checked = _check_snapshots(connection, report)
+    bad_snapshots, snapshots_checked = _check_snapshots(connection, progress)
     for snapshot_id, (reason, keys) in bad_snapshots.items():
         versions = connection.execute(
             select(t.names.c.name, t.versions.c.number, t.versions.c.name_id)
@@ -53,7 +52,6 @@ def verify(connection: Connection, progress: Progress | None = None) -> VerifyRe
                                             "the neighbouring versions)", name, number, key))
             else:
                 problems.append(Problem("snapshot", reason, name, number))
-    blob_count = connection.execute(select(func.count()).select_from(t.blobs)).scalar_one()
     version_count = connection.execute(select(func.count()).select_from(t.versions)).scalar_one()
     return VerifyReport(tuple(problems), blobs_checked=blob_count,
                         snapshots_checked=snapshots_checked, versions_checked=version_count)
@@ -71,11 +69,8 @@ def _database_checks(connection: Connection) -> list[Problem]:
     return problems
 
 
-def _no_progress(phase: str, done: int, total: int) -> None:
-    pass
-
-
-def _check_blobs(connection: Connection, progress: Progress) -> dict[int, str]:
+def _check_blobs(connection: Connection, progress: Progress) -> tuple[dict[int, str], int]:
+    """Unreadable or mismatched values by blob id, and how many values there are."""
     total = connection.execute(select(func.count()).select_from(t.blobs)).scalar_one()
     bad: dict[int, str] = {}
     rows = connection.execution_options(yield_per=5000).execute(
@@ -94,7 +89,7 @@ def _check_blobs(connection: Connection, progress: Progress) -> dict[int, str]:
         elif kind != "str" and canonical_json(value) != stored_text:
             bad[blob_id] = "stored text is not the canonical JSON of its value"
     progress("values", total, total)
-    return bad
+    return bad, total
 
 
 def _blob_users(connection: Connection, blob_ids: dict[int, str]) -> dict[int, list[Any]]:

@@ -112,6 +112,15 @@ class _Head(NamedTuple):
     parent: int | None  # the head version's parent
 
 
+def _no_progress(phase: str, done: int, total: int) -> None:
+    pass
+
+
+def _decode_rows(rows: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """``(key, value_type, text)`` rows as a state dict (strings need no decoding)."""
+    return {key: text if kind == "str" else decode_value(kind, text) for key, kind, text in rows}
+
+
 def _plain_number(ref: Any) -> int | None:
     """``ref`` as a version number (0 for "latest"), or None if it needs the full resolver."""
     if isinstance(ref, bool):
@@ -453,7 +462,7 @@ class StateStore:
             connection.execute(insert(t.entries), [
                 {"snapshot_id": row[0], "key": row[1], "position": row[2], "blob_id": row[3]}
                 for row in rows])
-        return snapshot_id, {digest: blob_ids[digest] for digest in prepared.encoded}
+        return snapshot_id, blob_ids
 
     def _store_blobs(self, connection: Connection, encoded: Mapping[str, tuple[str, str]],
                      known: Mapping[str, int]) -> dict[str, int]:
@@ -578,8 +587,9 @@ class StateStore:
             rows = read_statement(self._engine, f"loading {name!r}",
                                   lambda connection: _sql.fetch_all(connection, statement, params))
             if rows:  # nothing: an unknown version (or an empty state), resolved below
-                return {key: text if kind == "str" else decode_value(kind, text)
-                        for key, kind, text in rows if not prefix or key.startswith(prefix)}
+                state = _decode_rows(rows)
+                return {key: value for key, value in state.items()
+                        if key.startswith(prefix)} if prefix else state
         return self._load(name, ref, prefix)[1]  # references by tag or hash; every error
 
     def _load(self, name: str, ref: VersionRef,
@@ -600,8 +610,7 @@ class StateStore:
 
     @staticmethod
     def _content(connection: Connection, snapshot_id: int) -> dict[str, Any]:
-        rows = _sql.fetch_all(connection, "content", (snapshot_id,))
-        return {key: decode_value(kind, text) for key, kind, text in rows}
+        return _decode_rows(_sql.fetch_all(connection, "content", (snapshot_id,)))
 
     def load_into(self, module: Module, name: str, ref: VersionRef = "latest", *,
                   prefix: str | None = None, strict: bool = True) -> Version:
@@ -899,7 +908,7 @@ class StateStore:
         from msgflux.store._verify import verify
 
         return read_transaction(self._engine, "verifying the store",
-                                lambda connection: verify(connection, progress))
+                                lambda connection: verify(connection, progress or _no_progress))
 
     # -- moving histories -----------------------------------------------------------------
 
@@ -956,13 +965,14 @@ class StateStore:
                 progress: Progress | None = None) -> dict[str, Any]:
         wanted = None if names is None else [check_label("name", name) for name in names]
         return read_transaction(self._engine, "exporting", lambda connection: _bundle.export(
-            connection, wanted, self._name_not_found, progress))
+            connection, wanted, self._name_not_found, progress or _no_progress))
 
     def _import(self, data: Any, progress: Progress | None = None) -> dict[str, list[int]]:
-        plan = _bundle.parse(data, progress)
+        report = progress or _no_progress
+        plan = _bundle.parse(data, report)
         return write_transaction(
             self._engine, "importing",
-            lambda connection: _bundle.apply(connection, plan, self, progress),
+            lambda connection: _bundle.apply(connection, plan, self, report),
             lock_timeout=self.lock_timeout)
 
     # -- row helpers ------------------------------------------------------------------------

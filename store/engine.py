@@ -124,7 +124,7 @@ def create_store_engine(url: URL, *, lock_timeout: float, durability: str) -> En
             pool_size=4,
             connect_args={"connect_timeout": max(1, int(lock_timeout))},
         )
-    _forget_pool_after_fork(engine)
+    _ENGINES.add(engine)
     return engine
 
 
@@ -139,10 +139,6 @@ def _forget_pools_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_pools_in_child)
-
-
-def _forget_pool_after_fork(engine: Engine) -> None:
-    _ENGINES.add(engine)
 
 
 def _configure_sqlite(engine: Engine, lock_timeout: float, synchronous: str) -> None:

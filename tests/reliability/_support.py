@@ -114,3 +114,15 @@ def structure_problems(engine: sa.Engine) -> list[str]:
 def placeholder(dialect: str) -> str:
     """The driver's positional parameter marker for :meth:`StateStore.query`."""
     return "?" if dialect == "sqlite" else "%s"
+
+
+def paths_in(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into a nested JSON document (``()`` first): where a test may tamper."""
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += paths_in(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += paths_in(value, (*prefix, index))
+    return found

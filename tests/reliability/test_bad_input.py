@@ -28,7 +28,7 @@ from msgflux.errors import MsgfluxError, SerializationError, StateValueError
 from msgflux.store import StateStore, StoreError
 from msgflux.store.hashing import canonical_json
 
-from ._support import dump, expected_snapshot, raw_engine
+from ._support import dump, expected_snapshot, paths_in, raw_engine
 from .conftest import BAD_INPUT_CASES
 
 EXAMPLES = {"sqlite": 200, "postgresql": 25}
@@ -223,17 +223,6 @@ def test_msgflux_save_and_load_round_trip_or_refuse(harness, tmp_path):
         assert same(loaded, state)
 
 
-def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
-    found = [prefix]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += _paths(value, (*prefix, index))
-    return found
-
-
 BUNDLE_VALUES = st.one_of(st.sampled_from(
     [None, 0, -1, 2**31, 2**70, "", "0" * 64, "f" * 64, "not a hash", [], {}, [["k", "0" * 64]],
      {"type": "int", "text": "1"}, {"type": "float", "text": "1e999"}, True, 1.5, "\ud800",
@@ -244,7 +233,7 @@ BUNDLE_VALUES = st.one_of(st.sampled_from(
 def test_tampered_bundles_are_refused_or_import_consistently(harness, tmp_path):
     """Change 1-3 places of a real export (a hash, a value, a number, a key...) and import it."""
     original = harness.store._bundle(None)  # fixed before Hypothesis draws anything
-    targets = _paths(original)[1:]
+    targets = paths_in(original)[1:]
 
     @explore(harness, data=st.data(), suffix=st.sampled_from([".json", ".toml"]))
     def case(data, suffix):

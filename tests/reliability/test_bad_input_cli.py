@@ -49,7 +49,7 @@ from msgflux.store import StateStore
 from msgflux.store.cli import main
 from msgflux.store.hashing import decode_value
 
-from ._support import dump, raw_engine
+from ._support import dump, paths_in, raw_engine
 from .conftest import BAD_INPUT_CLI_CASES, record
 from .test_bad_input import HOSTILE_TEXT, MALFORMED, _nested, same
 
@@ -391,17 +391,6 @@ def test_version_references_resolve_or_refuse(harness):
             assert set(before_tags.values()) <= {v.number for v in store.log("base")}
 
 
-def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
-    found = [prefix]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += _paths(value, (*prefix, index))
-    return found
-
-
 BUNDLE_VALUES = st.one_of(st.sampled_from(
     [None, 0, -1, 2**70, "", "0" * 64, "f" * 64, "not a hash", [], {}, [["k", "0" * 64]],
      {"type": "int", "text": "1"}, {"type": "float", "text": "NaN"}, True, 1.5, "a\x00b",
@@ -417,7 +406,7 @@ def test_tampered_bundles_are_refused_or_import_exactly(harness):
     source = harness.files / "original.json"
     harness.store.export_bundle(source, ["base", "other"])
     original = json.loads(source.read_text(encoding="utf-8"))
-    targets = _paths(original)[1:]
+    targets = paths_in(original)[1:]
     value_hashes = sorted(original["values"])
 
     @explore(data=st.data(), suffix=st.sampled_from([".json", ".json", ".toml", ".txt"]),
