@@ -24,12 +24,15 @@ from sqlalchemy import Connection, exc
 # "{lock}" becomes a row lock on PostgreSQL; SQLite has none (BEGIN IMMEDIATE
 # already holds the database's write lock).
 _STATEMENTS = {
-    "name_head": """
-        SELECT n.id, n.head, v.number, v.snapshot_id, s.hash, v.parent
-        FROM names n
-        LEFT JOIN versions v ON v.name_id = n.id AND v.number = n.head
-        LEFT JOIN snapshots s ON s.id = v.snapshot_id
-        WHERE n.name = ? {lock_names}""",
+    # Two statements, not one join: on PostgreSQL a writer that waited for the
+    # row lock re-reads only the locked row under READ COMMITTED, so columns
+    # joined from other tables would come back NULL (every concurrent save then
+    # got parent = NULL). Lock first, then read the head it protects.
+    "lock_name": "SELECT id, head FROM names WHERE name = ? {lock_names}",
+    "head_version": """
+        SELECT v.number, v.snapshot_id, s.hash, v.parent
+        FROM versions v JOIN snapshots s ON s.id = v.snapshot_id
+        WHERE v.name_id = ? AND v.number = ?""",
     "insert_name": "INSERT INTO names (name, head, created_at) VALUES (?, 0, ?)",
     "snapshot_id": "SELECT id FROM snapshots WHERE hash = ?",
     "snapshot_blob_ids": """
@@ -67,7 +70,7 @@ _STATEMENTS = {
 _LOCKS = {
     "sqlite": {"lock_names": "", "share_blobs": ""},
     # A concurrent gc must not delete a value between our lookup and our insert.
-    "postgresql": {"lock_names": "FOR UPDATE OF n", "share_blobs": "FOR SHARE"},
+    "postgresql": {"lock_names": "FOR UPDATE", "share_blobs": "FOR SHARE"},
 }
 
 _BLOB_IDS = "SELECT hash, id FROM blobs WHERE hash IN ({marks}) {share_blobs}"

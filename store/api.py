@@ -378,13 +378,17 @@ class StateStore:
 
     def _lock_head(self, connection: Connection, name: str, *, create: bool) -> _Head:
         """Lock the name's row for this transaction; return it with its head version."""
-        row = _sql.fetch_one(connection, "name_head", (name,))
+        row = _sql.fetch_one(connection, "lock_name", (name,))
         if row is None:
             if not create:
                 raise self._name_not_found(connection, name)
             _sql.execute(connection, "insert_name", (name, _sql.time_param(connection, _now())))
-            row = _sql.fetch_one(connection, "name_head", (name,))
-        return _Head(*row)
+            row = _sql.fetch_one(connection, "lock_name", (name,))
+        name_id, last = int(row[0]), int(row[1])
+        version = _sql.fetch_one(connection, "head_version", (name_id, last)) if last else None
+        if version is None:
+            return _Head(name_id, last, None, None, None, None)
+        return _Head(name_id, last, *version)
 
     def _lock_name(self, connection: Connection, name: str, *, create: bool) -> tuple[int, int]:
         """Lock the name's row for this transaction; return ``(name_id, head)``."""
