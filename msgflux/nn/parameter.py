@@ -57,18 +57,22 @@ class Parameter:
         'Be brief'
     """
 
-    __slots__ = ("_data", "spec", "requires_grad")
+    __slots__ = ("_data", "spec", "requires_grad", "grad")
 
     _data: Any
     spec: str
     requires_grad: bool
+    #: Feedback an optimiser computed for this parameter (e.g. a textual
+    #: critique); ``None`` until one is set. Not part of the state dict.
+    grad: Any
 
-    def __init__(self, data: Any, spec: str, *, requires_grad: bool = True) -> None:
+    def __init__(self, data: Any, spec: str, requires_grad: bool = True) -> None:
         if not isinstance(spec, str):
             raise TypeError(f"Parameter spec must be a str, got {type(spec).__name__}")
         self.data = data
         self.spec = spec
         self.requires_grad = bool(requires_grad)
+        self.grad = None
 
     # -- the value --------------------------------------------------------------
 
@@ -87,20 +91,33 @@ class Parameter:
         self._data = value
 
     def clone(self) -> Parameter:
-        """Return a new ``Parameter`` with a deep copy of ``data`` and the same spec."""
-        return Parameter(copy.deepcopy(self._data), self.spec, requires_grad=self.requires_grad)
+        """Return a new ``Parameter`` with deep copies of ``data`` and ``grad``, same spec."""
+        twin = Parameter(copy.deepcopy(self._data), self.spec, requires_grad=self.requires_grad)
+        twin.grad = copy.deepcopy(self.grad)
+        return twin
 
     def copy_(self, src: Parameter | Any) -> Parameter:
         """Set ``data`` to a deep copy of ``src`` (a ``Parameter`` or a value); return ``self``.
 
         The spec is kept, as ``torch.Tensor.copy_`` keeps everything but the data.
+        ``copy_(None)`` changes nothing, as in msgflux.
 
         Raises:
             StateValueError: the new value is not JSON-compatible (``self`` is unchanged).
         """
+        if src is None:
+            return self
         value = src.data if isinstance(src, Parameter) else src
         self.data = copy.deepcopy(value)
         return self
+
+    def copy_to_data(self, value: Any) -> None:
+        """Set ``data`` to a deep copy of ``value`` (``None`` included), as msgflux does.
+
+        Raises:
+            StateValueError: ``value`` is not JSON-compatible (``self`` is unchanged).
+        """
+        self.data = copy.deepcopy(value)
 
     def requires_grad_(self, requires_grad: bool = True) -> Parameter:
         """Set whether an optimiser may change this parameter; return ``self``."""

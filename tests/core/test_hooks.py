@@ -1,4 +1,4 @@
-"""Forward hooks and calling a module."""
+"""Forward hooks and calling a module: msgflux's hook form by default, PyTorch's on request."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ class Upper(Module):
         return text.upper() + suffix
 
 
+class Failing(Module):
+    def forward(self, text: str) -> str:
+        raise ValueError(f"cannot handle {text}")
+
+
 def test_call_runs_forward_with_args_and_kwargs() -> None:
     assert Upper()("hi", suffix="!") == "HI!"
 
@@ -21,13 +26,141 @@ def test_forward_missing_raises() -> None:
         Module()("x")
 
 
-def test_hooks_run_in_order_and_can_replace_values() -> None:
+# -- msgflux's form (the default) ---------------------------------------------------
+
+
+def test_pre_hook_gets_args_and_kwargs_and_may_replace_both() -> None:
+    m = Upper()
+    seen: list[tuple] = []
+
+    def pre(module, args, kwargs):
+        seen.append((module, args, dict(kwargs)))
+        return (args[0] + "a",), {**kwargs, "suffix": "?"}
+
+    m.register_forward_pre_hook(pre)
+    assert m("x", suffix="!") == "XA?"
+    assert seen == [(m, ("x",), {"suffix": "!"})]
+
+
+def test_pre_hook_returning_none_keeps_inputs_and_may_edit_kwargs_in_place() -> None:
+    m = Upper()
+    m.register_forward_pre_hook(lambda module, args, kwargs: None)
+    assert m("x") == "X"
+
+    def enrich(module, args, kwargs):
+        kwargs["suffix"] = "+"
+
+    m.register_forward_pre_hook(enrich)
+    assert m("x") == "X+"
+
+
+@pytest.mark.parametrize("bad", ["text", ("a",), ("a", "b"), (("a",), {"k": 1}, "extra"), 3])
+def test_pre_hook_bad_return_is_a_clear_error(bad) -> None:
+    m = Upper()
+    m.register_forward_pre_hook(lambda module, args, kwargs: bad)
+    with pytest.raises(RuntimeError, match=r"must return None or a tuple \(args: tuple, kwargs"):
+        m("a")
+
+
+def test_pre_hook_may_return_args_as_a_list() -> None:
+    m = Upper()
+    m.register_forward_pre_hook(lambda module, args, kwargs: (["b"], kwargs))
+    assert m("a") == "B"
+
+
+def test_forward_hook_gets_args_kwargs_and_output() -> None:
+    m = Upper()
+    calls: list[str] = []
+
+    def post(module, args, kwargs, output):
+        calls.append("post")
+        assert (module, args, kwargs, output) == (m, ("x",), {"suffix": "!"}, "X!")
+        return output + "?"
+
+    def observe(module, args, kwargs, output):
+        calls.append("observe")
+        assert output == "X!?"
+
+    m.register_forward_hook(post)
+    m.register_forward_hook(observe)
+    assert m("x", suffix="!") == "X!?"
+    assert calls == ["post", "observe"]
+
+
+def test_prepend_runs_first_for_both_kinds() -> None:
+    m = Upper()
+    calls: list[str] = []
+    m.register_forward_pre_hook(lambda mod, args, kwargs: calls.append("pre second"))
+    m.register_forward_pre_hook(lambda mod, args, kwargs: calls.append("pre first"), prepend=True)
+    m.register_forward_hook(lambda mod, args, kwargs, out: calls.append("post second"))
+    m.register_forward_hook(
+        lambda mod, args, kwargs, out: calls.append("post first"), prepend=True
+    )
+    m("a")
+    assert calls == ["pre first", "pre second", "post first", "post second"]
+
+
+# -- always_call ---------------------------------------------------------------------
+
+
+def test_always_call_hook_runs_when_forward_raises() -> None:
+    m = Failing()
+    seen: list[object] = []
+    m.register_forward_hook(lambda mod, args, kwargs, out: seen.append(("plain", out)))
+    m.register_forward_hook(
+        lambda mod, args, kwargs, out: seen.append(("always", args, out)), always_call=True
+    )
+    with pytest.raises(ValueError, match="cannot handle x"):
+        m("x")
+    assert seen == [("always", ("x",), None)]
+
+
+def test_always_call_hook_runs_when_an_earlier_hook_raises_and_runs_once() -> None:
+    m = Upper()
+    seen: list[str] = []
+
+    def boom(mod, args, kwargs, out):
+        raise KeyError("hook failed")
+
+    m.register_forward_hook(lambda mod, args, kwargs, out: seen.append("early always"),
+                            always_call=True)
+    m.register_forward_hook(boom)
+    m.register_forward_hook(lambda mod, args, kwargs, out: seen.append(f"late always {out}"),
+                            always_call=True)
+    with pytest.raises(KeyError, match="hook failed"):
+        m("x")
+    assert seen == ["early always", "late always X"]
+
+
+def test_always_call_hook_error_is_a_warning_and_the_original_error_wins() -> None:
+    m = Failing()
+
+    def broken(mod, args, kwargs, out):
+        raise RuntimeError("hook broke too")
+
+    m.register_forward_hook(broken, always_call=True)
+    with pytest.warns(RuntimeWarning, match="hook broke too"), pytest.raises(ValueError):
+        m("x")
+
+
+def test_always_call_flag_goes_away_with_the_hook() -> None:
+    m = Failing()
+    handle = m.register_forward_hook(lambda *a: None, always_call=True)
+    assert handle.id in m._forward_hooks_always_called
+    handle.remove()
+    assert handle.id not in m._forward_hooks_always_called
+    assert handle.id not in m._forward_hooks_with_kwargs
+
+
+# -- PyTorch's form, by explicit opt-in ----------------------------------------------
+
+
+def test_pytorch_form_with_kwargs_false() -> None:
     m = Upper()
     calls: list[str] = []
 
     def pre(module, args):
         calls.append("pre")
-        assert module is m
         return (args[0] + "a",)
 
     def pre_not_tuple(module, args):
@@ -39,48 +172,30 @@ def test_hooks_run_in_order_and_can_replace_values() -> None:
         assert args == ("xab",)
         return output + "!"
 
-    def observe(module, args, output):
-        calls.append("observe")
-        assert output == "XAB!"
-
-    m.register_forward_pre_hook(pre)
-    m.register_forward_pre_hook(pre_not_tuple)
-    m.register_forward_hook(post)
-    m.register_forward_hook(observe)
-    assert m("x") == "XAB!"
-    assert calls == ["pre", "pre2", "post", "observe"]
+    m.register_forward_pre_hook(pre, with_kwargs=False)
+    m.register_forward_pre_hook(pre_not_tuple, with_kwargs=False)
+    m.register_forward_hook(post, with_kwargs=False)
+    assert m("x", suffix="?") == "XAB?!"
+    assert calls == ["pre", "pre2", "post"]
 
 
-def test_prepend_and_with_kwargs() -> None:
+def test_both_forms_mix_on_one_module() -> None:
     m = Upper()
-    calls: list[str] = []
-    m.register_forward_pre_hook(lambda mod, args: calls.append("second"))
-    m.register_forward_pre_hook(lambda mod, args: calls.append("first"), prepend=True)
-
-    def pre_kwargs(module, args, kwargs):
-        return args, {**kwargs, "suffix": "?"}
-
-    def post_kwargs(module, args, kwargs, output):
-        calls.append(f"post {kwargs}")
-
-    m.register_forward_pre_hook(pre_kwargs, with_kwargs=True)
-    m.register_forward_hook(post_kwargs, with_kwargs=True)
-    assert m("a") == "A?"
-    assert calls == ["first", "second", "post {'suffix': '?'}"]
+    m.register_forward_pre_hook(lambda mod, args: ("b",), with_kwargs=False)
+    m.register_forward_pre_hook(lambda mod, args, kwargs: (args, {"suffix": "!"}))
+    m.register_forward_hook(lambda mod, args, out: out + "1", with_kwargs=False)
+    m.register_forward_hook(lambda mod, args, kwargs, out: out + str(kwargs))
+    assert m("a") == "B!1{'suffix': '!'}"
 
 
-def test_with_kwargs_pre_hook_bad_return() -> None:
-    m = Upper()
-    m.register_forward_pre_hook(lambda mod, args, kwargs: "bad", with_kwargs=True)
-    with pytest.raises(RuntimeError, match=r"\(args, kwargs\)"):
-        m("a")
+# -- handles -----------------------------------------------------------------------
 
 
 def test_handles_remove_hooks() -> None:
     m = Upper()
     calls: list[str] = []
-    pre = m.register_forward_pre_hook(lambda mod, args: calls.append("pre"))
-    post = m.register_forward_hook(lambda mod, args, out: calls.append("post"))
+    pre = m.register_forward_pre_hook(lambda mod, args, kwargs: calls.append("pre"))
+    post = m.register_forward_hook(lambda mod, args, kwargs, out: calls.append("post"))
     assert isinstance(pre, RemovableHandle)
     m("a")
     pre.remove()
@@ -90,16 +205,39 @@ def test_handles_remove_hooks() -> None:
     m("a")
     assert calls == ["pre", "post", "post"]
     assert "removed" in repr(pre)
+    assert not m._forward_pre_hooks_with_kwargs and not m._forward_hooks_with_kwargs
 
 
 def test_handle_as_context_manager() -> None:
     m = Upper()
-    with m.register_forward_hook(lambda mod, args, out: out + "!"):
+    with m.register_forward_hook(lambda mod, args, kwargs, out: out + "!"):
         assert m("a") == "A!"
     assert m("a") == "A"
 
 
-def test_hooks_on_children_run_when_parent_calls_them(pipeline) -> None:
+def test_hook_may_remove_itself_during_the_call() -> None:
+    """Upstream bug: hooks iterate over the live dict, so a hook that removes itself
+    raises "dictionary changed size during iteration" and crashes the call."""
+    m = Upper()
+    calls: list[str] = []
+    handles: dict[str, RemovableHandle] = {}
+
+    def once_pre(mod, args, kwargs):
+        calls.append("pre")
+        handles["pre"].remove()
+
+    def once_post(mod, args, kwargs, out):
+        calls.append("post")
+        handles["post"].remove()
+
+    handles["pre"] = m.register_forward_pre_hook(once_pre)
+    handles["post"] = m.register_forward_hook(once_post)
+    m.register_forward_hook(lambda mod, args, kwargs, out: calls.append("stays"))
+    assert m("a") == "A" and m("b") == "B"
+    assert calls == ["pre", "post", "stays", "stays"]
+
+
+def test_hooks_on_children_run_when_parent_calls_them() -> None:
     class Outer(Module):
         def __init__(self) -> None:
             super().__init__()
@@ -110,5 +248,16 @@ def test_hooks_on_children_run_when_parent_calls_them(pipeline) -> None:
 
     outer = Outer()
     seen: list[str] = []
-    outer.inner.register_forward_hook(lambda mod, args, out: seen.append(out))
+    outer.inner.register_forward_hook(lambda mod, args, kwargs, out: seen.append(out))
     assert outer("x") == "X" and seen == ["X"]
+
+
+def test_async_hook_in_a_plain_call_is_refused_clearly() -> None:
+    m = Upper()
+
+    async def pre(mod, args, kwargs):
+        return None
+
+    m.register_forward_pre_hook(pre)
+    with pytest.raises(TypeError, match=r"is async.*await module\.acall"):
+        m("a")

@@ -136,7 +136,7 @@ def test_names_taken_by_another_kind_or_attribute() -> None:
 
 def test_wrong_value_types() -> None:
     m = Module()
-    with pytest.raises(TypeError, match="msgflux.nn.Parameter required"):
+    with pytest.raises(TypeError, match="msgflux.nn.Parameter or None required"):
         m.register_parameter("p", "text")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not a msgflux.nn.Module"):
         m.add_module("c", "text")  # type: ignore[arg-type]

@@ -73,13 +73,16 @@ def test_state_dict_hooks_called_and_removable(pipeline) -> None:
         lambda module, prefix, keep_vars: calls.append(("pre", module, prefix, keep_vars))
     )
 
-    def post(module, state_dict, prefix):
-        calls.append(("post", prefix))
+    def post(module, state_dict, prefix, local_metadata):
+        calls.append(("post", prefix, local_metadata))
         state_dict[prefix + "added"] = "by hook"
 
     handle = pipeline.analyzer.register_state_dict_post_hook(post)
     sd = pipeline.state_dict()
-    assert calls == [("pre", pipeline.analyzer, "analyzer.", False), ("post", "analyzer.")]
+    assert calls == [
+        ("pre", pipeline.analyzer, "analyzer.", False),
+        ("post", "analyzer.", {"version": 1}),
+    ]
     assert sd["analyzer.added"] == "by hook"
     pre.remove()
     handle.remove()
@@ -88,7 +91,7 @@ def test_state_dict_hooks_called_and_removable(pipeline) -> None:
 
 
 def test_state_dict_post_hook_must_return_none(pipeline) -> None:
-    pipeline.register_state_dict_post_hook(lambda module, sd, prefix: {})
+    pipeline.register_state_dict_post_hook(lambda module, sd, prefix, meta: {})
     with pytest.raises(RuntimeError, match="must return None"):
         pipeline.state_dict()
 
@@ -207,7 +210,7 @@ def test_non_persistent_buffer_keys_are_unexpected(pipeline) -> None:
 def test_load_pre_hook_can_rename_keys_and_does_not_touch_callers_dict(pipeline) -> None:
     calls: list[tuple] = []
 
-    def rename(module, state_dict, prefix, strict):
+    def rename(module, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
         calls.append((type(module).__name__, prefix, strict))
         if prefix + "prompt" in state_dict:
             state_dict[prefix + "instructions"] = state_dict.pop(prefix + "prompt")
@@ -262,7 +265,7 @@ def test_failing_hook_leaves_module_unchanged(pipeline, where) -> None:
 def test_hook_that_mutates_then_fails_is_undone(pipeline) -> None:
     before = _snapshot(pipeline)
 
-    def meddle(module, state_dict, prefix, strict):
+    def meddle(module, state_dict, prefix, *rest):
         module.analyzer.instructions.data = "meddled"
         module.register_buffer("flux", "meddled")
         raise ValueError("then fails")

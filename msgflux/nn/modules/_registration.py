@@ -5,6 +5,14 @@ attribute registers it; buffers are registered explicitly with
 ``register_buffer`` and later assignments to that name update the buffer.
 Registered things live in three ordered dicts (``_parameters``, ``_buffers``,
 ``_modules``) and are reached through ``__getattr__``.
+
+A parameter or submodule slot may be empty (``None``), as in PyTorch and
+msgflux: it keeps its name but contributes nothing to ``state_dict()`` or to
+traversal. A buffer's ``None`` is a value (JSON ``null``): it is saved and
+loaded like any other, as msgflux's ``state_dict`` does.
+
+The global registration hooks (``register_module_*_registration_hook``) run
+on every registration and may replace what is registered.
 """
 
 from __future__ import annotations
@@ -13,6 +21,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from msgflux._values import check_value
 from msgflux.errors import ModuleRegistrationError
+from msgflux.nn.modules._hooks import (
+    _global_buffer_registration_hooks,
+    _global_module_registration_hooks,
+    _global_parameter_registration_hooks,
+    run_registration_hooks,
+)
 from msgflux.nn.parameter import Parameter
 
 if TYPE_CHECKING:
@@ -43,10 +57,10 @@ class RegistrationMixin:
     #: Attributes ``Module`` keeps in its ``__dict__``; defined by ``Module``.
     _internal_attributes: ClassVar[frozenset[str]]
 
-    _parameters: dict[str, Parameter]
+    _parameters: dict[str, Parameter | None]
     _buffers: dict[str, Any]
     _non_persistent_buffers: set[str]
-    _modules: dict[str, Module]
+    _modules: dict[str, Module | None]
 
     def _init_registration(self) -> None:
         object.__setattr__(self, "_parameters", {})
@@ -87,11 +101,16 @@ class RegistrationMixin:
 
     # -- registering ----------------------------------------------------------
 
-    def register_parameter(self, name: str, param: Parameter) -> None:
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register ``param`` as parameter ``name``; same as ``self.name = param``.
 
+        ``None`` registers an empty slot: the name is reserved for a parameter
+        but nothing is saved or traversed until a ``Parameter`` is assigned.
+
         Raises:
-            TypeError: ``name`` is not a ``str`` or ``param`` is not a ``Parameter``.
+            TypeError: ``name`` is not a ``str`` or ``param`` is neither a
+                ``Parameter`` nor ``None`` (also when a registration hook
+                returns something else).
             ModuleRegistrationError: (a ``KeyError``) ``name`` is empty, contains
                 ``"."`` or is already an attribute that is not a parameter.
             AttributeError: called before ``Module.__init__()``.
@@ -100,24 +119,29 @@ class RegistrationMixin:
             >>> m.register_parameter("instructions", Parameter("Be brief", "system_prompt"))
         """
         self._check_name(name, "parameter", self.__dict__.get("_parameters"))
-        if not isinstance(param, Parameter):
-            raise TypeError(
-                f"cannot assign {type(param).__name__} object to parameter {name!r} "
-                "(msgflux.nn.Parameter required)"
+        self._store_parameter(name, param)
+
+    def _store_parameter(self, name: str, param: Any) -> None:
+        if param is not None:
+            _check_parameter(name, param)
+            param = run_registration_hooks(
+                _global_parameter_registration_hooks, self, name, param
             )
+            _check_parameter(name, param)
         self._parameters[name] = param
 
-    def register_buffer(self, name: str, value: Any, persistent: bool = True) -> None:
+    def register_buffer(self, name: str, data: Any, persistent: bool = True) -> None:
         """Register a buffer: state that is saved but is not a ``Parameter``.
 
-        ``value`` must be JSON-compatible. A non-persistent buffer
+        ``data`` (msgflux's keyword name) must be JSON-compatible; ``None`` is a
+        value. A non-persistent buffer
         (``persistent=False``) is kept out of ``state_dict()``. Registering an
         existing buffer name replaces its value and persistence.
 
         Raises:
             TypeError: ``name`` is not a ``str``.
             ModuleRegistrationError: (a ``KeyError``) bad or taken ``name``.
-            StateValueError: ``value`` is not JSON-compatible.
+            StateValueError: ``data`` is not JSON-compatible.
             AttributeError: called before ``Module.__init__()``.
 
         Example:
@@ -126,33 +150,41 @@ class RegistrationMixin:
             'JSON format'
         """
         self._check_name(name, "buffer", self.__dict__.get("_buffers"))
-        check_value(name, value)
-        self._buffers[name] = value
+        self._store_buffer(name, data)
         if persistent:
             self._non_persistent_buffers.discard(name)
         else:
             self._non_persistent_buffers.add(name)
 
-    def add_module(self, name: str, module: Module) -> None:
+    def _store_buffer(self, name: str, value: Any) -> None:
+        check_value(name, value)
+        value = run_registration_hooks(_global_buffer_registration_hooks, self, name, value)
+        check_value(name, value)
+        self._buffers[name] = value
+
+    def add_module(self, name: str, module: Module | None) -> None:
         """Register ``module`` as child ``name``; same as ``self.name = module``.
 
+        ``None`` registers an empty slot (skipped by traversal and ``state_dict``).
+
         Raises:
-            TypeError: ``name`` is not a ``str`` or ``module`` is not a ``Module``.
+            TypeError: ``name`` is not a ``str`` or ``module`` is neither a
+                ``Module`` nor ``None``.
             ModuleRegistrationError: (a ``KeyError``) bad or taken ``name``.
             AttributeError: called before ``Module.__init__()``.
         """
         self._check_name(name, "module", self.__dict__.get("_modules"))
         self._set_child(name, module)
 
-    def register_module(self, name: str, module: Module) -> None:
+    def register_module(self, name: str, module: Module | None) -> None:
         """Alias of :meth:`add_module`."""
         self.add_module(name, module)
 
-    def _set_child(self, name: str, module: Module) -> None:
-        from msgflux.nn.modules.module import Module
-
-        if not isinstance(module, Module):
-            raise TypeError(f"{type(module).__name__} is not a msgflux.nn.Module subclass")
+    def _set_child(self, name: str, module: Module | None) -> None:
+        """Store ``module`` (or an empty slot) as child ``name``, through the global hooks."""
+        _check_module(module)
+        module = run_registration_hooks(_global_module_registration_hooks, self, name, module)
+        _check_module(module)
         self._modules[name] = module
 
     # -- dotted paths -----------------------------------------------------------
@@ -172,13 +204,13 @@ class RegistrationMixin:
         walked: list[str] = []
         for step in target.split("."):
             children = module._modules
-            if step not in children:
+            if children.get(step) is None:
                 where = ".".join(walked) or "the root module"
                 raise AttributeError(
                     f"{type(module).__name__} ({where}) has no submodule {step!r} "
                     f"(looking up {target!r}); its submodules are {list(children)}"
                 )
-            module = children[step]
+            module = children[step]  # type: ignore[assignment]
             walked.append(step)
         return module
 
@@ -215,12 +247,14 @@ class RegistrationMixin:
         """
         module_path, _, name = target.rpartition(".")
         module = self.get_submodule(module_path)
-        if name not in module._parameters:
+        param = module._parameters.get(name)
+        if param is None:
+            state = "is an empty slot" if name in module._parameters else "does not exist"
             raise AttributeError(
-                f"{type(module).__name__} has no parameter {name!r} (looking up {target!r}); "
-                f"its parameters are {list(module._parameters)}"
+                f"{type(module).__name__} has no parameter {name!r} (looking up {target!r}): "
+                f"it {state}; its parameters are {list(module._parameters)}"
             )
-        return module._parameters[name]
+        return param
 
     def get_buffer(self, target: str) -> Any:
         """Return the buffer value at dotted path ``target`` (not a copy).
@@ -269,22 +303,26 @@ class RegistrationMixin:
                     )
                 self._forget(name)
             if isinstance(value, Parameter):
-                self._parameters[name] = value
+                self._store_parameter(name, value)
             else:
-                self._modules[name] = value
+                self._set_child(name, value)
         elif "_parameters" in state and name in self._parameters:
-            raise TypeError(
-                f"cannot assign {type(value).__name__} to parameter {name!r}: assign a "
-                f"msgflux.nn.Parameter, set {name}.data to change its value, or del it first"
-            )
+            if value is not None:
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} to parameter {name!r}: assign a "
+                    f"msgflux.nn.Parameter (or None to empty the slot), set {name}.data to "
+                    "change its value, or del it first"
+                )
+            self._parameters[name] = None
         elif "_modules" in state and name in self._modules:
-            raise TypeError(
-                f"cannot assign {type(value).__name__} to submodule {name!r}: assign a "
-                "msgflux.nn.Module, or del it first"
-            )
+            if value is not None:
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} to submodule {name!r}: assign a "
+                    "msgflux.nn.Module (or None to empty the slot), or del it first"
+                )
+            self._set_child(name, None)
         elif "_buffers" in state and name in self._buffers:
-            check_value(name, value)
-            self._buffers[name] = value
+            self._store_buffer(name, value)
         else:
             object.__setattr__(self, name, value)
 
@@ -306,3 +344,18 @@ class RegistrationMixin:
         for registry in (self._parameters, self._buffers, self._modules):
             names.update(key for key in registry if not key[0].isdigit())
         return sorted(names)
+
+
+def _check_parameter(name: str, param: Any) -> None:
+    if not isinstance(param, Parameter):
+        raise TypeError(
+            f"cannot assign {type(param).__name__} object to parameter {name!r} "
+            "(msgflux.nn.Parameter or None required)"
+        )
+
+
+def _check_module(module: Any) -> None:
+    from msgflux.nn.modules.module import Module
+
+    if module is not None and not isinstance(module, Module):
+        raise TypeError(f"{type(module).__name__} is not a msgflux.nn.Module subclass")

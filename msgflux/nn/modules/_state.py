@@ -1,18 +1,25 @@
-"""State: ``state_dict``, ``load_state_dict`` and their hooks.
+"""State: ``state_dict``, ``load_state_dict``, their hooks and extension points.
 
 The state of a module tree is a flat dict: each parameter's data and each
-persistent buffer, keyed by dotted path. ``load_state_dict`` is all or
-nothing: it runs the pre-hooks, decides every key and checks every value
-before changing anything, and restores the previous values if anything after
-that (a post-hook) raises.
+persistent buffer, keyed by dotted path. As in PyTorch, each module writes its
+own entries in ``_save_to_state_dict`` and reads them in
+``_load_from_state_dict``; a subclass may override either (e.g. to rename the
+keys of an old version). msgflux's shorter signatures (``destination, prefix``
+and ``state_dict, prefix``) are accepted for overrides too.
+
+``load_state_dict`` is all or nothing: whatever fails (a bad value, a strict
+mismatch, a hook or an override raising) restores every parameter and buffer
+of the tree to what it was before the call.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from msgflux._values import check_value
 from msgflux.errors import StateDictError
@@ -25,8 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["StateMixin"]
 
 StateDictPreHook = Callable[[Any, str, bool], None]
-StateDictPostHook = Callable[[Any, MutableMapping[str, Any], str], None]
-LoadPreHook = Callable[[Any, dict[str, Any], str, bool], None]
+StateDictPostHook = Callable[[Any, MutableMapping[str, Any], str, dict[str, Any]], None]
+LoadPreHook = Callable[..., None]
 LoadPostHook = Callable[[Any, "_IncompatibleKeys"], None]
 
 
@@ -68,13 +75,37 @@ def _check_no_return(result: Any, hook: Callable[..., Any], kind: str) -> None:
         raise RuntimeError(f"{kind} hook {hook!r} must return None (edit its arguments in place)")
 
 
-class StateMixin:
-    """``state_dict`` / ``load_state_dict`` and the four state hooks."""
+@functools.lru_cache(maxsize=256)
+def _takes_full_signature(function: Callable[..., Any], needed: int) -> bool:
+    """Whether an override accepts ``needed`` positional arguments (PyTorch's form)."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    positional = 0
+    for parameter in parameters[1:]:  # skip self
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            return True
+        if parameter.kind in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            positional += 1
+    return positional >= needed
 
-    _parameters: dict[str, Parameter]
+
+class StateMixin:
+    """``state_dict`` / ``load_state_dict``, their four hooks and two extension points."""
+
+    #: Version of this module's state layout, given to the hooks and extension
+    #: points as ``local_metadata["version"]`` when saving; bump it and compare
+    #: in ``_load_from_state_dict`` to migrate old state dicts.
+    _version: ClassVar[int] = 1
+
+    _parameters: dict[str, Parameter | None]
     _buffers: dict[str, Any]
     _non_persistent_buffers: set[str]
-    _modules: dict[str, Module]
+    _modules: dict[str, Module | None]
     _state_dict_pre_hooks: OrderedDict[int, StateDictPreHook]
     _state_dict_hooks: OrderedDict[int, StateDictPostHook]
     _load_state_dict_pre_hooks: OrderedDict[int, LoadPreHook]
@@ -100,15 +131,16 @@ class StateMixin:
         """Return the module tree's state as a flat dict with dotted keys.
 
         For each module, in registration order: its parameters' data, then its
-        persistent buffers, then its submodules' state under ``"name."``.
-        Values are copies (lists and dicts deep-copied), so changing the result
-        never changes the module; ``keep_vars=True`` returns the ``Parameter``
+        persistent buffers (both written by ``_save_to_state_dict``), then its
+        submodules' state under ``"name."``. Empty slots are skipped. Values
+        are copies (lists and dicts deep-copied), so changing the result never
+        changes the module; ``keep_vars=True`` returns the ``Parameter``
         objects and the buffer values themselves instead. ``destination``, if
         given, is filled and returned; ``prefix`` is put before every key.
 
         State-dict pre-hooks run first as ``hook(module, prefix, keep_vars)``;
-        post-hooks run last as ``hook(module, state_dict, prefix)`` and may edit
-        the dict in place.
+        post-hooks run last as ``hook(module, state_dict, prefix,
+        local_metadata)`` and may edit the dict in place.
 
         Raises:
             RuntimeError: a hook returned something other than ``None``.
@@ -119,20 +151,40 @@ class StateMixin:
         """
         if destination is None:
             destination = {}
+        local_metadata = {"version": self._version}
         for pre_hook in list(self._state_dict_pre_hooks.values()):
             _check_no_return(pre_hook(self, prefix, keep_vars), pre_hook, "state_dict pre-")
+        save = self._save_to_state_dict
+        if type(self)._save_to_state_dict is StateMixin._save_to_state_dict or (
+            _takes_full_signature(type(self)._save_to_state_dict, 3)
+        ):
+            save(destination, prefix, keep_vars)
+        else:  # msgflux's form: _save_to_state_dict(destination, prefix)
+            save(destination, prefix)  # type: ignore[call-arg]
+        for name, module in self._modules.items():
+            if module is not None:
+                module.state_dict(
+                    destination=destination, prefix=f"{prefix}{name}.", keep_vars=keep_vars
+                )
+        for post_hook in list(self._state_dict_hooks.values()):
+            result = post_hook(self, destination, prefix, local_metadata)
+            _check_no_return(result, post_hook, "state_dict post-")
+        return destination  # type: ignore[return-value]
+
+    def _save_to_state_dict(
+        self, destination: MutableMapping[str, Any], prefix: str, keep_vars: bool = False
+    ) -> None:
+        """Write this module's own parameters and persistent buffers into ``destination``.
+
+        Not its submodules: ``state_dict`` recurses. Override it to change what
+        this module saves; call ``super()._save_to_state_dict(...)`` for the rest.
+        """
         for name, param in self._parameters.items():
-            destination[prefix + name] = param if keep_vars else _copy_value(param.data)
+            if param is not None:
+                destination[prefix + name] = param if keep_vars else _copy_value(param.data)
         for name, value in self._buffers.items():
             if name not in self._non_persistent_buffers:
                 destination[prefix + name] = value if keep_vars else _copy_value(value)
-        for name, module in self._modules.items():
-            module.state_dict(
-                destination=destination, prefix=f"{prefix}{name}.", keep_vars=keep_vars
-            )
-        for post_hook in list(self._state_dict_hooks.values()):
-            _check_no_return(post_hook(self, destination, prefix), post_hook, "state_dict post-")
-        return destination  # type: ignore[return-value]
 
     # -- loading ----------------------------------------------------------------
 
@@ -145,22 +197,26 @@ class StateMixin:
         is loaded, the rest is reported in the returned ``_IncompatibleKeys``.
         ``strict=True`` refuses any mismatch. Loading a parameter sets its
         ``.data`` (the ``Parameter`` object and its spec stay); loading a
-        buffer replaces its value; values are copied in. A ``Parameter`` given
-        as a value loads its data.
+        buffer replaces its value; values are copied in, so the caller's dict
+        is never changed. A ``Parameter`` given as a value loads its data.
+
+        Each module's ``_load_from_state_dict`` runs in pre-order; the default
+        one first calls the module's load pre-hooks as ``hook(module,
+        state_dict, prefix, local_metadata, strict, missing_keys,
+        unexpected_keys, error_msgs)``, which may edit the (copied)
+        ``state_dict`` in place, e.g. to rename old keys. Then the post-hooks
+        run, children first, as ``hook(module, incompatible_keys)`` and may
+        edit the two lists in place; ``strict`` is checked after them, as in
+        PyTorch.
 
         All or nothing: if anything fails (a bad value, a strict mismatch, a
-        hook raising), the module is left exactly as it was.
-
-        Load pre-hooks run first, for each module, as
-        ``hook(module, state_dict, prefix, strict)`` and may edit the (copied)
-        ``state_dict`` in place, e.g. to rename old keys. Post-hooks run after
-        loading, children first, as ``hook(module, incompatible_keys)`` and may
-        edit the two lists in place (this changes the result, not ``strict``).
+        message in ``error_msgs``, a hook raising), every parameter and buffer
+        is left exactly as it was.
 
         Raises:
             TypeError: ``state_dict`` is not a mapping.
-            StateDictError: ``strict=True`` and keys are missing or unexpected;
-                lists every one of them.
+            StateDictError: ``strict=True`` and keys are missing or unexpected
+                (lists every one), or an override reported ``error_msgs``.
             StateValueError: a value is not JSON-compatible.
             RuntimeError: a hook returned something other than ``None``.
 
@@ -170,73 +226,175 @@ class StateMixin:
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"expected state_dict to be a mapping, got {type(state_dict).__name__}")
+        metadata = getattr(state_dict, "_metadata", None)
         incoming = dict(state_dict)
+        missing: list[str] = []
+        unexpected: list[str] = []
+        error_msgs: list[str] = []
         snapshot = self._snapshot_state()
         try:
-            self._run_load_pre_hooks(incoming, "", strict)
-            slots = list(self._state_slots(""))
-            expected = {slot.key for slot in slots}
-            missing = [slot.key for slot in slots if slot.key not in incoming]
-            unexpected = [key for key in incoming if key not in expected]
-            if strict and (missing or unexpected):
-                raise StateDictError(
-                    _strict_message(type(self).__name__, missing, unexpected), missing, unexpected
-                )
-            plan = []
-            for slot in slots:
-                if slot.key in incoming:
-                    value = incoming[slot.key]
-                    if isinstance(value, Parameter):
-                        value = value.data
-                    check_value(slot.key, value)
-                    plan.append((slot, copy.deepcopy(value)))
-            for slot, value in plan:
-                if slot.is_parameter:
-                    slot.module._parameters[slot.name].data = value
-                else:
-                    slot.module._buffers[slot.name] = value
+            self._load_tree(incoming, "", metadata, strict, missing, unexpected, error_msgs)
+            position = {key: index for index, key in enumerate(incoming)}
+            unexpected.sort(key=lambda key: position.get(key, len(position)))
+            _check_loaded_values(self)
             result = _IncompatibleKeys(missing, unexpected)
             self._run_load_post_hooks(result)
+            if strict and (missing or unexpected) or error_msgs:
+                raise StateDictError(
+                    _load_error_message(type(self).__name__, strict, missing, unexpected,
+                                        error_msgs),
+                    list(missing),
+                    list(unexpected),
+                )
         except BaseException:
             _restore_state(snapshot)
             raise
         return result
 
+    def _load_tree(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        metadata: Any,
+        strict: bool,
+        missing: list[str],
+        unexpected: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        """Call ``_load_from_state_dict`` on this module, then on each child."""
+        local_metadata: dict[str, Any] = {}
+        if isinstance(metadata, Mapping):
+            found = metadata.get(prefix[:-1], {})
+            local_metadata = dict(found) if isinstance(found, Mapping) else {}
+        load = self._load_from_state_dict
+        if type(self)._load_from_state_dict is StateMixin._load_from_state_dict or (
+            _takes_full_signature(type(self)._load_from_state_dict, 7)
+        ):
+            load(state_dict, prefix, local_metadata, strict, missing, unexpected, error_msgs)
+        else:  # msgflux's form: _load_from_state_dict(state_dict, prefix)
+            load(state_dict, prefix)
+            self._report_incompatible(state_dict, prefix, missing, unexpected)
+        for name, module in self._modules.items():
+            if module is not None:
+                module._load_tree(
+                    state_dict, f"{prefix}{name}.", metadata, strict, missing, unexpected,
+                    error_msgs,
+                )
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str = "",
+        local_metadata: dict[str, Any] | None = None,
+        strict: bool = False,
+        missing_keys: list[str] | None = None,
+        unexpected_keys: list[str] | None = None,
+        error_msgs: list[str] | None = None,
+    ) -> None:
+        """Load this module's own parameters and persistent buffers from ``state_dict``.
+
+        Not its submodules: ``load_state_dict`` recurses. Runs the module's load
+        pre-hooks first, then copies in every value found under ``prefix``,
+        appending this module's missing and unexpected keys to the given lists.
+        Override it to migrate old keys (``local_metadata`` is the state's
+        metadata for this module, ``{}`` for a plain dict) and call ``super()``;
+        append to ``error_msgs`` to refuse the load. It always runs inside
+        ``load_state_dict``'s all-or-nothing rule.
+
+        Raises:
+            StateValueError: a value is not JSON-compatible.
+            RuntimeError: a pre-hook returned something other than ``None``.
+        """
+        if local_metadata is None:
+            local_metadata = {}
+        for hook in list(self._load_state_dict_pre_hooks.values()):
+            result = hook(
+                self, state_dict, prefix, local_metadata, strict, missing_keys,
+                unexpected_keys, error_msgs,
+            )
+            _check_no_return(result, hook, "load_state_dict pre-")
+        for name, param in self._parameters.items():
+            if param is None:
+                continue
+            key = prefix + name
+            if key in state_dict:
+                param.data = _incoming_value(key, state_dict[key])
+            elif missing_keys is not None:
+                missing_keys.append(key)
+        for name in list(self._buffers):
+            if name in self._non_persistent_buffers:
+                continue
+            key = prefix + name
+            if key in state_dict:
+                self._buffers[name] = _incoming_value(key, state_dict[key])
+            elif missing_keys is not None:
+                missing_keys.append(key)
+        if unexpected_keys is not None:
+            self._report_unexpected(state_dict, prefix, unexpected_keys)
+
+    def _report_incompatible(
+        self, state_dict: dict[str, Any], prefix: str, missing: list[str], unexpected: list[str]
+    ) -> None:
+        """Missing and unexpected keys of this module, for overrides that do not report them."""
+        for name, param in self._parameters.items():
+            if param is not None and prefix + name not in state_dict:
+                missing.append(prefix + name)
+        for name in self._buffers:
+            if name not in self._non_persistent_buffers and prefix + name not in state_dict:
+                missing.append(prefix + name)
+        self._report_unexpected(state_dict, prefix, unexpected)
+
+    def _report_unexpected(
+        self, state_dict: dict[str, Any], prefix: str, unexpected: list[str]
+    ) -> None:
+        """Keys under ``prefix`` that name nothing here and no child to pass them to."""
+        for key in state_dict:
+            if not key.startswith(prefix):
+                continue
+            head, dot, _ = key[len(prefix):].partition(".")
+            if dot:
+                known = self._modules.get(head) is not None
+            else:
+                known = self._parameters.get(head) is not None or (
+                    head in self._buffers and head not in self._non_persistent_buffers
+                )
+            if not known and key not in unexpected:
+                unexpected.append(key)
+
     def _state_slots(self, prefix: str) -> Iterator[_Slot]:
-        """Every key ``state_dict`` would produce and where its value lives."""
-        for name in self._parameters:
-            yield _Slot(prefix + name, self, name, True)
+        """Every key the default ``state_dict`` would produce and where its value lives."""
+        for name, param in self._parameters.items():
+            if param is not None:
+                yield _Slot(prefix + name, self, name, True)
         for name in self._buffers:
             if name not in self._non_persistent_buffers:
                 yield _Slot(prefix + name, self, name, False)
         for name, module in self._modules.items():
-            yield from module._state_slots(f"{prefix}{name}.")
-
-    def _run_load_pre_hooks(self, state_dict: dict[str, Any], prefix: str, strict: bool) -> None:
-        for hook in list(self._load_state_dict_pre_hooks.values()):
-            _check_no_return(hook(self, state_dict, prefix, strict), hook, "load_state_dict pre-")
-        for name, module in self._modules.items():
-            module._run_load_pre_hooks(state_dict, f"{prefix}{name}.", strict)
+            if module is not None:
+                yield from module._state_slots(f"{prefix}{name}.")
 
     def _run_load_post_hooks(self, result: _IncompatibleKeys) -> None:
         for module in self._modules.values():
-            module._run_load_post_hooks(result)
+            if module is not None:
+                module._run_load_post_hooks(result)
         for hook in list(self._load_state_dict_post_hooks.values()):
             _check_no_return(hook(self, result), hook, "load_state_dict post-")
 
-    def _snapshot_state(self) -> list[tuple[Any, dict[str, Parameter], dict[str, Any], list[Any]]]:
+    def _snapshot_state(self) -> list[_ModuleSnapshot]:
         """What ``load_state_dict`` may change, per module, to undo a failed load."""
         snapshot = []
         seen: set[int] = set()
         stack: list[Any] = [self]
         while stack:
             module = stack.pop()
-            if id(module) in seen:
+            if module is None or id(module) in seen:
                 continue
             seen.add(id(module))
             params = dict(module._parameters)
+            datas = [(p, p._data) for p in params.values() if p is not None]
             snapshot.append(
-                (module, params, dict(module._buffers), [p.data for p in params.values()])
+                _ModuleSnapshot(module, params, dict(module._buffers),
+                                set(module._non_persistent_buffers), datas)
             )
             stack.extend(module._modules.values())
         return snapshot
@@ -246,52 +404,86 @@ class StateMixin:
     def register_state_dict_pre_hook(self, hook: StateDictPreHook) -> RemovableHandle:
         """Call ``hook(module, prefix, keep_vars)`` before this module's ``state_dict``.
 
-        Returns the hook's :class:`RemovableHandle`.
+        The hook must return ``None``. Returns the hook's :class:`RemovableHandle`.
         """
         return add_hook(self._state_dict_pre_hooks, hook)
 
     def register_state_dict_post_hook(self, hook: StateDictPostHook) -> RemovableHandle:
-        """Call ``hook(module, state_dict, prefix)`` after this module's ``state_dict``.
+        """Call ``hook(module, state_dict, prefix, local_metadata)`` after ``state_dict``.
 
-        The hook may edit ``state_dict`` in place and must return ``None``.
-        Returns the hook's :class:`RemovableHandle`.
+        ``local_metadata`` is ``{"version": module._version}``. The hook may
+        edit ``state_dict`` in place and must return ``None``. Returns the
+        hook's :class:`RemovableHandle`.
         """
         return add_hook(self._state_dict_hooks, hook)
 
     def register_load_state_dict_pre_hook(self, hook: LoadPreHook) -> RemovableHandle:
-        """Call ``hook(module, state_dict, prefix, strict)`` before loading.
+        """Call a hook before this module's part of ``load_state_dict``.
 
-        The hook may edit ``state_dict`` (a copy of the caller's) in place.
-        Returns the hook's :class:`RemovableHandle`.
+        It is called as ``hook(module, state_dict, prefix, local_metadata,
+        strict, missing_keys, unexpected_keys, error_msgs)`` and may edit
+        ``state_dict`` (a copy of the caller's) and the three lists in place;
+        it must return ``None``. Returns the hook's :class:`RemovableHandle`.
         """
         return add_hook(self._load_state_dict_pre_hooks, hook)
 
     def register_load_state_dict_post_hook(self, hook: LoadPostHook) -> RemovableHandle:
-        """Call ``hook(module, incompatible_keys)`` after a successful load.
+        """Call ``hook(module, incompatible_keys)`` after loading, before ``strict`` is checked.
 
         The hook may edit ``incompatible_keys.missing_keys`` and
-        ``.unexpected_keys`` in place; if it raises, the load is undone.
-        Returns the hook's :class:`RemovableHandle`.
+        ``.unexpected_keys`` in place (clearing them lets a strict load pass);
+        if it raises, the load is undone. Returns the hook's
+        :class:`RemovableHandle`.
         """
         return add_hook(self._load_state_dict_post_hooks, hook)
 
 
-def _restore_state(
-    snapshot: list[tuple[Any, dict[str, Parameter], dict[str, Any], list[Any]]],
-) -> None:
-    for module, params, buffers, datas in snapshot:
+class _ModuleSnapshot(NamedTuple):
+    module: Any
+    parameters: dict[str, Parameter | None]
+    buffers: dict[str, Any]
+    non_persistent: set[str]
+    datas: list[tuple[Parameter, Any]]
+
+
+def _incoming_value(key: str, value: Any) -> Any:
+    """A loaded value: a ``Parameter``'s data, checked and copied."""
+    if isinstance(value, Parameter):
+        value = value.data
+    check_value(key, value)
+    return copy.deepcopy(value)
+
+
+def _check_loaded_values(root: Any) -> None:
+    """Every state value after a load, whatever an override wrote, must be a state value."""
+    for slot in root._state_slots(""):
+        if slot.is_parameter:
+            check_value(slot.key, slot.module._parameters[slot.name].data)
+        else:
+            check_value(slot.key, slot.module._buffers[slot.name])
+
+
+def _restore_state(snapshot: list[_ModuleSnapshot]) -> None:
+    for entry in snapshot:
+        module = entry.module
         module._parameters.clear()
-        module._parameters.update(params)
+        module._parameters.update(entry.parameters)
         module._buffers.clear()
-        module._buffers.update(buffers)
-        for param, data in zip(params.values(), datas, strict=True):
+        module._buffers.update(entry.buffers)
+        module._non_persistent_buffers.clear()
+        module._non_persistent_buffers.update(entry.non_persistent)
+        for param, data in entry.datas:
             param._data = data
 
 
-def _strict_message(owner: str, missing: list[str], unexpected: list[str]) -> str:
-    lines = [f"Error(s) in loading state_dict for {owner} (strict=True, nothing was loaded):"]
-    if missing:
+def _load_error_message(
+    owner: str, strict: bool, missing: list[str], unexpected: list[str], error_msgs: list[str]
+) -> str:
+    mode = "strict=True, " if strict else ""
+    lines = [f"Error(s) in loading state_dict for {owner} ({mode}nothing was loaded):"]
+    if strict and missing:
         lines.append(f"  missing keys ({len(missing)}): {', '.join(map(repr, missing))}")
-    if unexpected:
+    if strict and unexpected:
         lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(map(repr, unexpected))}")
+    lines.extend(f"  {message}" for message in error_msgs)
     return "\n".join(lines)

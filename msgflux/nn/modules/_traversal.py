@@ -4,7 +4,8 @@ Duplicates are removed by identity, never by value: two submodules holding
 equal strings both list them. A parameter is the same one when it is the same
 ``Parameter`` object; a buffer is the same one when it is the same name on the
 same module object (equal small ints and strs may be one interned object, so
-the identity of a buffer's *value* means nothing).
+the identity of a buffer's *value* means nothing). Empty parameter and
+submodule slots (``None``) are skipped.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ class TraversalMixin:
     """``children``, ``modules``, ``parameters``, ``buffers`` (and ``named_*``), ``train``."""
 
     training: bool
-    _parameters: dict[str, Parameter]
+    _parameters: dict[str, Parameter | None]
     _buffers: dict[str, Any]
-    _modules: dict[str, Module]
+    _modules: dict[str, Module | None]
 
     # -- modules ----------------------------------------------------------------
 
@@ -34,7 +35,7 @@ class TraversalMixin:
         """Yield ``(name, module)`` for each direct child, once per module object."""
         seen: set[int] = set()
         for name, module in self._modules.items():
-            if id(module) not in seen:
+            if module is not None and id(module) not in seen:
                 seen.add(id(module))
                 yield name, module
 
@@ -67,6 +68,8 @@ class TraversalMixin:
             memo.add(id(self))
         yield prefix, self  # type: ignore[misc]
         for name, module in self._modules.items():
+            if module is None:
+                continue
             child_prefix = f"{prefix}.{name}" if prefix else name
             yield from module.named_modules(memo, child_prefix, remove_duplicate)
 
@@ -101,6 +104,8 @@ class TraversalMixin:
         seen: set[int] = set()
         for module_prefix, module in self._owners(prefix, recurse, remove_duplicate):
             for name, param in module._parameters.items():
+                if param is None:
+                    continue
                 if remove_duplicate:
                     if id(param) in seen:
                         continue
@@ -147,6 +152,27 @@ class TraversalMixin:
         for module in self.children():
             module.train(mode)
         return self  # type: ignore[return-value]
+
+    # -- optimisation ---------------------------------------------------------------
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Set ``requires_grad`` on every parameter of the tree; return ``self``.
+
+        Use ``requires_grad_(False)`` to freeze a branch so that an optimiser
+        leaves its prompts alone.
+        """
+        for param in self.parameters():
+            param.requires_grad_(requires_grad)
+        return self  # type: ignore[return-value]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the ``grad`` (textual feedback) of every parameter of the tree.
+
+        Text has no zero, so ``grad`` becomes ``None`` whatever ``set_to_none`` says;
+        the argument is accepted for PyTorch compatibility.
+        """
+        for param in self.parameters():
+            param.grad = None
 
     def eval(self) -> Module:
         """Same as ``train(False)``; return ``self``."""

@@ -1,36 +1,58 @@
 """``Module``: the base class of every msgflux component, with PyTorch's semantics.
 
-``Module`` is assembled from four concerns, each in its own file:
+``Module`` is assembled from five concerns, each in its own file:
 
 - registration (``_registration.py``): what becomes state, names, attribute access;
 - traversal (``_traversal.py``): children, modules, parameters, buffers, train/eval;
 - state (``_state.py``): ``state_dict`` / ``load_state_dict`` and their hooks;
-- hooks (``_hooks.py``): ``RemovableHandle`` and ``__call__`` with forward hooks.
+- calling (``_hooks.py``): ``__call__`` / ``acall`` with forward hooks, global hooks;
+- identity (``_identity.py``): ``set_name`` / ``set_description`` / ``set_annotations``.
 
 This file puts them together and adds the nested ``repr``.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections import OrderedDict
+from typing import Any, ClassVar
 
 from msgflux.errors import ModuleRegistrationError
-from msgflux.nn.modules._hooks import ForwardHooksMixin, RemovableHandle
+from msgflux.nn.modules._hooks import (
+    ForwardHooksMixin,
+    RemovableHandle,
+    register_module_buffer_registration_hook,
+    register_module_forward_hook,
+    register_module_forward_pre_hook,
+    register_module_module_registration_hook,
+    register_module_parameter_registration_hook,
+)
+from msgflux.nn.modules._identity import IdentityMixin
 from msgflux.nn.modules._registration import RegistrationMixin
 from msgflux.nn.modules._state import StateMixin, _IncompatibleKeys
 from msgflux.nn.modules._traversal import TraversalMixin
 from msgflux.nn.parameter import _short_repr
 
-__all__ = ["Module", "ModuleRegistrationError", "RemovableHandle", "_IncompatibleKeys"]
+__all__ = [
+    "Module",
+    "ModuleRegistrationError",
+    "RemovableHandle",
+    "_IncompatibleKeys",
+    "register_module_buffer_registration_hook",
+    "register_module_forward_hook",
+    "register_module_forward_pre_hook",
+    "register_module_module_registration_hook",
+    "register_module_parameter_registration_hook",
+]
 
 
-class Module(RegistrationMixin, TraversalMixin, StateMixin, ForwardHooksMixin):
+class Module(RegistrationMixin, TraversalMixin, StateMixin, ForwardHooksMixin, IdentityMixin):
     """Base class for msgflux components; subclass it and define ``forward``.
 
     Assigning a :class:`~msgflux.nn.Parameter` or a ``Module`` as an attribute
     registers it; ``register_buffer`` registers other state. Calling the module
-    runs ``forward`` between its hooks, and ``state_dict`` /
-    ``load_state_dict`` save and hot-swap the whole tree's state.
+    runs ``forward`` between its hooks (``await module.acall(...)`` runs
+    ``aforward``), and ``state_dict`` / ``load_state_dict`` save and hot-swap
+    the whole tree's state.
 
     Example:
         >>> class Analyzer(Module):
@@ -51,8 +73,7 @@ class Module(RegistrationMixin, TraversalMixin, StateMixin, ForwardHooksMixin):
             "_buffers",
             "_non_persistent_buffers",
             "_modules",
-            "_forward_pre_hooks",
-            "_forward_hooks",
+            *ForwardHooksMixin._FORWARD_HOOK_TABLES,
             "_state_dict_pre_hooks",
             "_state_dict_hooks",
             "_load_state_dict_pre_hooks",
@@ -68,6 +89,17 @@ class Module(RegistrationMixin, TraversalMixin, StateMixin, ForwardHooksMixin):
         self._init_registration()
         self._init_state_hooks()
         self._init_forward_hooks()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore from ``__getstate__()`` (pickling, copying); missing hook tables are created."""
+        self.__dict__.update(state)
+        for name in self._internal_attributes - set(self.__dict__):
+            if name == "training":
+                object.__setattr__(self, name, True)
+            elif name == "_non_persistent_buffers":
+                object.__setattr__(self, name, set())
+            else:
+                object.__setattr__(self, name, OrderedDict())
 
     # -- repr -------------------------------------------------------------------
 
