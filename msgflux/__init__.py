@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 from msgflux import nn
 from msgflux.errors import (
     ModuleRegistrationError,
+    ModuleTypeError,
     MsgfluxError,
     SerializationError,
     StateDictError,
+    StateFileNotFoundError,
     StateValueError,
 )
 from msgflux.serialization import load, save
@@ -22,9 +24,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ModuleRegistrationError",
+    "ModuleTypeError",
     "MsgfluxError",
     "SerializationError",
     "StateDictError",
+    "StateFileNotFoundError",
     "StateStore",
     "StateValueError",
     "load",

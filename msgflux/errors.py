@@ -10,12 +10,16 @@ Calling the API with arguments of the wrong Python type raises plain
 
 from __future__ import annotations
 
+import errno as _errno
+
 __all__ = [
     "MsgfluxError",
     "StateValueError",
     "StateDictError",
     "SerializationError",
     "ModuleRegistrationError",
+    "ModuleTypeError",
+    "StateFileNotFoundError",
 ]
 
 
@@ -56,6 +60,23 @@ class SerializationError(MsgfluxError, ValueError):
     """``msgflux.save`` / ``msgflux.load`` could not write or read a file."""
 
 
+class StateFileNotFoundError(SerializationError, FileNotFoundError):
+    """``msgflux.load`` found no such file, or ``msgflux.save`` no such folder.
+
+    Both a :class:`SerializationError` and a ``FileNotFoundError``, so
+    ``except FileNotFoundError`` works as it does with ``open``, ``json`` and
+    ``torch.load``. ``filename`` is the missing path and ``errno`` is ``ENOENT``.
+    """
+
+    def __init__(self, message: str, filename: str) -> None:
+        super().__init__(message)
+        self.errno = _errno.ENOENT
+        self.filename = filename
+
+    def __str__(self) -> str:  # OSError would format errno and filename
+        return str(self.args[0]) if self.args else ""
+
+
 class ModuleRegistrationError(MsgfluxError, KeyError):
     """A name cannot be registered on a module.
 
@@ -66,3 +87,12 @@ class ModuleRegistrationError(MsgfluxError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+class ModuleTypeError(MsgfluxError, TypeError, ValueError):
+    """An operand that must be modules is something else (e.g. ``Sequential + 3``).
+
+    Both a ``TypeError`` (what Python raises for a wrong operand) and a
+    ``ValueError`` (what msgflux and PyTorch raise there), so code catching
+    either keeps working.
+    """

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import tomli_w
 
 from msgflux._values import check_state_dict
-from msgflux.errors import SerializationError, StateValueError
+from msgflux.errors import SerializationError, StateFileNotFoundError, StateValueError
 
 if TYPE_CHECKING:
     from msgflux.nn.modules.module import Module
@@ -53,7 +53,9 @@ def save(obj: Mapping[str, Any] | Module, path: str | os.PathLike[str]) -> None:
     The suffix of ``path`` picks the format: ``.toml`` or ``.json``.
 
     Raises:
-        SerializationError: unknown suffix, the folder does not exist, ``obj``
+        StateFileNotFoundError: the folder does not exist (a
+            ``SerializationError`` and a ``FileNotFoundError``).
+        SerializationError: unknown suffix, ``obj``
             is neither a mapping nor a ``Module``, TOML cannot hold a value
             (``None``, an integer beyond 64 bits), text that is not valid
             Unicode, or the file cannot be written. Nothing is written then.
@@ -109,7 +111,9 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a state dict from a ``.toml`` or ``.json`` file.
 
     Raises:
-        SerializationError: unknown suffix, no such file, not UTF-8, malformed
+        StateFileNotFoundError: no such file (a ``SerializationError`` and a
+            ``FileNotFoundError``).
+        SerializationError: unknown suffix, not UTF-8, malformed
             (the message gives the parser's line and column), a duplicate key or
             NaN/infinity in JSON, a top level that is not an object, or a value
             that is not allowed in a state dict (e.g. a TOML date).
@@ -124,7 +128,7 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         raw = source.read_bytes()
     except FileNotFoundError:
-        raise SerializationError(f"cannot load {source}: no such file") from None
+        raise StateFileNotFoundError(f"cannot load {source}: no such file", str(source)) from None
     except IsADirectoryError:
         raise SerializationError(f"cannot load {source}: it is a directory, not a file") from None
     except OSError as error:
@@ -286,7 +290,9 @@ def _atomic_write(target: Path, payload: bytes) -> None:
     """
     folder = target.parent
     if not folder.is_dir():
-        raise SerializationError(f"cannot save to {target}: the folder {folder} does not exist")
+        raise StateFileNotFoundError(
+            f"cannot save to {target}: the folder {folder} does not exist", str(folder)
+        )
     if target.is_dir():
         raise SerializationError(f"cannot save to {target}: it is a directory")
     try:

@@ -18,7 +18,7 @@ import asyncio
 import inspect
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any, NamedTuple
 
 from msgflux.nn.hooks.hook import RemovableHandle
@@ -34,7 +34,7 @@ __all__ = [
 
 
 def add_hook(hooks: OrderedDict[int, Any], entry: Any, *, prepend: bool = False,
-             extra: list[OrderedDict[int, Any]] | None = None) -> RemovableHandle:
+             extra: list[MutableMapping[int, Any]] | None = None) -> RemovableHandle:
     """Store ``entry`` in ``hooks`` (first if ``prepend``) and return its handle."""
     handle = RemovableHandle(hooks, extra_dict=extra)
     hooks[handle.id] = entry
@@ -90,7 +90,7 @@ def register_module_forward_pre_hook(
     ``with_kwargs=True`` it is ``hook(module, args, kwargs)`` returning ``None``
     or ``(args, kwargs)``. Global state: meant for debugging and profiling.
     """
-    extra = [_global_forward_pre_hooks_with_kwargs]
+    extra: list[MutableMapping[int, Any]] = [_global_forward_pre_hooks_with_kwargs]
     handle = add_hook(_global_forward_pre_hooks, hook, extra=extra)
     if with_kwargs:
         _global_forward_pre_hooks_with_kwargs[handle.id] = True
@@ -107,7 +107,10 @@ def register_module_forward_hook(
     when the call raises (with the output so far, ``None`` if ``forward``
     raised). Global state: meant for debugging and profiling.
     """
-    extra = [_global_forward_hooks_with_kwargs, _global_forward_hooks_always_called]
+    extra: list[MutableMapping[int, Any]] = [
+        _global_forward_hooks_with_kwargs,
+        _global_forward_hooks_always_called,
+    ]
     handle = add_hook(_global_forward_hooks, hook, extra=extra)
     if with_kwargs:
         _global_forward_hooks_with_kwargs[handle.id] = True

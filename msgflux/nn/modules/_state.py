@@ -160,7 +160,7 @@ class StateMixin:
         ):
             save(destination, prefix, keep_vars)
         else:  # msgflux's form: _save_to_state_dict(destination, prefix)
-            save(destination, prefix)  # type: ignore[call-arg]
+            save(destination, prefix)
         for name, module in self._modules.items():
             if module is not None:
                 module.state_dict(

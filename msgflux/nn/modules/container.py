@@ -12,6 +12,8 @@ import operator
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, overload
 
+from msgflux.errors import ModuleTypeError
+from msgflux.nn.modules._hooks import _global_module_registration_hooks, run_registration_hooks
 from msgflux.nn.modules._registration import check_key_syntax
 from msgflux.nn.modules.module import Module
 
@@ -31,15 +33,35 @@ def _absolute_index(index: int, length: int, kind: str) -> int:
     return position + length if position < 0 else position
 
 
+def _check_item(module: Any) -> None:
+    if not isinstance(module, Module):
+        raise TypeError(f"{type(module).__name__} is not a msgflux.nn.Module subclass")
+
+
 class _IndexedContainer(Module):
     """Shared list behaviour of ``ModuleList`` and ``Sequential``."""
 
-    def _renumber(self, modules: Iterable[Module]) -> None:
-        """Replace the children by ``modules``, keyed ``"0"``, ``"1"``..."""
+    # A list of modules has no empty slots: every item is a Module.
+    _modules: dict[str, Module]  # type: ignore[assignment]
+
+    def _renumber(self, modules: Iterable[Any]) -> None:
+        """Replace the children by ``modules``, keyed ``"0"``, ``"1"``...
+
+        Modules not already children pass through the global module
+        registration hooks under their new index. Nothing changes if any item
+        is not a ``Module``.
+        """
         children = list(modules)
         for module in children:
-            if not isinstance(module, Module):
-                raise TypeError(f"{type(module).__name__} is not a msgflux.nn.Module subclass")
+            _check_item(module)
+        current = {id(module) for module in self._modules.values()}
+        for index, module in enumerate(children):
+            if id(module) not in current:
+                replaced = run_registration_hooks(
+                    _global_module_registration_hooks, self, str(index), module
+                )
+                _check_item(replaced)
+                children[index] = replaced
         self._modules.clear()
         for index, module in enumerate(children):
             self._modules[str(index)] = module
@@ -160,7 +182,7 @@ class Sequential(_IndexedContainer):
                 check_key_syntax(name, "module")
                 self._set_child(name, module)
         else:
-            self._renumber(args)  # type: ignore[arg-type]
+            self._renumber(args)
 
     @overload
     def __getitem__(self, index: int) -> Module: ...
@@ -173,13 +195,89 @@ class Sequential(_IndexedContainer):
         return items[_absolute_index(index, len(items), "Sequential")][1]
 
     def __add__(self, other: Iterable[Module]) -> Sequential:
-        return Sequential(*self, *other)
+        return Sequential(*self, *_modules_operand(other, "+"))
 
-    def forward(self, input: Any) -> Any:
-        """Pass ``input`` through each child in order and return the last output."""
-        for module in self._modules.values():
-            input = module(input)
-        return input
+    def __iadd__(self, other: Iterable[Module]) -> Sequential:
+        self.extend(_modules_operand(other, "+="))
+        return self
+
+    def insert(self, index: int, module: Module) -> Sequential:  # type: ignore[override]
+        """Insert ``module`` before position ``index`` and renumber; return ``self``.
+
+        ``index`` may be ``-n``..``n`` (``n`` appends), as in msgflux.
+
+        Raises:
+            IndexError: ``index`` is outside ``[-n, n]``.
+            TypeError: ``module`` is not a ``Module``.
+        """
+        position = operator.index(index)
+        length = len(self)
+        if not -length <= position <= length:
+            raise IndexError(
+                f"Sequential.insert index {index} is out of range [-{length}, {length}]"
+            )
+        super().insert(position, module)
+        return self
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the first child with all the arguments, then each next child on the output.
+
+        An empty ``Sequential`` returns its single positional argument unchanged.
+
+        Raises:
+            TypeError: an empty ``Sequential`` was given anything but one positional argument.
+        """
+        modules = list(self._modules.values())
+        if not modules:
+            return _passthrough(args, kwargs)
+        output = modules[0](*args, **kwargs)
+        for module in modules[1:]:
+            output = module(output)
+        return output
+
+    async def aforward(self, *args: Any, **kwargs: Any) -> Any:
+        """The async chain: ``await child.acall(...)`` for each child in order.
+
+        Children may mix sync and async: a child without its own ``aforward``
+        runs its synchronous call in a worker thread.
+
+        Raises:
+            TypeError: an empty ``Sequential`` was given anything but one positional argument.
+        """
+        modules = list(self._modules.values())
+        if not modules:
+            return _passthrough(args, kwargs)
+        output = await modules[0].acall(*args, **kwargs)
+        for module in modules[1:]:
+            output = await module.acall(output)
+        return output
+
+
+def _passthrough(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if len(args) != 1 or kwargs:
+        raise TypeError(
+            "an empty Sequential returns its input unchanged and takes exactly one "
+            f"positional argument, got {len(args)} positional and {len(kwargs)} keyword"
+        )
+    return args[0]
+
+
+def _modules_operand(other: Any, operator_text: str) -> list[Module]:
+    """The modules of the right operand of ``Sequential +`` / ``+=``."""
+    if isinstance(other, Module) and not isinstance(other, _IndexedContainer):
+        kind = f"a single {type(other).__name__} module"
+    elif isinstance(other, _IndexedContainer | list | tuple):
+        items = list(other)
+        if all(isinstance(item, Module) for item in items):
+            return items
+        bad = next(item for item in items if not isinstance(item, Module))
+        kind = f"a {type(other).__name__} holding a {type(bad).__name__}"
+    else:
+        kind = f"a {type(other).__name__}"
+    raise ModuleTypeError(
+        f"Sequential {operator_text} takes a Sequential, a ModuleList or a list of modules, "
+        f"not {kind}"
+    )
 
 
 class ModuleDict(Module):
@@ -188,7 +286,10 @@ class ModuleDict(Module):
     Keys are non-empty strings without ``"."``; any such key works, even one
     named like a method (``"train"``), because items are reached with ``[]``.
     Supports ``[]``, ``del``, ``in``, ``len``, iteration over keys, ``keys``,
-    ``values``, ``items``, ``update``, ``pop`` and ``clear``.
+    ``values``, ``items``, ``get``, ``set``, ``update`` (from a mapping,
+    another ``ModuleDict`` or ``(key, module)`` pairs), ``pop`` and ``clear``.
+    A value may be ``None``: an empty slot, skipped by traversal and
+    ``state_dict``. Hashed and compared by identity, like every module.
 
     Raises:
         TypeError: a key is not a ``str`` or a value is not a ``Module``.
@@ -207,17 +308,29 @@ class ModuleDict(Module):
         if modules is not None:
             self.update(modules)
 
-    def __getitem__(self, key: str) -> Module:
+    def __getitem__(self, key: str) -> Module | None:
         return self._modules[key]
 
-    def __setitem__(self, key: str, module: Module) -> None:
+    def __setitem__(self, key: str, module: Module | None) -> None:
         check_key_syntax(key, "ModuleDict key")
         self._set_child(key, module)
+
+    def get(self, key: str, default: Module | None = None) -> Module | None:
+        """The module under ``key``, or ``default`` if there is none."""
+        return self._modules.get(key, default)
+
+    def set(self, key: str, module: Module | None) -> None:
+        """Same as ``self[key] = module``.
+
+        Raises:
+            TypeError, ModuleRegistrationError: as for ``self[key] = module``.
+        """
+        self[key] = module
 
     def __delitem__(self, key: str) -> None:
         del self._modules[key]
 
-    def add_module(self, name: str, module: Module) -> None:
+    def add_module(self, name: str, module: Module | None) -> None:
         """Same as ``self[name] = module``: any non-empty key without ``"."``.
 
         Raises:
@@ -239,15 +352,15 @@ class ModuleDict(Module):
         """The keys, in insertion order."""
         return list(self._modules.keys())
 
-    def values(self) -> list[Module]:
+    def values(self) -> list[Module | None]:
         """The modules, in insertion order."""
         return list(self._modules.values())
 
-    def items(self) -> list[tuple[str, Module]]:
+    def items(self) -> list[tuple[str, Module | None]]:
         """The ``(key, module)`` pairs, in insertion order."""
         return list(self._modules.items())
 
-    def pop(self, key: str) -> Module:
+    def pop(self, key: str) -> Module | None:
         """Remove the module under ``key`` and return it.
 
         Raises:
@@ -259,8 +372,11 @@ class ModuleDict(Module):
         """Remove every module."""
         self._modules.clear()
 
-    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
-        """Add or replace modules from a mapping or from ``(key, module)`` pairs.
+    def update(
+        self,
+        modules: Mapping[str, Module | None] | ModuleDict | Iterable[tuple[str, Module | None]],
+    ) -> None:
+        """Add or replace modules from a mapping, another ``ModuleDict`` or ``(key, module)`` pairs.
 
         Everything is checked before anything is added.
 
@@ -271,7 +387,7 @@ class ModuleDict(Module):
             ModuleRegistrationError: a key is empty or contains ``"."``.
         """
         pairs: list[tuple[Any, Any]]
-        if isinstance(modules, Mapping):
+        if isinstance(modules, Mapping | ModuleDict):
             pairs = list(modules.items())
         elif isinstance(modules, Iterable) and not isinstance(modules, str | bytes):
             pairs = []
@@ -294,7 +410,7 @@ class ModuleDict(Module):
             )
         for key, module in pairs:
             check_key_syntax(key, "ModuleDict key")
-            if not isinstance(module, Module):
+            if module is not None and not isinstance(module, Module):
                 raise TypeError(
                     f"ModuleDict value for key {key!r} is a {type(module).__name__}, "
                     "not a msgflux.nn.Module"
