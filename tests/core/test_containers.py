@@ -202,3 +202,88 @@ def test_module_dict_keys_named_like_methods_do_not_break_methods() -> None:
 def test_repr_of_containers() -> None:
     layers = ModuleList([Module()])
     assert repr(layers) == "ModuleList(\n  (0): Module()\n)"
+
+
+# -- msgflux's container API ----------------------------------------------------------
+
+
+def test_module_dict_get_and_set() -> None:
+    a, b = _leaf("a"), _leaf("b")
+    experts = ModuleDict({"a": a})
+    assert experts.get("a") is a
+    assert experts.get("missing") is None
+    assert experts.get("missing", b) is b
+    experts.set("b", b)
+    assert experts["b"] is b and list(experts) == ["a", "b"]
+    assert experts.state_dict() == {"a.tag": "a", "b.tag": "b"}
+    with pytest.raises(ModuleRegistrationError):
+        experts.set("x.y", b)
+    with pytest.raises(TypeError, match="not a msgflux.nn.Module"):
+        experts.set("c", "text")  # type: ignore[arg-type]
+
+
+def test_module_dict_update_from_another_module_dict() -> None:
+    a, b, c = _leaf("a"), _leaf("b"), _leaf("c")
+    experts = ModuleDict({"a": a, "b": b})
+    experts.update(ModuleDict({"b": c, "new": a}))
+    assert experts.items() == [("a", a), ("b", c), ("new", a)]
+    assert experts.state_dict() == {"a.tag": "a", "b.tag": "c", "new.tag": "a"}
+
+
+def test_module_dict_is_hashable_by_identity() -> None:
+    one, two = ModuleDict({"a": _leaf("a")}), ModuleDict({"a": _leaf("a")})
+    assert len({one, two, one}) == 2
+    assert one != two and one == one  # noqa: PLR0124
+
+
+def test_sequential_insert_range_and_return_value() -> None:
+    chain = Sequential(Append("a"), Append("b"))
+    assert chain.insert(2, Append("end")) is chain  # n appends
+    assert chain.insert(-3, Append("start")) is chain  # -n prepends
+    assert chain("") == "startabend" and list(chain._modules) == ["0", "1", "2", "3"]
+    for bad in (5, -5):
+        with pytest.raises(IndexError, match=r"out of range \[-4, 4\]"):
+            chain.insert(bad, Append("x"))
+    assert len(chain) == 4
+
+
+@pytest.mark.parametrize("operand", [3, "text", Append("single"), {"a": Append("a")}, [1]])
+def test_sequential_add_wrong_type_is_both_type_error_and_value_error(operand) -> None:
+    chain = Sequential(Append("a"))
+    for caught in (TypeError, ValueError):
+        with pytest.raises(caught, match=r"Sequential \+ takes a Sequential"):
+            chain + operand
+        with pytest.raises(caught, match=r"Sequential \+= takes a Sequential"):
+            chain += operand
+    assert len(chain) == 1 and chain("") == "a"
+
+
+def test_sequential_add_accepts_module_sequences() -> None:
+    chain = Sequential(Append("a"))
+    assert (chain + ModuleList([Append("b")]))("") == "ab"
+    assert (chain + [Append("c")])("") == "ac"
+    chain += Sequential(Append("d"))
+    assert chain("") == "ad"
+
+
+def test_sequential_forward_passes_everything_to_the_first_module() -> None:
+    class Join(Module):
+        def forward(self, *parts: str, sep: str = "") -> str:
+            return sep.join(parts)
+
+    chain = Sequential(Join(), Append("!"))
+    assert chain("a", "b", sep="-") == "a-b!"
+    with pytest.raises(TypeError, match="exactly one positional argument"):
+        Sequential()("a", sep="-")
+
+
+def test_module_dict_empty_slot() -> None:
+    a = _leaf("a")
+    experts = ModuleDict({"a": a, "later": None})
+    experts["also"] = None
+    assert experts["later"] is None and "later" in experts and len(experts) == 3
+    assert experts.state_dict() == {"a.tag": "a"}
+    assert [name for name, _ in experts.named_modules()] == ["", "a"]
+    assert list(experts.children()) == [a]
+    experts["later"] = _leaf("b")
+    assert experts.state_dict() == {"a.tag": "a", "later.tag": "b"}

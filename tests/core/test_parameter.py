@@ -104,3 +104,46 @@ def test_requires_grad() -> None:
     assert p.requires_grad is True
     assert p.requires_grad_(False) is p and p.requires_grad is False
     assert p.requires_grad_().requires_grad is True
+
+
+# -- msgflux's Parameter API ----------------------------------------------------------
+
+
+def test_grad_defaults_to_none_and_is_kept_by_clone() -> None:
+    p = Parameter("Be brief", "system_prompt")
+    assert p.grad is None
+    p.grad = {"critique": ["too terse"]}
+    twin = p.clone()
+    assert twin.grad == {"critique": ["too terse"]} and twin.grad is not p.grad
+    twin.grad["critique"].append("changed")
+    assert p.grad == {"critique": ["too terse"]}
+    assert twin == p  # grad is feedback, not part of the value
+
+
+def test_copy_to_data_deep_copies_the_value_in() -> None:
+    p = Parameter("a", "s")
+    value = {"examples": [1, 2]}
+    assert p.copy_to_data(value) is None
+    value["examples"].append(3)
+    assert p.data == {"examples": [1, 2]}
+    with pytest.raises(StateValueError):
+        p.copy_to_data({1, 2})
+    assert p.data == {"examples": [1, 2]}
+
+
+def test_copy_none_is_a_no_op() -> None:
+    p = Parameter("kept", "s")
+    assert p.copy_(None) is p and p.data == "kept"
+
+
+def test_requires_grad_may_be_positional_as_in_msgflux() -> None:
+    assert Parameter("a", "s", False).requires_grad is False
+
+
+def test_repr_names_the_value_for_any_data() -> None:
+    """Upstream bug: ``repr(Parameter)`` returns the bare data (indistinguishable from a
+    str in a module's repr) and raises ``TypeError`` when the data is not a ``str``
+    (``__repr__`` returns ``__str__``, which returns ``self.data``). Deliberately not copied."""
+    for data in ("text", 3, [1, "a"], {"k": None}, None):
+        text = repr(Parameter(data, "s"))
+        assert text == f"Parameter({data!r}, spec='s')"
