@@ -13,6 +13,7 @@ import pytest
 import msgflux.nn as nn
 from msgflux.errors import StateValueError
 from msgflux.nn import Module, Parameter
+from msgflux.nn.modules import _hooks
 from msgflux.nn.modules.module import (
     register_module_buffer_registration_hook,
     register_module_forward_hook,
@@ -20,7 +21,6 @@ from msgflux.nn.modules.module import (
     register_module_module_registration_hook,
     register_module_parameter_registration_hook,
 )
-from msgflux.nn.modules import _hooks
 
 
 class Upper(Module):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -271,3 +272,40 @@ def test_no_pickle_or_eval_anywhere() -> None:
 def test_json_written_by_others_loads(tmp_path: Path) -> None:
     path = _write(tmp_path, "s.json", json.dumps({"a.b": [1, None]}))
     assert mf.load(path) == {"a.b": [1, None]}
+
+
+# -- missing paths are FileNotFoundError too -------------------------------------------
+
+
+def test_missing_file_is_both_file_not_found_and_serialization_error(tmp_path: Path) -> None:
+    from msgflux.errors import StateFileNotFoundError
+
+    missing = tmp_path / "nope.json"
+    for caught in (FileNotFoundError, SerializationError, OSError, mf.MsgfluxError):
+        with pytest.raises(caught) as info:
+            mf.load(missing)
+        error = info.value
+        assert isinstance(error, StateFileNotFoundError)
+        assert str(error) == f"cannot load {missing}: no such file"
+        assert error.filename == str(missing) and error.errno == errno.ENOENT
+    try:  # the idiom code written for open() / json / torch.load uses
+        mf.load(str(missing))
+    except FileNotFoundError:
+        pass
+
+
+def test_missing_folder_on_save_is_both_file_not_found_and_serialization_error(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "missing" / "state.toml"
+    for caught in (FileNotFoundError, SerializationError):
+        with pytest.raises(caught, match="folder .* does not exist"):
+            mf.save({"a": 1}, target)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_other_load_errors_are_not_file_not_found(tmp_path: Path) -> None:
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(SerializationError) as info:
+        mf.load(tmp_path / "folder.json")
+    assert not isinstance(info.value, FileNotFoundError)
