@@ -91,3 +91,55 @@ def test_public_import_paths() -> None:
     assert _IncompatibleKeys([], []).missing_keys == []
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         msgflux.nope  # noqa: B018
+
+
+def test_readme_core_library_hooks_and_acall() -> None:
+    import asyncio
+
+    import msgflux.nn as nn
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("response", "Yes I did.")
+
+        def forward(self, x, **kwargs):
+            name = kwargs.get("user_name")
+            return x + (" Hi " + name + " " if name else "") + self.response
+
+    def pre_hook(module, args, kwargs):  # before forward: may change the inputs
+        if kwargs.get("user_id") == "123":
+            kwargs["user_name"] = "Clark"
+        return args, kwargs
+
+    def post_hook(module, args, kwargs, output):  # after forward: may replace the output
+        return output + " (checked)"
+
+    model = Model()
+    pre = model.register_forward_pre_hook(pre_hook)
+    post = model.register_forward_hook(post_hook)
+    assert model("You did the work?", user_id="123") == (
+        "You did the work? Hi Clark Yes I did. (checked)"
+    )
+
+    class Shout(nn.Module):
+        async def aforward(self, text):  # awaited by acall, between the same hooks
+            return text.upper()
+
+    async def main() -> None:
+        assert await Shout().acall("hi") == "HI"
+        assert await model.acall("You did the work?") == "You did the work?Yes I did. (checked)"
+        assert await nn.Sequential(Model(), Shout()).acall("ok? ") == "OK? YES I DID."
+
+    asyncio.run(main())
+    pre.remove()
+    post.remove()
+    assert model("x") == "xYes I did."
+
+
+def test_readme_lists_the_deliberate_differences() -> None:
+    text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    core = text[text.index("## Core library"): text.index("## The store")]
+    for needle in ("Deliberate differences", "repr(param)", "strict=True", "only JSON values",
+                   "register_forward_pre_hook(pre_hook)", "acall", "with_kwargs=False"):
+        assert needle in core, needle
