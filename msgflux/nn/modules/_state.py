@@ -67,7 +67,7 @@ class _Slot(NamedTuple):
 
 
 def _copy_value(value: Any) -> Any:
-    return copy.deepcopy(value) if isinstance(value, list | dict) else value
+    return copy.deepcopy(value) if type(value) in (list, dict) else value
 
 
 def _check_no_return(result: Any, hook: Callable[..., Any], kind: str) -> None:
@@ -233,10 +233,13 @@ class StateMixin:
         error_msgs: list[str] = []
         snapshot = self._snapshot_state()
         try:
-            self._load_tree(incoming, "", metadata, strict, missing, unexpected, error_msgs)
+            custom = self._load_tree(
+                incoming, "", metadata, strict, missing, unexpected, error_msgs
+            )
+            if custom:
+                _check_loaded_values(self)
             position = {key: index for index, key in enumerate(incoming)}
             unexpected.sort(key=lambda key: position.get(key, len(position)))
-            _check_loaded_values(self)
             result = _IncompatibleKeys(missing, unexpected)
             self._run_load_post_hooks(result)
             if strict and (missing or unexpected) or error_msgs:
@@ -260,26 +263,77 @@ class StateMixin:
         missing: list[str],
         unexpected: list[str],
         error_msgs: list[str],
-    ) -> None:
-        """Call ``_load_from_state_dict`` on this module, then on each child."""
+    ) -> bool:
+        """Call ``_load_from_state_dict`` on this module, then on each child.
+
+        Returns whether any user code ran (an override or a load pre-hook), which
+        may have written state without the usual checks.
+
+        ``state_dict`` holds only this subtree's keys; each child gets the keys
+        under its own prefix, split off in one pass (as PyTorch does), so a
+        load costs time proportional to the keys times the depth.
+        """
         local_metadata: dict[str, Any] = {}
         if isinstance(metadata, Mapping):
             found = metadata.get(prefix[:-1], {})
             local_metadata = dict(found) if isinstance(found, Mapping) else {}
-        load = self._load_from_state_dict
-        if type(self)._load_from_state_dict is StateMixin._load_from_state_dict or (
-            _takes_full_signature(type(self)._load_from_state_dict, 7)
-        ):
-            load(state_dict, prefix, local_metadata, strict, missing, unexpected, error_msgs)
-        else:  # msgflux's form: _load_from_state_dict(state_dict, prefix)
-            load(state_dict, prefix)
-            self._report_incompatible(state_dict, prefix, missing, unexpected)
+        method = type(self)._load_from_state_dict
+        default = method is StateMixin._load_from_state_dict
+        custom = not default or bool(self._load_state_dict_pre_hooks)
+        if default:
+            # Inlined default: unexpected keys are found in the same pass that splits
+            # the keys between the children.
+            self._load_own(
+                state_dict, prefix, local_metadata, strict, missing, unexpected, error_msgs
+            )
+        elif _takes_full_signature(method, 7):
+            self._load_from_state_dict(
+                state_dict, prefix, local_metadata, strict, missing, unexpected, error_msgs
+            )
+        else:
+            # msgflux's form: _load_from_state_dict(state_dict, prefix="") sees its own keys
+            # without the prefix, as upstream passes them; report for it afterwards.
+            size = len(prefix)
+            local = {key[size:]: value for key, value in state_dict.items()
+                     if key.startswith(prefix)}
+            self._load_from_state_dict(local, "")
+            local_missing: list[str] = []
+            local_unexpected: list[str] = []
+            self._report_incompatible(local, "", local_missing, local_unexpected)
+            missing.extend(prefix + key for key in local_missing)
+            unexpected.extend(prefix + key for key in local_unexpected)
+            state_dict = {prefix + key: value for key, value in local.items()}
+        own = self._own_keys() if default else frozenset()
+        size = len(prefix)
+        if default and not self._modules:  # a leaf: whatever it does not own is unexpected
+            unexpected.extend(key for key in state_dict
+                              if key.startswith(prefix) and key[size:] not in own)
+            return custom
+        groups: dict[str, dict[str, Any]] = {}
+        for key, value in state_dict.items():
+            if not key.startswith(prefix):
+                continue
+            rest = key[size:]
+            if rest in own:
+                continue
+            head, dot, _ = rest.partition(".")
+            if dot and self._modules.get(head) is not None:
+                groups.setdefault(head, {})[key] = value
+            elif default:
+                unexpected.append(key)
         for name, module in self._modules.items():
             if module is not None:
-                module._load_tree(
-                    state_dict, f"{prefix}{name}.", metadata, strict, missing, unexpected,
-                    error_msgs,
-                )
+                custom = module._load_tree(
+                    groups.get(name, {}), f"{prefix}{name}.", metadata, strict, missing,
+                    unexpected, error_msgs,
+                ) or custom
+        return custom
+
+    def _own_keys(self) -> set[str]:
+        """Names of this module's state entries: non-empty parameters, persistent buffers."""
+        own = {name for name, param in self._parameters.items() if param is not None}
+        own.update(name for name in self._buffers if name not in self._non_persistent_buffers)
+        return own
 
     def _load_from_state_dict(
         self,
@@ -305,6 +359,23 @@ class StateMixin:
             StateValueError: a value is not JSON-compatible.
             RuntimeError: a pre-hook returned something other than ``None``.
         """
+        self._load_own(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        if unexpected_keys is not None:
+            self._report_unexpected(state_dict, prefix, unexpected_keys)
+
+    def _load_own(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any] | None,
+        strict: bool,
+        missing_keys: list[str] | None,
+        unexpected_keys: list[str] | None,
+        error_msgs: list[str] | None,
+    ) -> None:
+        """The default ``_load_from_state_dict`` but for reporting unexpected keys."""
         if local_metadata is None:
             local_metadata = {}
         for hook in list(self._load_state_dict_pre_hooks.values()):
@@ -329,8 +400,6 @@ class StateMixin:
                 self._buffers[name] = _incoming_value(key, state_dict[key])
             elif missing_keys is not None:
                 missing_keys.append(key)
-        if unexpected_keys is not None:
-            self._report_unexpected(state_dict, prefix, unexpected_keys)
 
     def _report_incompatible(
         self, state_dict: dict[str, Any], prefix: str, missing: list[str], unexpected: list[str]
@@ -348,17 +417,16 @@ class StateMixin:
         self, state_dict: dict[str, Any], prefix: str, unexpected: list[str]
     ) -> None:
         """Keys under ``prefix`` that name nothing here and no child to pass them to."""
+        own = self._own_keys()
+        size = len(prefix)
         for key in state_dict:
             if not key.startswith(prefix):
                 continue
-            head, dot, _ = key[len(prefix):].partition(".")
-            if dot:
-                known = self._modules.get(head) is not None
-            else:
-                known = self._parameters.get(head) is not None or (
-                    head in self._buffers and head not in self._non_persistent_buffers
-                )
-            if not known and key not in unexpected:
+            rest = key[size:]
+            if rest in own:
+                continue
+            head, dot, _ = rest.partition(".")
+            if not (dot and self._modules.get(head) is not None):
                 unexpected.append(key)
 
     def _state_slots(self, prefix: str) -> Iterator[_Slot]:
@@ -451,15 +519,14 @@ def _incoming_value(key: str, value: Any) -> Any:
     if isinstance(value, Parameter):
         value = value.data
     check_value(key, value)
-    return copy.deepcopy(value)
+    return _copy_value(value)
 
 
 def _check_loaded_values(root: Any) -> None:
-    """Every state value after a load, whatever an override wrote, must be a state value."""
+    """Every buffer after a load, whatever an override wrote into ``_buffers``, must be a
+    state value (a parameter's ``data`` is checked by its setter)."""
     for slot in root._state_slots(""):
-        if slot.is_parameter:
-            check_value(slot.key, slot.module._parameters[slot.name].data)
-        else:
+        if not slot.is_parameter:
             check_value(slot.key, slot.module._buffers[slot.name])
 
 
