@@ -239,3 +239,60 @@ def test_async_hook_in_a_plain_call_is_refused_clearly() -> None:
     m.register_forward_pre_hook(pre)
     with pytest.raises(TypeError, match=r"is async.*await module\.acall"):
         m("a")
+
+
+def test_calls_from_many_threads_while_hooks_come_and_go() -> None:
+    import threading
+
+    m = Upper()
+    errors: list[BaseException] = []
+    outputs: set[str] = set()
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            pre = m.register_forward_pre_hook(lambda mod, args, kwargs: ((args[0] + "p",), kwargs))
+            post = m.register_forward_hook(lambda mod, args, kwargs, out: out + "!")
+            pre.remove()
+            post.remove()
+
+    def call() -> None:
+        try:
+            for _ in range(300):
+                outputs.add(m("a"))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    churner = threading.Thread(target=churn)
+    churner.start()
+    callers = [threading.Thread(target=call) for _ in range(6)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join()
+    stop.set()
+    churner.join()
+    assert errors == []
+    assert outputs <= {"A", "AP", "A!", "AP!"}
+    assert not m._forward_pre_hooks and not m._forward_hooks
+    assert not m._forward_pre_hooks_with_kwargs and not m._forward_hooks_with_kwargs
+
+
+def test_modules_with_hooks_pickle_and_deepcopy() -> None:
+    import copy
+    import pickle
+
+    m = Upper()
+    m.register_buffer("fmt", "JSON")
+    clone = pickle.loads(pickle.dumps(m))
+    assert clone("a") == "A" and clone.fmt == "JSON"
+    m.register_forward_hook(lambda mod, args, kwargs, out: out + "!")
+    twin = copy.deepcopy(m)
+    assert twin("a") == "A!" and len(twin._forward_hooks) == 1
+    # an old pickle without some hook tables still works
+    state = m.__getstate__()
+    for name in ("_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs"):
+        del state[name]
+    revived = Upper.__new__(Upper)
+    revived.__setstate__(state)
+    assert revived("b") == "B!" and revived._forward_hooks_always_called == {}

@@ -67,6 +67,8 @@ def test_save_override_pytorch_form_is_called_with_keep_vars() -> None:
 
 
 def test_msgflux_form_overrides_with_two_arguments() -> None:
+    seen: list[tuple] = []
+
     class Legacy(Module):
         def __init__(self) -> None:
             super().__init__()
@@ -77,16 +79,20 @@ def test_msgflux_form_overrides_with_two_arguments() -> None:
             destination[prefix + "a"] = self.a * 10
 
         def _load_from_state_dict(self, state_dict, prefix=""):
-            if prefix + "a" in state_dict:
-                self.a = state_dict[prefix + "a"] // 10
+            # as upstream calls it: this module's keys without their prefix
+            seen.append((prefix, sorted(state_dict)))
+            if "a" in state_dict:
+                self.a = state_dict["a"] // 10
 
     root = Module()
     root.legacy = Legacy()
     assert root.state_dict() == {"legacy.a": 10}
-    result = root.load_state_dict({"legacy.a": 70, "legacy.zzz": 0})
+    result = root.load_state_dict({"legacy.a": 70, "legacy.zzz": 0, "other": 1})
     assert root.legacy.a == 7
+    assert seen == [("", ["a", "zzz"])]
     # keys are still reported for an override that cannot report them itself
-    assert result.missing_keys == ["legacy.b"] and result.unexpected_keys == ["legacy.zzz"]
+    assert result.missing_keys == ["legacy.b"]
+    assert result.unexpected_keys == ["legacy.zzz", "other"]
 
 
 def test_a_failing_override_leaves_everything_unchanged() -> None:
