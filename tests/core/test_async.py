@@ -220,3 +220,11 @@ def test_concurrent_acalls_do_not_share_hook_state() -> None:
         return await asyncio.gather(*(m.acall(str(i)) for i in range(50)))
 
     assert run(many()) == [str(i) * 2 for i in range(50)]
+
+
+def test_an_aforward_written_without_async_still_works() -> None:
+    class Plain(Module):
+        def aforward(self, text: str) -> str:  # type: ignore[override]
+            return text + "?"
+
+    assert run(Plain().acall("a")) == "a?"

@@ -409,7 +409,9 @@ class ForwardHooksMixin:
                 else:
                     result = await _await_hook(hook, self, args)
                 args, kwargs = _apply_pre_result(hook, result, args, kwargs)
-            output = await self.aforward(*args, **kwargs)
+            output = self.aforward(*args, **kwargs)
+            if inspect.isawaitable(output):  # tolerate an aforward written without async
+                output = await output
             for hook in post_hooks:
                 called.add(hook.id)
                 if hook.with_kwargs:
