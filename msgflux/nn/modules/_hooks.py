@@ -409,9 +409,10 @@ class ForwardHooksMixin:
                 else:
                     result = await _await_hook(hook, self, args)
                 args, kwargs = _apply_pre_result(hook, result, args, kwargs)
-            output = self.aforward(*args, **kwargs)
-            if inspect.isawaitable(output):  # tolerate an aforward written without async
-                output = await output
+            produced = self.aforward(*args, **kwargs)
+            if inspect.isawaitable(produced):  # tolerate an aforward written without async
+                produced = await produced
+            output = produced
             for hook in post_hooks:
                 called.add(hook.id)
                 if hook.with_kwargs:
