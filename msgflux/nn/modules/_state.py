@@ -238,8 +238,9 @@ class StateMixin:
             )
             if custom:
                 _check_loaded_values(self)
-            position = {key: index for index, key in enumerate(incoming)}
-            unexpected.sort(key=lambda key: position.get(key, len(position)))
+            if len(unexpected) > 1:  # report them in the caller's order
+                position = {key: index for index, key in enumerate(incoming)}
+                unexpected.sort(key=lambda key: position.get(key, len(position)))
             result = _IncompatibleKeys(missing, unexpected)
             self._run_load_post_hooks(result)
             if strict and (missing or unexpected) or error_msgs:
@@ -274,7 +275,7 @@ class StateMixin:
         load costs time proportional to the keys times the depth.
         """
         local_metadata: dict[str, Any] = {}
-        if isinstance(metadata, Mapping):
+        if metadata is not None and isinstance(metadata, Mapping):
             found = metadata.get(prefix[:-1], {})
             local_metadata = dict(found) if isinstance(found, Mapping) else {}
         method = type(self)._load_from_state_dict
