@@ -874,12 +874,30 @@ class StateStore:
         return write_transaction(self._engine, f"pruning {name!r}", work,
                                  lock_timeout=self.lock_timeout)
 
-    def gc(self) -> GcResult:
+    def gc(self, *, vacuum: bool = False) -> GcResult:
         """Delete snapshots no version uses and values no snapshot uses.
+
+        The database keeps the freed pages for later saves. ``vacuum=True``
+        then gives space back: ``VACUUM`` on SQLite (the file shrinks; writers
+        wait while it runs), plain ``VACUUM`` on PostgreSQL (space reusable at
+        once, trailing pages returned; no lock against reads or writes), and
+        the result carries the database size before and after; see
+        :mod:`msgflux.store._space`.
 
         Raises:
             LockTimeout, DatabaseError.
         """
+        if not isinstance(vacuum, bool):
+            raise InvalidInputError(f"vacuum must be True or False, not {vacuum!r}")
+        if vacuum:
+            from msgflux.store import _space
+
+            before = _space.database_size(self._engine)
+            collected = self.gc()
+            _space.vacuum(self._engine, lock_timeout=self.lock_timeout)
+            return GcResult(collected.snapshots, collected.blobs, bytes_before=before,
+                            bytes_after=_space.database_size(self._engine))
+
         def work(connection: Connection) -> GcResult:
             if connection.dialect.name == "postgresql":
                 # Saves insert into these tables; let them finish and wait for us.

@@ -157,10 +157,16 @@ class VerifyReport:
 
 @dataclass(frozen=True)
 class GcResult:
-    """How many unreferenced snapshots and values :meth:`StateStore.gc` removed."""
+    """How many unreferenced snapshots and values :meth:`StateStore.gc` removed.
+
+    With ``gc(vacuum=True)``, also the database's size in bytes before and after
+    (``None`` otherwise).
+    """
 
     snapshots: int
     blobs: int
+    bytes_before: int | None = None
+    bytes_after: int | None = None
 
 
 class QueryResult(list[tuple[Any, ...]]):
