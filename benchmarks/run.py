@@ -5,6 +5,7 @@ Usage (from the repository root, in the project's venv)::
     python benchmarks/run.py                 # 50 and 500 keys, 200 versions, 100 loads
     python benchmarks/run.py --quick         # the same, smaller: under a minute
     python benchmarks/run.py --deep          # save time at version ~100 vs ~100,000
+    python benchmarks/run.py --tools         # report, bundles, prune + gc, verify, log at scale
     python benchmarks/run.py --keys 50 --versions 1000 --loads 200 --json out.json
 
 Workload (see ``workload.py``): a state dict of ``--keys`` prompts (30-300
@@ -441,8 +442,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="where to create the stores (default: a temporary folder, removed); "
                              "kept when given, and --deep then resumes filling its deep.db")
     parser.add_argument("--json", type=Path, default=None, help="also write results as JSON")
+    parser.add_argument("--tools", action="store_true",
+                        help="time the history tools at --tools-versions (see tools_report.py)")
+    parser.add_argument("--tools-versions", type=int, default=20_000)
+    parser.add_argument("--log-versions", type=int, default=100_000,
+                        help="versions of the history --tools times log(limit=20) on")
+    parser.add_argument("--skip-log", action="store_true", help="--tools without the log timing")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="--tools: rebuild the cached histories")
     args = parser.parse_args(argv)
-    args.keys = args.keys or ([50] if args.deep else [50, 500])
+    args.keys = args.keys or ([50] if args.deep or args.tools else [50, 500])
     args.versions = args.versions or (40 if args.quick else 200)
     args.loads = args.loads or (30 if args.quick else 100)
     args.deep_versions = args.deep_versions or (3_000 if args.quick else 100_000)
@@ -458,6 +467,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.deep:
             return 0 if deep(args, workdir) else 1
+        if args.tools:
+            from tools_report import main_tools
+
+            return 0 if main_tools(args, workdir) else 1
         results = compare(args, workdir)
         print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
         print()

@@ -583,11 +583,15 @@ def _cmd_prune(args: argparse.Namespace, out: _Output) -> int:
 
 def _cmd_gc(args: argparse.Namespace, out: _Output) -> int:
     with _store(args) as store, _busy("collecting unused content..."):
-        result = store.gc()
+        result = store.gc(vacuum=args.vacuum)
     if out.json:
-        out.dump({"snapshots": result.snapshots, "values": result.blobs})
+        out.dump({"snapshots": result.snapshots, "values": result.blobs,
+                  "bytes_before": result.bytes_before, "bytes_after": result.bytes_after})
     else:
         out.line(f"removed {result.snapshots} unused snapshots and {result.blobs} unused values")
+        if result.bytes_before is not None and result.bytes_after is not None:
+            out.line(f"vacuumed: {result.bytes_before / 1e6:,.2f} MB -> "
+                     f"{result.bytes_after / 1e6:,.2f} MB")
     return EXIT_OK
 
 
@@ -646,11 +650,10 @@ def _with_store(store: Any) -> Iterator[Any]:
 
 
 def _cmd_report(args: argparse.Namespace, out: _Output) -> int:
-    from msgflux.store.report import render_report
+    from msgflux.store.report import _render
 
     with _store(args) as store, _busy(f"rendering the history of {args.name}..."):
-        page = render_report(store, args.name)
-        count = len(store.log(args.name))
+        page, count = _render(store, args.name, recent=args.recent)
     data = page.encode("utf-8")
     if args.output == "-":
         sys.stdout.buffer.write(data)
@@ -889,8 +892,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("name", metavar="NAME")
     sub.add_argument("--keep-last", type=_positive, metavar="N", required=True)
 
-    _add(commands, "gc", _cmd_gc, "delete content no version uses (StateStore.gc)",
-         "  msgflux-store gc", common, '{"snapshots": count, "values": count}')
+    sub = _add(commands, "gc", _cmd_gc, "delete content no version uses (StateStore.gc)",
+               "  msgflux-store gc\n  msgflux-store gc --vacuum   # and give the space back",
+               common, '{"snapshots": count, "values": count, "bytes_before": int|null, '
+               '"bytes_after": int|null}')
+    sub.add_argument("--vacuum", action="store_true",
+                     help="then VACUUM: the SQLite file shrinks (writers wait meanwhile); "
+                          "plain VACUUM on PostgreSQL (StateStore.gc(vacuum=True))")
 
     sub = _add(commands, "export", _cmd_export,
                "write whole histories to a .json/.toml bundle (StateStore.export_bundle)",
@@ -927,6 +935,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("name", metavar="NAME")
     sub.add_argument("-o", "--output", metavar="FILE", default="history.html",
                      help="the HTML file (default history.html; '-' for stdout)")
+    sub.add_argument("--recent", type=_positive, default=200, metavar="N",
+                     help="show the newest N versions with their diffs (default 200); older "
+                          "ones are summarised")
 
     database = commands.add_parser(
         "db", help="schema migrations: db upgrade, db current",

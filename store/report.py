@@ -1,16 +1,28 @@
 """The HTML history report of one name: ``render_report(store, name) -> str``.
 
-One self-contained page (inline CSS and SVG, no script, no network request):
-a timeline of the versions, a line chart of every numeric metadata field, and
-each version's diff against its parent with changed words highlighted. Every
-stored string reaches the page through :func:`html.escape`, so a value holding
-``<script>`` is shown as text and never runs.
+One self-contained page (inline CSS and SVG, no script, no network request, a
+Content-Security-Policy that forbids both): a timeline of the versions, a line
+chart of every numeric metadata field, and the newest versions' diffs against
+their parents with changed words highlighted. Every stored string reaches the
+page through :func:`html.escape`, so a value holding ``<script>`` is shown as
+text and never runs.
 
-Size and speed: only the keys that changed are shown for each version, long
-diffs are folded in ``<details>``, and the contents are read with a few
-range queries over the ``state_values`` view (hashes decide what changed,
-exactly as the store does) instead of one transaction per version. 1,000
-versions of 50 keys render in about a second (see the README).
+Bounded at any history length (20,000 versions of 50 keys: see the README):
+
+* the newest ``recent`` versions (default 200) are shown with their diffs;
+  older ones are summarised: the timeline groups them in at most 100 rows of
+  version ranges, lists every tagged one on its own, and the charts still
+  plot them. The page states the command that shows any version's diff
+  (``msgflux-store diff NAME N``);
+* a value's diff is line-level first, word-level only inside short changed
+  lines, and capped ("n more lines changed"), see :mod:`._report_diff`; a
+  version shows at most 20 keys, and once the page holds about 4 MB of diffs
+  older versions list their changed keys without a diff;
+* charts plot at most the minimum and maximum of each of 240 buckets of
+  versions, plus every tagged point and the best (highest) one.
+
+The history is read in one read transaction through the store's own read
+path (not through :meth:`StateStore.query`), see :mod:`._report_data`.
 
 The word-level highlight (:func:`word_diff`, :func:`classify_lines`) is shared
 with the command line's coloured ``diff``.
@@ -26,91 +38,50 @@ Example::
 
 from __future__ import annotations
 
-import difflib
 import json
-import re
-from collections.abc import Iterable, Iterator
+import math
+import shlex
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from msgflux.store.hashing import decode_value
+from msgflux.store._report_data import History, read_history
+from msgflux.store._report_diff import Row, Segment, _append, value_rows, word_diff
+from msgflux.store.errors import InvalidInputError
 from msgflux.store.types import StateDiff, Version
 
 if TYPE_CHECKING:
     from msgflux.store.api import StateStore
 
-__all__ = ["DiffLine", "Segment", "classify_lines", "render_report", "word_diff"]
+__all__ = ["DiffLine", "Segment", "classify_lines", "render_report", "word_diff", "RECENT"]
 
-#: A piece of a line and whether it differs from the other side.
-Segment = tuple[str, bool]
-
-# Words, runs of spaces, single punctuation marks: the units a changed line is compared in.
-_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
-# Beyond this many tokens a line is marked changed as a whole (SequenceMatcher is quadratic).
-_MAX_TOKENS = 4000
-# Versions read per query: bounds memory on stores with big values.
-_CHUNK_VERSIONS = 200
-# A key's diff longer than this (lines or characters) is folded in <details>.
-_FOLD_LINES = 14
+#: Versions shown with their diffs by default (the newest ones).
+RECENT = 200
+# Older versions are grouped into at most this many timeline rows.
+_SUMMARY_ROWS = 100
+# A key's diff with more rows (or characters) than this is folded in <details>.
+_FOLD_ROWS = 14
 _FOLD_CHARS = 1500
-# A version changing more keys than this shows them folded under one summary.
+# A version changing more keys than this shows them folded under one summary ...
 _FOLD_KEYS = 8
-# Charts: at most this many metadata fields; dots with tooltips up to this many points.
+# ... and at most this many of them with their diff; the rest by name.
+_MAX_KEYS_SHOWN = 20
+_MAX_KEYS_NAMED = 30
+# Once the page holds this many characters of diffs, older versions list keys only.
+_DIFF_BUDGET = 4_000_000
+# Tags named in the page's summary line.
+_MAX_TAGS_LISTED = 40
+# Charts: at most this many metadata fields; min and max of this many buckets per chart;
+# a dot with a tooltip for every point up to this many, else for tagged and best points.
 _MAX_CHARTS = 16
+_BUCKETS = 240
 _MAX_DOTS = 150
 
 
-# -- word-level diff (shared with the CLI) --------------------------------------------------
-
-def word_diff(old: str, new: str) -> tuple[list[Segment], list[Segment]]:
-    """Split two lines into segments, marking the words that differ (difflib on words).
-
-    Example::
-
-        >>> word_diff("Be brief.", "Be very brief.")
-        ([('Be brief.', False)], [('Be ', False), ('very ', True), ('brief.', False)])
-    """
-    old_tokens, new_tokens = _TOKEN.findall(old), _TOKEN.findall(new)
-    # Most edits touch a few words: match the common head and tail directly and
-    # leave only the middle to SequenceMatcher (quadratic in the worst case).
-    head = 0
-    limit = min(len(old_tokens), len(new_tokens))
-    while head < limit and old_tokens[head] == new_tokens[head]:
-        head += 1
-    tail = 0
-    while (tail < limit - head
-           and old_tokens[len(old_tokens) - 1 - tail] == new_tokens[len(new_tokens) - 1 - tail]):
-        tail += 1
-    old_middle = old_tokens[head:len(old_tokens) - tail]
-    new_middle = new_tokens[head:len(new_tokens) - tail]
-    old_segments: list[Segment] = []
-    new_segments: list[Segment] = []
-    _append(old_segments, "".join(old_tokens[:head]), False)
-    _append(new_segments, "".join(new_tokens[:head]), False)
-    if len(old_middle) + len(new_middle) > _MAX_TOKENS:
-        _append(old_segments, "".join(old_middle), True)
-        _append(new_segments, "".join(new_middle), True)
-    else:
-        matcher = difflib.SequenceMatcher(None, old_middle, new_middle, autojunk=False)
-        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-            changed = tag != "equal"
-            _append(old_segments, "".join(old_middle[i1:i2]), changed)
-            _append(new_segments, "".join(new_middle[j1:j2]), changed)
-    _append(old_segments, "".join(old_tokens[len(old_tokens) - tail:]), False)
-    _append(new_segments, "".join(new_tokens[len(new_tokens) - tail:]), False)
-    return old_segments, new_segments
-
-
-def _append(segments: list[Segment], text: str, changed: bool) -> None:
-    if not text:
-        return
-    if segments and segments[-1][1] == changed:
-        segments[-1] = (segments[-1][0] + text, changed)
-    else:
-        segments.append((text, changed))
-
+# -- unified-diff lines for the command line ------------------------------------------------
 
 @dataclass(frozen=True)
 class DiffLine:
@@ -170,70 +141,39 @@ def classify_lines(lines: Iterable[str]) -> list[DiffLine]:
     return result
 
 
-# -- reading the history ---------------------------------------------------------------------
+# -- the page -------------------------------------------------------------------------------
 
-# {key: (value_hash, value)}
-_State = dict[str, tuple[str, Any]]
-
-
-def _read_states(store: StateStore, name: str, low: int, high: int) -> dict[int, _State]:
-    """Contents of versions ``low..high`` of ``name`` from the public ``state_values`` view."""
-    mark = "?" if store.dialect == "sqlite" else "%s"
-    rows = store.query(
-        "SELECT version, key, value_type, value_hash, value FROM state_values "
-        f"WHERE name = {mark} AND version >= {mark} AND version <= {mark}",
-        (name, low, high), timeout=max(store.query_timeout, 120.0))
-    states: dict[int, _State] = {}
-    for number, key, kind, digest, text in rows:
-        states.setdefault(number, {})[key] = (digest, decode_value(kind, text))
-    return states
-
-
-def _diffs(store: StateStore, name: str, versions: list[Version]) -> Iterator[StateDiff]:
-    """Each version's diff against its parent (empty for the first or a pruned parent), oldest first."""
-    cache: dict[int, _State] = {}
-    for start in range(0, len(versions), _CHUNK_VERSIONS):
-        chunk = versions[start:start + _CHUNK_VERSIONS]
-        loaded = _read_states(store, name, chunk[0].number, chunk[-1].number)
-        for version in chunk:
-            state = loaded.get(version.number, {})
-            parent: _State = {}
-            label = f"{name}@empty"
-            if version.parent is not None:
-                label = f"{name}@{version.parent}"
-                if version.parent in loaded:
-                    parent = loaded[version.parent]
-                elif version.parent in cache:
-                    parent = cache[version.parent]
-                else:  # older than this chunk, or pruned (then everything is added)
-                    parent = _read_states(store, name, version.parent, version.parent).get(
-                        version.parent, {})
-            yield StateDiff(
-                old=label, new=f"{name}@{version.number}",
-                added={key: value for key, (_h, value) in state.items() if key not in parent},
-                removed={key: value for key, (_h, value) in parent.items() if key not in state},
-                changed={key: (parent[key][1], value) for key, (digest, value) in state.items()
-                         if key in parent and parent[key][0] != digest})
-        # The next chunk's first version usually has the last one here as parent.
-        cache = {chunk[-1].number: loaded.get(chunk[-1].number, {})}
-
-
-# -- rendering ------------------------------------------------------------------------------
-
-def render_report(store: StateStore, name: str) -> str:
+def render_report(store: StateStore, name: str, *, recent: int = RECENT) -> str:
     """Return the HTML history report of ``name``: one self-contained page, no script.
 
+    The newest ``recent`` versions are shown with their diffs; older ones are
+    summarised (timeline ranges, chart points, tags). The history is read in
+    one read transaction.
+
     Raises:
-        NameNotFound: ``name`` has no history.
+        NameNotFound: ``name`` has no history. InvalidInputError: ``recent`` is
+        not a non-negative integer. IntegrityError: a stored row can't be decoded.
 
     Example::
 
         Path("history.html").write_text(render_report(store, "pipeline"), encoding="utf-8")
     """
-    versions = store.log(name)[::-1]  # oldest first
-    tags = store.tags(name)
-    diffs = list(_diffs(store, name, versions))
+    return _render(store, name, recent=recent)[0]
+
+
+def _render(store: StateStore, name: str, *, recent: int = RECENT) -> tuple[str, int]:
+    """The page and the number of versions on it (the command line prints both)."""
+    if isinstance(recent, bool) or not isinstance(recent, int) or recent < 0:
+        raise InvalidInputError(f"recent must be a non-negative integer, not {recent!r}")
+    history = read_history(store, name, detailed=recent)
+    return _page(history), len(history.versions)
+
+
+def _page(history: History) -> str:
+    name = history.name
     generated = datetime.now(UTC)
+    diffs = [history.diff(version) for version in history.detailed]
+    numbers = {version.number for version in history.versions}
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
@@ -244,38 +184,77 @@ def render_report(store: StateStore, name: str) -> str:
         f"<title>History of {escape(name)} \u2014 msgflux-store</title>\n",
         f"<style>{_CSS}</style>\n</head>\n<body>\n<header>\n",
         f"<h1>History of <code>{escape(name)}</code></h1>\n",
-        (f"<p class=\"summary\">{_summary(versions, tags)} \u00b7 generated "
-         f"{escape(_time(generated))}</p>\n</header>\n<main>\n"),
-        _charts(versions),
-        _timeline(versions, diffs),
+        (f"<p class=\"summary\">{_summary(history)} \u00b7 generated "
+         f"{escape(_time(generated))}</p>\n"),
+        _how_to_diff(history),
+        "</header>\n<main>\n",
+        _charts(history.versions),
+        _timeline(history, diffs),
         "<section id=\"changes\">\n<h2>Changes</h2>\n",
     ]
-    for version, diff in zip(reversed(versions), reversed(diffs), strict=True):
-        parts.append(_version_section(version, diff))
+    # Versions with an element of their own on the page: the detailed ones, tagged older ones.
+    anchored = {version.number for version in history.detailed} | {
+        version.number for version in history.summarised if version.tags}
+    budget = _DIFF_BUDGET
+    for version, diff in zip(reversed(history.detailed), reversed(diffs), strict=True):
+        section = _version_section(name, version, diff, budget > 0,
+                                   parent_exists=version.parent in numbers, anchored=anchored)
+        budget -= len(section)
+        parts.append(section)
+    if history.summarised:
+        parts.append(f"<p class=\"nochange\">Versions {_range(history.summarised)} are "
+                     "summarised in the timeline; their diffs are not on this page.</p>\n")
     parts.append("</section>\n</main>\n</body>\n</html>\n")
     return "".join(parts)
 
 
-def _summary(versions: list[Version], tags: dict[str, int]) -> str:
+def _command(name: str, number: int | str) -> str:
+    """The shell command that prints one version's diff against its parent, escaped for HTML."""
+    return escape(f"msgflux-store diff {shlex.quote(name)} {number}")
+
+
+def _range(versions: list[Version]) -> str:
+    first, last = versions[0].number, versions[-1].number
+    return f"{first:,}" if first == last else f"{first:,}\u2013{last:,}"
+
+
+def _summary(history: History) -> str:
+    versions = history.versions
     if not versions:
         return "no versions"
     latest = versions[-1]
-    text = (f"{len(versions)} version{'s' if len(versions) != 1 else ''} \u00b7 latest "
-            f"<a href=\"#v{latest.number}\">{latest.number}</a>")
-    if tags:
+    text = (f"{len(versions):,} version{'s' if len(versions) != 1 else ''} "
+            f"({_range(versions)}) \u00b7 latest <a href=\"#v{latest.number}\">"
+            f"{latest.number}</a>")
+    if history.tags:
+        listed = list(history.tags.items())[:_MAX_TAGS_LISTED]
         text += " \u00b7 tags " + ", ".join(
             f"<a href=\"#v{number}\" class=\"tag\">{escape(tag)}\u2192{number}</a>"
-            for tag, number in tags.items())
+            for tag, number in listed)
+        if len(history.tags) > len(listed):
+            text += f" and {len(history.tags) - len(listed):,} more"
     return text
+
+
+def _how_to_diff(history: History) -> str:
+    shown = ""
+    if history.summarised:
+        shown = (f"The newest {len(history.detailed):,} versions are shown with their diffs; "
+                 f"the {len(history.summarised):,} older ones are summarised. ")
+    return (f"<p class=\"how\">{shown}Any version's diff against its parent: "
+            f"<code>{_command(history.name, 'N')}</code> (with this store's <code>--db</code>)."
+            "</p>\n")
 
 
 def _time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _timeline(versions: list[Version], diffs: list[StateDiff]) -> str:
+# -- timeline -------------------------------------------------------------------------------
+
+def _timeline(history: History, diffs: list[StateDiff]) -> str:
     rows = []
-    for version, diff in zip(reversed(versions), reversed(diffs), strict=True):
+    for version, diff in zip(reversed(history.detailed), reversed(diffs), strict=True):
         counts = " ".join(f"<span class=\"{kind}\">{sign}{count}</span>" for kind, sign, count in (
             ("added", "+", len(diff.added)), ("removed", "\u2212", len(diff.removed)),
             ("changed", "~", len(diff.changed))) if count)
@@ -285,17 +264,63 @@ def _timeline(versions: list[Version], diffs: list[StateDiff]) -> str:
             f"<td>{escape(version.author or '')}</td>"
             f"<td class=\"message\">{escape(version.message)}</td>"
             f"<td>{_tag_list(version.tags)}</td><td class=\"counts\">{counts or '='}</td></tr>\n")
-    return ("<section id=\"timeline\">\n<h2>Timeline</h2>\n<table class=\"timeline\">\n<thead><tr>"
-            "<th>Version</th><th>Time</th><th>Author</th><th>Message</th><th>Tags</th>"
-            "<th>Keys</th></tr></thead>\n<tbody>\n" + "".join(rows) + "</tbody>\n</table>\n"
-            "</section>\n")
+    parts = ["<section id=\"timeline\">\n<h2>Timeline</h2>\n<table class=\"timeline\">\n"
+             "<thead><tr><th>Version</th><th>Time</th><th>Author</th><th>Message</th>"
+             "<th>Tags</th><th>Keys</th></tr></thead>\n<tbody>\n", *rows, "</tbody>\n</table>\n"]
+    if history.summarised:
+        parts.append(_older(history))
+    parts.append("</section>\n")
+    return "".join(parts)
+
+
+def _older(history: History) -> str:
+    """The summarised versions: ranges of versions, then every tagged one on its own row."""
+    older = history.summarised
+    size = math.ceil(len(older) / _SUMMARY_ROWS)
+    rows = []
+    for start in reversed(range(0, len(older), size)):
+        group = older[start:start + size]
+        authors = Counter(version.author for version in group if version.author)
+        named = ", ".join(escape(author) for author, _count in authors.most_common(3))
+        if len(authors) > 3:
+            named += f" +{len(authors) - 3}"
+        tags = " ".join(f"<a href=\"#v{version.number}\">{_tag_list(version.tags)}</a>"
+                        for version in group if version.tags)
+        rows.append(
+            f"<tr><td class=\"num\">{_range(group)}</td><td class=\"num\">{len(group):,}</td>"
+            f"<td class=\"time\">{escape(_time(group[0].created_at))}</td>"
+            f"<td class=\"time\">{escape(_time(group[-1].created_at))}</td><td>{named}</td>"
+            f"<td>{tags}</td><td class=\"message\">{escape(_short(group[-1].message))}</td>"
+            "</tr>\n")
+    parts = [f"<h3>Older versions {_range(older)}</h3>\n<table class=\"timeline older\">\n"
+             "<thead><tr><th>Versions</th><th>Count</th><th>From</th><th>To</th>"
+             "<th>Authors</th><th>Tags</th><th>Last message</th></tr></thead>\n<tbody>\n",
+             *rows, "</tbody>\n</table>\n"]
+    tagged = [version for version in older if version.tags]
+    if tagged:
+        parts.append("<h3>Tagged older versions</h3>\n<table class=\"timeline\">\n<thead><tr>"
+                     "<th>Version</th><th>Time</th><th>Author</th><th>Message</th><th>Tags</th>"
+                     "<th>Its diff</th></tr></thead>\n<tbody>\n")
+        parts.extend(
+            f"<tr id=\"v{version.number}\"><td class=\"num\">{version.number}</td>"
+            f"<td class=\"time\">{escape(_time(version.created_at))}</td>"
+            f"<td>{escape(version.author or '')}</td>"
+            f"<td class=\"message\">{escape(version.message)}</td>"
+            f"<td>{_tag_list(version.tags)}</td>"
+            f"<td><code>{_command(history.name, version.number)}</code></td></tr>\n"
+            for version in reversed(tagged))
+        parts.append("</tbody>\n</table>\n")
+    return "".join(parts)
 
 
 def _tag_list(tags: Iterable[str]) -> str:
     return " ".join(f"<span class=\"tag\">{escape(tag)}</span>" for tag in tags)
 
 
-def _version_section(version: Version, diff: StateDiff) -> str:
+# -- one version's diff ---------------------------------------------------------------------
+
+def _version_section(name: str, version: Version, diff: StateDiff, with_diff: bool, *,
+                     parent_exists: bool, anchored: set[int]) -> str:
     head = (f"<article class=\"version\" id=\"v{version.number}\" "
             f"data-version=\"{version.number}\">\n<h3>Version {version.number} "
             f"{_tag_list(version.tags)}</h3>\n<p class=\"meta\">"
@@ -304,7 +329,10 @@ def _version_section(version: Version, diff: StateDiff) -> str:
         head += f" \u00b7 {escape(version.author)}"
     head += f" \u00b7 <code class=\"snapshot\">{escape(version.snapshot[:12])}</code>"
     if version.parent is not None:
-        head += f" \u00b7 parent <a href=\"#v{version.parent}\">{version.parent}</a>"
+        head += (f" \u00b7 parent <a href=\"#v{version.parent}\">{version.parent}</a>"
+                 if version.parent in anchored else f" \u00b7 parent {version.parent}")
+        if not parent_exists:
+            head += " (pruned: every key is shown as added)"
     head += "</p>\n"
     if version.message:
         head += f"<p class=\"message\">{escape(version.message)}</p>\n"
@@ -314,18 +342,62 @@ def _version_section(version: Version, diff: StateDiff) -> str:
             for key, value in sorted(version.metadata.items())) + "</p>\n")
     if not diff:
         return head + "<p class=\"nochange\">same content as its parent</p>\n</article>\n"
-    blocks = [_key_block(key, lines, _change_kind(diff, key)) for key, lines in diff.hunks()]
+    keys = diff.keys
+    if not with_diff:
+        return (head + f"<p class=\"nochange\">{len(keys):,} keys differ: "
+                f"{_key_names(keys)}. Diff not shown (this page keeps its size bounded): "
+                f"<code>{_command(name, version.number)}</code></p>\n</article>\n")
+    command = _command(name, version.number)
+    blocks = [_key_block(key, diff, command) for key in keys[:_MAX_KEYS_SHOWN]]
     body = "".join(blocks)
-    if len(blocks) > _FOLD_KEYS:
-        body = (f"<details class=\"keys\"><summary>{len(blocks)} keys differ from "
+    if len(keys) > _MAX_KEYS_SHOWN:
+        body += (f"<p class=\"nochange\">{len(keys) - _MAX_KEYS_SHOWN:,} more keys differ: "
+                 f"{_key_names(keys[_MAX_KEYS_SHOWN:])} (<code>{command}</code>)</p>\n")
+    if len(keys) > _FOLD_KEYS:
+        body = (f"<details class=\"keys\"><summary>{len(keys):,} keys differ from "
                 f"{escape(diff.old)}</summary>\n{body}</details>\n")
     return head + f"<div class=\"diff\">\n{body}</div>\n</article>\n"
 
 
-def _change_kind(diff: StateDiff, key: str) -> str:
+def _key_names(keys: list[str]) -> str:
+    named = ", ".join(f"<code>{escape(key)}</code>" for key in keys[:_MAX_KEYS_NAMED])
+    return named + (f" and {len(keys) - _MAX_KEYS_NAMED:,} more" if len(keys) > _MAX_KEYS_NAMED
+                    else "")
+
+
+def _key_block(key: str, diff: StateDiff, command: str) -> str:
     if key in diff.added:
-        return "added"
-    return "removed" if key in diff.removed else "changed"
+        kind, rows = "added", value_rows(None, diff.added[key], old_missing=True)
+    elif key in diff.removed:
+        kind, rows = "removed", value_rows(diff.removed[key], None, new_missing=True)
+    else:
+        kind, rows = "changed", value_rows(*diff.changed[key])
+    rendered = [_row(row, command) for row in rows]
+    body = "".join(rendered)  # each row is a display:block span
+    title = f"<code class=\"key\">{escape(key)}</code> <span class=\"{kind}\">{kind}</span>"
+    size = sum(len(text) for row in rows for text, _changed in row.segments)
+    if len(rendered) > _FOLD_ROWS or size > _FOLD_CHARS:
+        return (f"<details class=\"key\"><summary>{title} <span class=\"size\">"
+                f"{len(rendered)} lines</span></summary><pre>{body}</pre></details>\n")
+    return f"<div class=\"key\"><div class=\"keyname\">{title}</div><pre>{body}</pre></div>\n"
+
+
+_SIGNS = {"context": " ", "removed": "-", "added": "+"}
+_MARKS = {"removed": "del", "added": "ins"}
+
+
+def _row(row: Row, command: str) -> str:
+    if row.kind == "gap":
+        return (f"<span class=\"l gap\">\u22ef {row.skipped:,} unchanged "
+                f"line{'s' if row.skipped != 1 else ''}</span>")
+    if row.kind == "more":
+        return (f"<span class=\"l more\">\u2026 {row.skipped:,} more "
+                f"line{'s' if row.skipped != 1 else ''} changed: <code>{command}</code></span>")
+    mark = _MARKS.get(row.kind)
+    cells = "".join(f"<{mark}>{escape(text)}</{mark}>" if changed and mark else escape(text)
+                    for text, changed in row.segments)
+    cont = " cont" if row.continued else ""
+    return f"<span class=\"l {row.kind}{cont}\">{_SIGNS[row.kind]}{cells}</span>"
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -333,34 +405,13 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
-def _key_block(key: str, lines: list[str], kind: str) -> str:
-    rendered = []
-    classified = classify_lines(lines)
-    # One hunk of a one-line value: its "@@ -1 +1 @@" says nothing the colours don't.
-    single = sum(line.kind == "hunk" for line in classified) == 1 and all(
-        line.kind != "context" for line in classified)
-    for line in classified:
-        if line.kind == "header" or (single and line.kind == "hunk"):
-            continue  # the key is named in the block's heading
-        cells = "".join(
-            (f"<{'del' if line.kind == 'removed' else 'ins'}>{escape(text)}"
-             f"</{'del' if line.kind == 'removed' else 'ins'}>")
-            if changed else escape(text)
-            for text, changed in line.segments)
-        rendered.append(f"<span class=\"l {line.kind}\">{cells}</span>")
-    body = "".join(rendered)  # each line is a display:block span
-    title = (f"<code class=\"key\">{escape(key)}</code> <span class=\"{kind}\">{kind}</span>")
-    size = sum(len(line) for line in lines)
-    if len(rendered) > _FOLD_LINES or size > _FOLD_CHARS:
-        return (f"<details class=\"key\"><summary>{title} <span class=\"size\">"
-                f"{len(rendered)} lines</span></summary><pre>{body}</pre></details>\n")
-    return f"<div class=\"key\"><div class=\"keyname\">{title}</div><pre>{body}</pre></div>\n"
-
-
 # -- charts ---------------------------------------------------------------------------------
 
-def _numeric_fields(versions: list[Version]) -> dict[str, list[tuple[int, float]]]:
-    fields: dict[str, list[tuple[int, float]]] = {}
+Point = tuple[int, float]
+
+
+def _numeric_fields(versions: list[Version]) -> dict[str, list[Point]]:
+    fields: dict[str, list[Point]] = {}
     for version in versions:
         for key, value in version.metadata.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -368,7 +419,8 @@ def _numeric_fields(versions: list[Version]) -> dict[str, list[tuple[int, float]
                     point = float(value)
                 except OverflowError:  # an int beyond float range: not chartable
                     continue
-                fields.setdefault(key, []).append((version.number, point))
+                if math.isfinite(point):
+                    fields.setdefault(key, []).append((version.number, point))
     return dict(sorted(fields.items()))
 
 
@@ -377,8 +429,9 @@ def _charts(versions: list[Version]) -> str:
     if not fields:
         return ("<section id=\"charts\">\n<h2>Metadata</h2>\n<p class=\"nochange\">no numeric "
                 "metadata to chart</p>\n</section>\n")
+    tags = {version.number: version.tags for version in versions if version.tags}
     shown = list(fields.items())[:_MAX_CHARTS]
-    charts = "".join(_chart(key, points) for key, points in shown)
+    charts = "".join(_chart(key, points, tags) for key, points in shown)
     more = ""
     if len(fields) > len(shown):
         more = (f"<p class=\"nochange\">{len(fields) - len(shown)} more numeric fields not "
@@ -387,13 +440,34 @@ def _charts(versions: list[Version]) -> str:
             f"</div>\n{more}</section>\n")
 
 
+def downsample(points: list[Point], keep: set[int], buckets: int = _BUCKETS) -> list[Point]:
+    """At most the lowest and highest point of each of ``buckets`` runs of points, in order.
+
+    The first and last points and every point whose version is in ``keep`` are
+    always kept, so a tagged version or the best score is never dropped.
+    """
+    if len(points) <= 2 * buckets:
+        return points
+    chosen = {0, len(points) - 1}
+    chosen.update(index for index, (number, _value) in enumerate(points) if number in keep)
+    size = len(points) / buckets
+    for bucket in range(buckets):
+        indexes = range(int(bucket * size), int((bucket + 1) * size))
+        if indexes:
+            chosen.add(min(indexes, key=lambda index: points[index][1]))
+            chosen.add(max(indexes, key=lambda index: points[index][1]))
+    return [points[index] for index in sorted(chosen)]
+
+
 def _number(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _chart(key: str, points: list[tuple[int, float]]) -> str:
+def _chart(key: str, points: list[Point], tags: dict[int, tuple[str, ...]]) -> str:
     width, height = 560, 200
     left, right, top, bottom = 64, 16, 14, 34
+    best = max(points, key=lambda point: point[1])
+    shown = downsample(points, {*tags, best[0]})
     xs = [number for number, _value in points]
     ys = [value for _number_, value in points]
     x_low, x_high = min(xs), max(xs)
@@ -411,11 +485,15 @@ def _chart(key: str, points: list[tuple[int, float]]) -> str:
     def y_at(value: float) -> float:
         return top + (y_high - value) / (y_high - y_low) * plot_h
 
-    line = " ".join(f"{x_at(number):.1f},{y_at(value):.1f}" for number, value in points)
+    line = " ".join(f"{x_at(number):.1f},{y_at(value):.1f}" for number, value in shown)
     label = escape(key)
+    sampled = ""
+    if len(shown) < len(points):
+        sampled = (f" \u00b7 {len(points):,} points, drawn as the low and high of "
+                   f"{_BUCKETS} runs")
     svg = [(f"<figure class=\"chart\"><figcaption><code>{label}</code> latest "
             f"<b>{_number(ys[-1])}</b> (v{xs[-1]}) \u00b7 min {_number(min(ys))} \u00b7 "
-            f"max {_number(max(ys))}</figcaption>\n"
+            f"max {_number(best[1])} (v{best[0]}){sampled}</figcaption>\n"
             f"<svg viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" "
             f"role=\"img\" aria-label=\"{label} across versions\">\n"
             f"<title>{label} across versions</title>\n")]
@@ -436,10 +514,18 @@ def _chart(key: str, points: list[tuple[int, float]]) -> str:
                f"<text class=\"label\" x=\"{left + plot_w / 2:.1f}\" y=\"{height - 3}\" "
                f"text-anchor=\"middle\">version</text>\n"
                f"<polyline class=\"series\" points=\"{line}\"/>\n")
-    if len(points) <= _MAX_DOTS:
-        svg.extend(f"<circle cx=\"{x_at(number):.1f}\" cy=\"{y_at(value):.1f}\" r=\"3\">"
-                   f"<title>v{number}: {label} = {_number(value)}</title></circle>"
-                   for number, value in points)
+    for number, value in shown:
+        marked = number in tags or number == best[0]
+        if len(shown) > _MAX_DOTS and not marked:
+            continue
+        names = ", ".join(tags.get(number, ()))
+        note = f" ({escape(names)})" if names else ""
+        note += " best" if number == best[0] else ""
+        kind = " class=\"tagged\"" if number in tags else (
+            " class=\"best\"" if number == best[0] else "")
+        svg.append(f"<circle{kind} cx=\"{x_at(number):.1f}\" cy=\"{y_at(value):.1f}\" "
+                   f"r=\"{4 if marked else 3}\"><title>v{number}{note}: {label} = "
+                   f"{_number(value)}</title></circle>")
     svg.append("\n</svg></figure>\n")
     return "".join(svg)
 
@@ -496,6 +582,9 @@ pre{margin:2px 0 0;padding:6px 0;background:var(--soft);border-radius:4px;overfl
 white-space:pre-wrap;overflow-wrap:anywhere}
 .l{display:block;padding:0 8px}.l.removed{background:var(--del);color:inherit}
 .l.added{background:var(--add);color:inherit}.l.hunk{color:var(--muted)}
+.l.cont{padding-left:24px}.l.gap,.l.more{color:var(--muted);font-style:italic}
+circle.tagged{fill:#bf8700}circle.best{fill:#1a7f37}.how{color:var(--muted)}
+table.older td{font-size:13px}
 del{background:var(--delw);text-decoration:none;border-radius:2px}
 ins{background:var(--addw);text-decoration:none;border-radius:2px}
 """

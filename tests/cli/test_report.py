@@ -1,22 +1,28 @@
-"""The HTML history report: structure, escaping, size, and a real headless Chromium."""
+"""The HTML history report: structure, escaping, bounds at any length, both backends, Chromium."""
 
 from __future__ import annotations
 
 import os
+import random
+import re
 import subprocess
-import time
+import uuid
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from msgflux.store import StateStore
-from msgflux.store.report import render_report, word_diff
+from msgflux.store import NameNotFound, ReadOnlyError, StateStore
+from msgflux.store import report as report_module
+from msgflux.store._report_diff import MAX_CHANGED_ROWS, MAX_ROW_CHARS, value_rows
+from msgflux.store.report import downsample, render_report, word_diff
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=\"document.title='pwned'\">"
 PWN = "<script>document.body.setAttribute('data-pwned','1')</script>"
 TITLE = "History of pipeline \u2014 msgflux-store"
+POSTGRES_ENV = "MSGFLUX_TEST_POSTGRES_URL"
 
 
 class _Page(HTMLParser):
@@ -70,7 +76,38 @@ def hostile(tmp_path: Path) -> Path:
     return target
 
 
-def test_the_report_holds_the_timeline_the_charts_and_every_diff_escaped(hostile):
+@pytest.fixture
+def hostile_anywhere(store_url: str) -> str:
+    """The hostile history on each backend (PostgreSQL: an ordinary role)."""
+    _hostile_history(store_url)
+    return store_url
+
+
+@pytest.fixture
+def superuser_url() -> Iterator[str]:
+    """A PostgreSQL store URL whose session is a superuser, in a fresh schema."""
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL server for this run")
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            assert connection.exec_driver_sql(
+                "SELECT rolsuper FROM pg_roles WHERE rolname = session_user").scalar()
+            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        separator = "&" if "?" in base else "?"
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    finally:
+        admin.dispose()
+
+
+def test_the_report_holds_the_timeline_the_charts_and_every_diff_escaped(hostile_anywhere):
+    hostile = hostile_anywhere
     with StateStore(hostile) as store:
         html = render_report(store, "pipeline")
     page = _parse(html)
@@ -118,25 +155,227 @@ def test_the_report_command_writes_the_file(hostile, tmp_path, cli):
     assert missing.code == 3 and not (tmp_path / "nope.html").exists()
 
 
-def test_the_report_stays_small_for_a_long_history(tmp_path):
-    # 300 versions of 50 keys, two keys changing per version (the benchmark script in this
-    # folder measures 1,000 versions).
-    target = tmp_path / "long.db"
-    state = {f"module{index // 10}.param{index}": f"value {index} " + "lorem ipsum " * (index % 7)
-             for index in range(50)}
-    with StateStore(target) as store:
-        keys = list(state)
-        for number in range(300):
-            for key in (keys[number % 50], keys[(number * 7 + 3) % 50]):
-                state[key] = f"{state[key]} v{number}"
-            store.save("pipeline", state, metadata={"score": (number % 17) / 17})
-        started = time.perf_counter()
+def test_the_report_reads_through_the_store_even_as_a_postgres_superuser(superuser_url, tmp_path,
+                                                                        cli):
+    # The user-SQL sandbox refuses a superuser session; the report is the store's own code
+    # and reads through its internal read path instead.
+    _hostile_history(superuser_url)
+    with StateStore(superuser_url) as store:
+        with pytest.raises(ReadOnlyError, match="superuser"):
+            store.query("SELECT 1")
         html = render_report(store, "pipeline")
-        seconds = time.perf_counter() - started
-    assert html.count("<article class=\"version\"") == 300
-    assert len(html.encode("utf-8")) < 600_000
-    assert seconds < 10
+    page = _parse(html)
+    assert [found["data-version"] for found in page.find("article", **{"class": "version"})] == [
+        "3", "2", "1"]
+    assert SCRIPT in "".join(page.text) and not page.find("script")
+    output = tmp_path / "history.html"
+    result = cli("report", "pipeline", "-o", str(output), "--json", db=superuser_url)
+    assert result.code == 0, result.err
+    assert result.json()["versions"] == 3 and output.read_text(encoding="utf-8") != ""
 
+
+def test_the_report_never_uses_the_sql_sandbox(hostile_anywhere, monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the report called StateStore.query")
+
+    monkeypatch.setattr(StateStore, "query", refuse)
+    with StateStore(hostile_anywhere) as store:
+        assert "data-version=\"3\"" in render_report(store, "pipeline")
+
+
+class _Rewrites:
+    """Prompts of several sentences; each version rewrites one sentence of one or two keys."""
+
+    def __init__(self, keys: int, seed: int = 5) -> None:
+        self.rng = random.Random(seed)
+        self.sentences = {f"block{index}.prompt": [self.sentence() for _ in range(8)]
+                          for index in range(keys)}
+
+    def sentence(self) -> str:
+        words = ["".join(self.rng.choices("abcdefghij", k=self.rng.randint(2, 8)))
+                 for _ in range(self.rng.randint(6, 14))]
+        return " ".join(words).capitalize() + "."
+
+    def state(self) -> dict[str, str]:
+        return {key: " ".join(parts) for key, parts in self.sentences.items()}
+
+    def step(self) -> dict[str, str]:
+        for key in self.rng.sample(sorted(self.sentences), self.rng.choice((1, 2))):
+            self.sentences[key][self.rng.randrange(8)] = self.sentence()
+        return self.state()
+
+
+def _long_history(store: StateStore, versions: int, keys: int = 12) -> None:
+    stream = _Rewrites(keys)
+    store.save("pipeline", stream.state(), message="baseline", author="ana",
+               metadata={"score": 0.5})
+    for number in range(2, versions + 1):
+        store.save("pipeline", stream.step(), message=f"step {number}",
+                   author=("ana", "bo", "opt")[number % 3],
+                   metadata={"score": (number * 37 % 101) / 101, "latency_ms": number})
+        if number % 25 == 0:
+            store.tag("pipeline", number, f"release-{number // 25}")
+
+
+def test_a_long_history_shows_the_newest_diffs_and_summarises_the_rest(store_url):
+    with StateStore(store_url) as store:
+        _long_history(store, 260)
+        html = render_report(store, "pipeline", recent=20)
+    page = _parse(html)
+    text = "".join(page.text)
+    # The newest 20 versions, newest first, each with its diff against its parent; the
+    # oldest of them (241) is compared with 240, read although 240 is not detailed.
+    articles = [found["data-version"] for found in page.find("article", **{"class": "version"})]
+    assert articles == [str(number) for number in range(260, 240, -1)]
+    oldest = html[html.index("id=\"v241\""):html.index("</article>", html.index("id=\"v241\""))]
+    assert "class=\"changed\">changed" in oldest and "class=\"added\">added" not in oldest
+    # The 240 older ones: grouped into at most 100 timeline rows (here 80 rows of 3) ...
+    older = page.find("table", **{"class": "older"})
+    assert len(older) == 1
+    body = html[html.index("<table class=\"timeline older\">"):]
+    body = body[:body.index("</table>")]
+    assert body.count("<tr>") == 1 + 80
+    assert "238\u2013240" in body and "1\u20133" in body
+    # ... every tagged one listed on its own, with the command that shows its diff.
+    for number in range(25, 241, 25):
+        assert page.find("tr", id=f"v{number}")
+        assert f"msgflux-store diff pipeline {number}" in text
+    assert "msgflux-store diff pipeline N" in text and "240 older ones are summarised" in text
+    # Every link points at something on the page.
+    ids = {found.get("id") for _tag, found in page.tags}
+    for _tag, found in page.tags:
+        href = found.get("href")
+        if href:
+            assert href.startswith("#") and href[1:] in ids, href
+    # The charts still cover every version, tagged points marked.
+    assert len(page.find("svg")) == 2
+    assert "v250 (release-10): score" in text and "v25 (release-1): score" in text
+
+
+def test_a_pruned_parent_is_said_so(store_url):
+    with StateStore(store_url) as store:
+        _long_history(store, 30, keys=3)
+        store.prune("pipeline", keep_last=3)
+        html = render_report(store, "pipeline", recent=3)
+    oldest = html[html.index("id=\"v28\""):]
+    oldest = oldest[:oldest.index("</article>")]
+    assert "parent 27 (pruned: every key is shown as added)" in oldest
+    assert oldest.count("class=\"added\">added") == 3
+
+
+def test_a_version_shows_at_most_20_keys_and_names_the_rest(tmp_path):
+    with StateStore(tmp_path / "wide.db") as store:
+        store.save("pipeline", {f"k{index:02d}": "one" for index in range(30)})
+        store.save("pipeline", {f"k{index:02d}": "two" for index in range(30)})
+        html = render_report(store, "pipeline")
+    newest = html[html.index("id=\"v2\""):]
+    newest = newest[:newest.index("</article>")]
+    assert newest.count("class=\"key\"><div class=\"keyname\">") == 20
+    assert "10 more keys differ: <code>k20</code>" in newest
+    assert "msgflux-store diff pipeline 2" in newest
+
+
+def test_once_the_page_holds_enough_diffs_older_versions_list_their_keys(tmp_path, monkeypatch):
+    monkeypatch.setattr(report_module, "_DIFF_BUDGET", 1)
+    with StateStore(tmp_path / "budget.db") as store:
+        for number in range(1, 5):
+            store.save("pipeline", {"prompt": f"Version {number}.", "k": number})
+        html = render_report(store, "pipeline")
+    assert html.count("Diff not shown") == 3
+    newest = html[html.index("id=\"v4\""):]
+    assert "<del>3</del>" in newest[:newest.index("</article>")]
+
+
+def test_the_report_refuses_a_bad_recent_and_an_unknown_name(store_url):
+    from msgflux.store import InvalidInputError
+
+    with StateStore(store_url) as store:
+        store.save("pipeline", {"a": "x"})
+        for bad in (-1, 2.5, True, "3"):
+            with pytest.raises(InvalidInputError, match="recent"):
+                render_report(store, "pipeline", recent=bad)  # type: ignore[arg-type]
+        with pytest.raises(NameNotFound, match="nope"):
+            render_report(store, "nope")
+        assert "same content" not in render_report(store, "pipeline", recent=0)
+
+
+def test_summarised_versions_are_escaped_too(hostile, tmp_path):
+    with StateStore(hostile) as store:
+        html = render_report(store, "pipeline", recent=1)
+    page = _parse(html)
+    text = "".join(page.text)
+    assert IMG in text and "<b>tag</b>" in text
+    assert not page.find("script") and not page.find("img")
+    assert len(page.find("b")) == len(page.find("svg"))  # only the charts' own "latest"
+    assert page.find("tr", id="v2")  # tagged production, summarised
+
+
+# -- the bounded diff of one value ------------------------------------------------------------
+
+def _changed_words(rows, kind):
+    return [text for row in rows if row.kind == kind for text, changed in row.segments
+            if changed]
+
+
+def test_a_rewritten_sentence_in_a_long_paragraph_is_one_changed_row_pair():
+    stream = _Rewrites(1)
+    old = " ".join(stream.sentence() for _ in range(40))
+    sentences = re.findall(r"[^.]+\.\s*", old)
+    replaced = sentences[20]
+    new_sentence = "Completely different words here. "
+    new = old.replace(replaced, new_sentence)
+    rows = value_rows(old, new)
+    kinds = [row.kind for row in rows]
+    assert kinds == ["gap", "context", "removed", "added", "context", "gap"]
+    assert rows[0].skipped == 19 and rows[-1].skipped == 18
+    assert rows[2].continued and rows[3].continued
+    assert "".join(text for text, _ in rows[3].segments) == new_sentence
+    assert _changed_words(rows, "added")
+
+
+def test_a_value_diff_is_capped_with_a_count_of_what_is_left():
+    old = "\n".join(f"line {index} old" for index in range(1000))
+    new = "\n".join(f"line {index} new" for index in range(1000))
+    rows = value_rows(old, new)
+    assert sum(row.kind in ("removed", "added") for row in rows) == MAX_CHANGED_ROWS
+    assert rows[-1].kind == "more" and rows[-1].skipped == 2000 - MAX_CHANGED_ROWS
+    added = value_rows(None, new, old_missing=True)
+    assert [row.kind for row in added].count("added") == MAX_CHANGED_ROWS
+    assert added[-1].skipped == 1000 - MAX_CHANGED_ROWS
+
+
+def test_a_huge_changed_line_is_cut_and_not_word_diffed():
+    old = "word " * 20_000
+    new = "word " * 19_999 + "other"
+    rows = value_rows(old, new)
+    assert [row.kind for row in rows] == ["removed", "added"]
+    for row in rows:
+        assert row.segments == [(row.segments[0][0], False)]
+        assert len(row.segments[0][0]) < MAX_ROW_CHARS + 40
+        assert row.segments[0][0].endswith("characters)")
+
+
+def test_structured_values_are_compared_line_by_line():
+    rows = value_rows({"k": 4, "model": "a"}, {"k": 6, "model": "a"})
+    assert _changed_words(rows, "removed") == ["4"] and _changed_words(rows, "added") == ["6"]
+
+
+def test_charts_downsample_to_bucket_extremes_and_keep_tagged_and_best_points():
+    rng = random.Random(2)
+    points = [(number, rng.random()) for number in range(1, 20_001)]
+    best = max(points, key=lambda point: point[1])
+    worst = min(points, key=lambda point: point[1])
+    kept = downsample(points, {17, 12_345, best[0]}, buckets=240)
+    assert len(kept) <= 2 * 240 + 4
+    assert kept == sorted(kept) and set(kept) <= set(points)
+    numbers = {number for number, _value in kept}
+    assert {1, 17, 12_345, 20_000, best[0], worst[0]} <= numbers
+    # each bucket's extremes survive: the drawn line spans the same range in every bucket
+    for bucket in range(240):
+        chunk = points[int(bucket * 20_000 / 240):int((bucket + 1) * 20_000 / 240)]
+        assert max(chunk, key=lambda point: point[1]) in kept
+        assert min(chunk, key=lambda point: point[1]) in kept
+    assert downsample(points[:100], set()) == points[:100]
 
 CHROMIUM_ENV = "MSGFLUX_TEST_CHROMIUM"
 

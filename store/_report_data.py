@@ -1,0 +1,146 @@
+"""What the HTML report reads: one name's history, in one read transaction.
+
+The report is the store's own code, so it reads through the store's internal
+read path (:func:`~msgflux.store.engine.read_transaction`: one snapshot, so a
+concurrent ``prune`` + ``gc`` can never show it half a history) and never
+through :meth:`StateStore.query`, the sandbox for user SQL (which refuses a
+PostgreSQL superuser session). It reads the public views, whose columns and
+meaning are a documented contract, so it does not depend on how the tables
+lay content out.
+
+Only the contents of the newest versions (and the parent of the oldest of
+them) are read: older versions are summarised from ``state_history`` alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, DateTime, Integer, Text, text
+
+from msgflux.store.engine import read_transaction
+from msgflux.store.errors import IntegrityError
+from msgflux.store.hashing import decode_value
+from msgflux.store.types import StateDiff, Version
+from msgflux.store.validation import check_label
+
+if TYPE_CHECKING:
+    from msgflux.store.api import StateStore
+
+# {key: (value_hash, value)}
+State = dict[str, tuple[str, Any]]
+
+_HISTORY = text(
+    "SELECT version, snapshot, parent_version, created_at, message, author, metadata "
+    "FROM state_history WHERE name = :name ORDER BY version"
+).columns(version=Integer, snapshot=Text, parent_version=Integer,
+          created_at=DateTime(timezone=True), message=Text, author=Text, metadata=Text)
+_TAGS = text("SELECT tag, version FROM state_tags WHERE name = :name ORDER BY tag").columns(
+    tag=Text, version=Integer)
+_VALUES_FROM = text(
+    "SELECT version, key, value_type, value_hash, value FROM state_values "
+    "WHERE name = :name AND version >= :low")
+_VALUES_OF = text(
+    "SELECT version, key, value_type, value_hash, value FROM state_values "
+    "WHERE name = :name AND version = :number")
+
+
+@dataclass(frozen=True)
+class History:
+    """One name's history as the report shows it (every list oldest first)."""
+
+    name: str
+    versions: list[Version]
+    tags: dict[str, int]
+    #: Index into ``versions`` of the first version shown with its diff.
+    detailed_from: int
+    #: Contents of the detailed versions and of their parents that still exist.
+    states: dict[int, State]
+
+    @property
+    def detailed(self) -> list[Version]:
+        return self.versions[self.detailed_from:]
+
+    @property
+    def summarised(self) -> list[Version]:
+        return self.versions[:self.detailed_from]
+
+    def diff(self, version: Version) -> StateDiff:
+        """``version`` against its parent (everything added when there is none, or it was pruned)."""
+        state = self.states.get(version.number, {})
+        parent: State = {}
+        label = f"{self.name}@empty"
+        if version.parent is not None:
+            label = f"{self.name}@{version.parent}"
+            parent = self.states.get(version.parent, {})
+        return StateDiff(
+            old=label, new=f"{self.name}@{version.number}",
+            added={key: value for key, (_h, value) in state.items() if key not in parent},
+            removed={key: value for key, (_h, value) in parent.items() if key not in state},
+            changed={key: (parent[key][1], value) for key, (digest, value) in state.items()
+                     if key in parent and parent[key][0] != digest})
+
+
+def read_history(store: StateStore, name: str, *, detailed: int) -> History:
+    """Read ``name``'s versions, tags and the contents of its newest ``detailed`` versions.
+
+    Raises:
+        NameNotFound: ``name`` has no history. IntegrityError: a stored row can't be decoded.
+    """
+    check_label("name", name)
+
+    history: History = read_transaction(
+        store._engine, f"reading the history of {name!r}",
+        lambda connection: _read(connection, name, detailed))
+    if not history.versions:
+        store.get(name)  # raises NameNotFound with what the store has
+    return history
+
+
+def _read(connection: Connection, name: str, detailed: int) -> History:
+    tags = {str(tag): int(number) for tag, number in connection.execute(_TAGS, {"name": name})}
+    by_version: dict[int, list[str]] = {}
+    for tag, number in tags.items():
+        by_version.setdefault(number, []).append(tag)
+    versions = [_version(name, row, tuple(by_version.get(int(row[0]), ())))
+                for row in connection.execute(_HISTORY, {"name": name})]
+    start = max(0, len(versions) - detailed)
+    states: dict[int, State] = {}
+    if start < len(versions):
+        _add_values(states, connection.execute(
+            _VALUES_FROM, {"name": name, "low": versions[start].number}), name)
+        first = versions[start]
+        if first.parent is not None and first.parent not in states:
+            _add_values(states, connection.execute(
+                _VALUES_OF, {"name": name, "number": first.parent}), name)
+    return History(name=name, versions=versions, tags=tags, detailed_from=start, states=states)
+
+
+def _version(name: str, row: Any, tags: tuple[str, ...]) -> Version:
+    number, snapshot, parent, created_at, message, author, metadata = row
+    try:
+        decoded = json.loads(metadata) if metadata else {}
+    except ValueError as error:
+        raise IntegrityError(
+            f"version {number} of {name!r} has unreadable metadata: {error}") from None
+    if not isinstance(decoded, dict):
+        raise IntegrityError(f"version {number} of {name!r} has metadata that is not an object")
+    moment = created_at if isinstance(created_at, datetime) else datetime.fromisoformat(
+        str(created_at))
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return Version(name=name, number=int(number), snapshot=str(snapshot),
+                   parent=None if parent is None else int(parent), created_at=moment,
+                   message=message or "", author=author, metadata=decoded, tags=tags)
+
+
+def _add_values(states: dict[int, State], rows: Any, name: str) -> None:
+    for number, key, kind, digest, stored in rows:
+        try:
+            value = decode_value(kind, stored)
+        except ValueError as error:
+            raise IntegrityError(
+                f"version {number} of {name!r}, key {key!r}: unreadable value: {error}") from None
+        states.setdefault(int(number), {})[key] = (digest, value)
