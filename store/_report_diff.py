@@ -11,7 +11,9 @@ Why bounded: the word-level diff of two rewritten 300-word prompts cost
    :class:`difflib.SequenceMatcher` on what is left, if that is at most
    :data:`MAX_MATCHED` units; beyond, the middle counts as replaced).
 3. A removed unit and the added unit paired with it get a word-level diff
-   only when both are at most :data:`WORD_DIFF_CHARS` characters.
+   only when both are at most :data:`WORD_DIFF_CHARS` characters, and only if
+   the new unit keeps at least :data:`KEPT_FOR_WORDS` of its text (a rewritten
+   sentence is shown as removed and added whole).
 4. At most :data:`MAX_CHANGED_ROWS` removed or added rows are shown per value,
    then one "n more lines changed" row; a row longer than :data:`MAX_ROW_CHARS`
    is cut with "(+n characters)".
@@ -94,6 +96,7 @@ MAX_MATCHED = 3000
 WORD_DIFF_CHARS = 400
 MAX_CHANGED_ROWS = 24
 MAX_ROW_CHARS = 800
+KEPT_FOR_WORDS = 0.4  # word marks only when at least this share of the new line is kept
 CONTEXT = 1  # unchanged units shown around each change
 
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+")
@@ -177,10 +180,14 @@ def _changed_rows(removed: list[str], removed_cont: list[bool], added: list[str]
     new_rows: list[Row] = []
     for index in range(pairs):
         before, after = removed[index], added[index]
+        old_segments, new_segments = [(_cut(before), False)], [(_cut(after), False)]
+        # A long unit is marked changed as a whole (word matching is quadratic), and so
+        # is a rewritten one: marking the few words it kept would only add noise.
         if len(before) <= WORD_DIFF_CHARS and len(after) <= WORD_DIFF_CHARS:
-            old_segments, new_segments = word_diff(before, after)
-        else:  # a long unit is marked changed as a whole: word matching is quadratic
-            old_segments, new_segments = [(_cut(before), False)], [(_cut(after), False)]
+            words_old, words_new = word_diff(before, after)
+            kept = sum(len(text) for text, changed in words_new if not changed)
+            if kept >= KEPT_FOR_WORDS * len(after):
+                old_segments, new_segments = words_old, words_new
         old_rows.append(Row("removed", old_segments, removed_cont[index]))
         new_rows.append(Row("added", new_segments, added_cont[index]))
     old_rows += [Row("removed", [(_cut(unit), False)], cont)

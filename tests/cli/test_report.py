@@ -330,7 +330,14 @@ def test_a_rewritten_sentence_in_a_long_paragraph_is_one_changed_row_pair():
     assert rows[0].skipped == 19 and rows[-1].skipped == 18
     assert rows[2].continued and rows[3].continued
     assert "".join(text for text, _ in rows[3].segments) == new_sentence
-    assert _changed_words(rows, "added")
+    # A rewritten sentence is shown whole; one with a word changed gets that word marked.
+    assert not _changed_words(rows, "added") and not _changed_words(rows, "removed")
+    first_word = replaced.split()[0]
+    edited = old.replace(replaced, replaced.replace(first_word, "Zzz", 1))
+    rows = value_rows(old, edited)
+    assert [row.kind for row in rows] == ["gap", "context", "removed", "added", "context", "gap"]
+    assert [word.strip() for word in _changed_words(rows, "removed")] == [first_word]
+    assert [word.strip() for word in _changed_words(rows, "added")] == ["Zzz"]
 
 
 def test_a_value_diff_is_capped_with_a_count_of_what_is_left():
@@ -380,13 +387,14 @@ def test_charts_downsample_to_bucket_extremes_and_keep_tagged_and_best_points():
 CHROMIUM_ENV = "MSGFLUX_TEST_CHROMIUM"
 
 
-def test_chromium_renders_the_report_and_runs_no_stored_script(hostile, tmp_path):
+@pytest.mark.parametrize("recent", [200, 1])
+def test_chromium_renders_the_report_and_runs_no_stored_script(hostile, tmp_path, recent):
     chromium = os.environ.get(CHROMIUM_ENV)
     if not chromium:
         pytest.skip(f"{CHROMIUM_ENV} is not set: no headless Chromium to open the report")
     with StateStore(hostile) as store:
         report = tmp_path / "history.html"
-        report.write_text(render_report(store, "pipeline"), encoding="utf-8")
+        report.write_text(render_report(store, "pipeline", recent=recent), encoding="utf-8")
     done = subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
@@ -397,8 +405,10 @@ def test_chromium_renders_the_report_and_runs_no_stored_script(hostile, tmp_path
     dom = done.stdout
     page = _parse(dom)
     assert [found["data-version"] for found in page.find("article", **{"class": "version"})] == [
-        "3", "2", "1"]
+        "3", "2", "1"][:recent]
     assert page.find("polyline") and page.find("svg")
+    if recent == 1:  # the summarised versions' table and the tagged one are on the page
+        assert page.find("table", **{"class": "older"}) and page.find("tr", id="v2")
     # The stored <script> and onerror= did not run: the body has no data-pwned attribute
     # and the title is the report's own.
     assert page.find("body") == [{}] and "data-pwned=" not in dom
