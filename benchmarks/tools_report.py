@@ -9,7 +9,8 @@ edits (each version rewrites one sentence in one or two prompts, see
   in a fresh subprocess (``ru_maxrss``, so the figure is the process's own peak);
 * ``verify()``;
 * ``prune(keep_last=100)`` + ``gc()`` + ``gc(vacuum=True)``: time, and the
-  file size (database + WAL) before and after each;
+  file size (database + WAL) before and after each; then ``gc(vacuum=True)``
+  with half the history kept while a thread saves and another loads;
 * ``log(name, limit=20)`` and ``log(name, key=k, limit=20)`` at
   ``--log-versions`` (default 100,000) versions: medians of 30 calls.
 
@@ -258,6 +259,62 @@ def measure_prune_gc(history: Path, workdir: Path) -> dict[str, Any]:
     return result
 
 
+def measure_vacuum_under_load(history: Path, workdir: Path) -> dict[str, Any]:
+    """VACUUM with half the history kept, while one thread saves and one loads, each in a loop.
+
+    Shows what ``gc(vacuum=True)`` costs when much remains, and that writers
+    wait for it (their slowest save is about the VACUUM's duration) while
+    readers go on (WAL).
+    """
+    import threading
+
+    from msgflux.store import StateStore
+
+    source = copy_store(history, workdir / "vacuum-load.db")
+    with StateStore(source) as store:
+        head = store.get(NAME).number
+        store.prune(NAME, keep_last=head // 2)
+        store.gc()
+    stop = threading.Event()
+    saves: list[float] = []
+    loads: list[float] = []
+
+    def write() -> None:
+        stream = Rewrites(50, seed=99)
+        with StateStore(source, lock_timeout=600) as writer:
+            while not stop.is_set():
+                state, metadata = stream.step()
+                started = time.perf_counter()
+                writer.save("other", state, metadata=metadata)
+                saves.append(time.perf_counter() - started)
+
+    def read() -> None:
+        with StateStore(source) as reader:
+            while not stop.is_set():
+                started = time.perf_counter()
+                reader.load(NAME, head)
+                loads.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=write), threading.Thread(target=read)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    with StateStore(source, lock_timeout=600) as store:
+        size = disk(source)
+        started = time.perf_counter()
+        store.gc(vacuum=True)
+        seconds = time.perf_counter() - started
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return {"vacuum_half_s": seconds, "vacuum_half_size_before": size,
+            "vacuum_half_size_after": disk(source),
+            "vacuum_half_slowest_save_s": max(saves), "vacuum_half_median_save_ms":
+                statistics.median(saves) * 1000,
+            "vacuum_half_slowest_load_s": max(loads), "vacuum_half_loads": len(loads)}
+
+
 def cached_log_history(versions: int, keys: int, seed: int, *, rebuild: bool = False) -> Path:
     return cached_history(versions, keys, seed + 1, rebuild=rebuild)
 
@@ -299,6 +356,7 @@ def run_tools(versions: int, log_versions: int, keys: int, seed: int, workdir: P
         ("export/import", lambda: measure_bundles(history, workdir)),
         ("verify", lambda: measure_verify(history, workdir)),
         ("prune + gc", lambda: measure_prune_gc(history, workdir)),
+        ("vacuum under load", lambda: measure_vacuum_under_load(history, workdir)),
     ]
     if not skip_log:
         steps.append(("log", lambda: measure_log(
@@ -353,6 +411,13 @@ def table(figures: dict[str, Any]) -> str:
                  f"{_mb(figures['size_after_gc'])}"),
         ("gc(vacuum=True)", f"{figures['vacuum_s']:.2f} s, file -> "
                             f"{_mb(figures['size_after_vacuum'])}"),
+        (f"gc(vacuum=True), {figures['versions'] // 2:,} versions kept",
+         f"{figures['vacuum_half_s']:.1f} s, file {_mb(figures['vacuum_half_size_before'])} -> "
+         f"{_mb(figures['vacuum_half_size_after'])}; meanwhile the slowest save took "
+         f"{figures['vacuum_half_slowest_save_s']:.1f} s (median "
+         f"{figures['vacuum_half_median_save_ms']:.1f} ms), the slowest load "
+         f"{figures['vacuum_half_slowest_load_s'] * 1000:.0f} ms "
+         f"({figures['vacuum_half_loads']:,} loads)"),
     ]
     if "log_limit_ms" in figures:
         rows += [

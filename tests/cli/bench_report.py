@@ -1,54 +1,51 @@
-"""Measure the HTML report on a long history: 1,000 versions of 50 keys.
+"""Measure the HTML report on a long history with realistic edits.
 
 Not collected by pytest (the name doesn't start with ``test_``). Run it with::
 
-    python tests/cli/bench_report.py [--versions 1000] [--keys 50] [--db PATH_OR_URL]
+    python tests/cli/bench_report.py [--versions 20000] [--keys 50] [--recent 200]
 
-Each version changes two keys (values grow by a word) and carries numeric
-metadata (``score``, ``latency_ms``); the script prints the time to render
-the report and its size.
+Each version rewrites whole sentences in one or two prompts and carries
+numeric metadata (``score``, ``latency_ms``): ``Rewrites`` in
+``benchmarks/tools_report.py``, which also builds and caches the history
+(``benchmarks/run.py --tools`` measures the report with the other tools).
+Prints the median time to render the report over ``--rounds`` and its size.
 """
 
 from __future__ import annotations
 
 import argparse
-import random
-import tempfile
+import statistics
+import sys
 import time
 from pathlib import Path
 
-from msgflux.store import StateStore
-from msgflux.store.report import render_report
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from tools_report import NAME, cached_history  # noqa: E402
+
+from msgflux.store import StateStore  # noqa: E402
+from msgflux.store.report import RECENT, render_report  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--versions", type=int, default=1000)
+    parser.add_argument("--versions", type=int, default=20_000)
     parser.add_argument("--keys", type=int, default=50)
-    parser.add_argument("--db", help="default: a SQLite file in a temporary folder")
+    parser.add_argument("--recent", type=int, default=RECENT)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        target = args.db or str(Path(folder) / "bench.db")
-        randomly = random.Random(1)
-        state = {f"module{index // 10}.param{index}":
-                 f"value {index} " + "lorem ipsum dolor sit amet " * (index % 7)
-                 for index in range(args.keys)}
-        with StateStore(target) as store:
+    path = cached_history(args.versions, args.keys, args.seed)
+    timings = []
+    with StateStore(path) as store:
+        for _ in range(args.rounds):
             started = time.perf_counter()
-            for number in range(args.versions):
-                for key in randomly.sample(sorted(state), 2):
-                    state[key] += f" v{number}"
-                store.save("pipeline", state, message=f"step {number}", author="bench",
-                           metadata={"score": randomly.random(), "latency_ms": 100 + number % 37})
-            saved = time.perf_counter() - started
-            started = time.perf_counter()
-            html = render_report(store, "pipeline")
-            rendered = time.perf_counter() - started
-        output = Path(folder) / "history.html"
-        output.write_text(html, encoding="utf-8")
-        size = output.stat().st_size
-    print(f"{args.versions} versions x {args.keys} keys: saved in {saved:.1f} s; report rendered "
-          f"in {rendered:.2f} s, {size / 1e6:.2f} MB ({size / args.versions:.0f} bytes/version)")
+            html = render_report(store, NAME, recent=args.recent)
+            timings.append(time.perf_counter() - started)
+    size = len(html.encode("utf-8"))
+    print(f"{args.versions:,} versions x {args.keys} keys (rewritten sentences), newest "
+          f"{args.recent} diffed: report rendered in {statistics.median(timings):.2f} s "
+          f"(median of {args.rounds}), {size / 1e6:.2f} MB")
 
 
 if __name__ == "__main__":
