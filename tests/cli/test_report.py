@@ -419,3 +419,42 @@ def test_chromium_renders_the_report_and_runs_no_stored_script(hostile, tmp_path
 def _title(dom: str) -> str:
     start = dom.index("<title>") + len("<title>")
     return dom[start:dom.index("</title>")]
+
+
+def _churn(target: str, rounds: int) -> None:
+    """Save versions that each change one key; every few saves prune the rest and gc."""
+    with StateStore(target, lock_timeout=30) as store:
+        for number in range(rounds):
+            store.save("pipeline", {"counter": number, "fixed": "Be brief."})
+            if number % 4 == 3:
+                store.prune("pipeline", keep_last=3)
+                store.gc()
+
+
+def test_a_report_during_prune_and_gc_shows_one_consistent_snapshot(store_url):
+    import multiprocessing
+
+    with StateStore(store_url) as store:
+        store.save("pipeline", {"counter": -1, "fixed": "Be brief."})
+    context = multiprocessing.get_context("spawn")
+    writer = context.Process(target=_churn, args=(store_url, 400))
+    writer.start()
+    try:
+        with StateStore(store_url) as store:
+            pages = 0
+            while writer.is_alive() or pages < 3:
+                html = render_report(store, "pipeline", recent=6)
+                pages += 1
+                for chunk in html.split("<article")[1:]:
+                    article = chunk[:chunk.index("</article>")]
+                    if "(pruned: every key is shown as added)" in article or (
+                            "parent" not in article):
+                        # a parent gone before this snapshot: all of it is added
+                        assert article.count("class=\"added\">added") == 2, article
+                    else:  # the parent is in the same snapshot: exactly one key changed
+                        assert article.count("<code class=\"key\">counter</code>") == 1, article
+                        assert "class=\"added\">added" not in article, article
+                        assert "fixed" not in article.split("</p>\n<div")[-1], article
+    finally:
+        writer.join(timeout=120)
+    assert writer.exitcode == 0 and pages >= 3
