@@ -437,7 +437,7 @@ def test_a_report_during_prune_and_gc_shows_one_consistent_snapshot(store_url):
     with StateStore(store_url) as store:
         store.save("pipeline", {"counter": -1, "fixed": "Be brief."})
     context = multiprocessing.get_context("spawn")
-    writer = context.Process(target=_churn, args=(store_url, 400))
+    writer = context.Process(target=_churn, args=(store_url, 160))
     writer.start()
     try:
         with StateStore(store_url) as store:
