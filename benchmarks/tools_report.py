@@ -15,7 +15,8 @@ edits (each version rewrites one sentence in one or two prompts, see
   ``--log-versions`` (default 100,000) versions: medians of 30 calls.
 
 The two histories are built once with ``StateStore.save`` and cached under
-the temporary folder (``msgflux-bench-tools/``), keyed by their size and seed;
+the temporary folder (``msgflux-bench-tools/``), keyed by their size, seed and
+schema revision;
 later runs reuse them (``--rebuild`` starts over). Every measurement runs on a
 copy, so the cache stays intact.
 """
@@ -122,7 +123,11 @@ def build_history(target: str | Path, versions: int, keys: int = 50, seed: int =
 
 def cached_history(versions: int, keys: int, seed: int, *, rebuild: bool = False) -> Path:
     """A SQLite store of :func:`build_history`, built once and kept in :func:`cache_dir`."""
-    path = cache_dir() / f"rewrites-{versions}x{keys}-seed{seed}.db"
+    from msgflux.store.migrate import SCHEMA_HEAD
+
+    # Keyed by the schema revision too: a cached store from an older schema would be
+    # migrated on open, and then measure a migrated store instead of a fresh one.
+    path = cache_dir() / f"rewrites-{versions}x{keys}-seed{seed}-schema{SCHEMA_HEAD}.db"
     if path.exists() and not rebuild:
         return path
     for suffix in ("", "-wal", "-shm"):
