@@ -101,6 +101,11 @@ def read_history(store: StateStore, name: str, *, detailed: int) -> History:
 
 
 def _read(connection: Connection, name: str, detailed: int) -> History:
+    if connection.dialect.name == "postgresql":
+        # One snapshot for every statement below, even under READ COMMITTED: else a
+        # prune + gc committed between two of them shows versions without content.
+        # (Allowed as the first statement of any transaction, whatever BEGIN chose.)
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     tags = {str(tag): int(number) for tag, number in connection.execute(_TAGS, {"name": name})}
     by_version: dict[int, list[str]] = {}
     for tag, number in tags.items():

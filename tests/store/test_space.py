@@ -73,20 +73,22 @@ def test_gc_with_vacuum_on_both_backends_returns_sizes_and_keeps_content(
     assert store.gc(vacuum=True).blobs == 0  # a second run finds nothing and still works
 
 
-def test_after_prune_and_gc_new_saves_reuse_the_freed_space(store: StateStore) -> None:
-    # SQLite reuses freed pages after a plain gc(); PostgreSQL once (auto)vacuum has run,
-    # which gc(vacuum=True) does at once. Neither returns that space to the OS by itself.
-    from msgflux.store._space import database_size
-
-    empty = database_size(store._engine)
-    _big_history(store, versions=60)
-    first_fill = database_size(store._engine) - empty
-    store.prune("p", keep_last=1)
-    store.gc(vacuum=store.dialect == "postgresql")
-    freed = database_size(store._engine)
-    _big_history(store, versions=50)
-    assert database_size(store._engine) - freed < first_fill / 2
-    assert store.verify().ok
+def test_after_prune_and_gc_new_saves_reuse_the_freed_space(tmp_path: Path) -> None:
+    # SQLite reuses freed pages after a plain gc(), without giving them back. (PostgreSQL
+    # does too once (auto)vacuum has run, but only for rows no open transaction anywhere in
+    # the database can still see, so on a shared server that is not a stable check: its
+    # test below checks that the VACUUM ran on every table.)
+    path = tmp_path / "reuse.db"
+    with StateStore(path) as store:
+        empty = _file_size(path)
+        _big_history(store, versions=60)
+        first_fill = _file_size(path) - empty
+        store.prune("p", keep_last=1)
+        store.gc()
+        freed = _file_size(path)
+        _big_history(store, versions=50)
+        assert _file_size(path) - freed < first_fill / 2
+        assert store.verify().ok
 
 
 def test_gc_vacuum_must_be_a_bool(store: StateStore) -> None:
