@@ -409,8 +409,9 @@ class StateStore:
             return self._version(connection, name, self._version_rows(
                 connection, head.name_id, number=current).one()), None
         if expected_head is not _UNSET and expected_head != current:
+            where = f"is at version {current}" if current is not None else "has no versions"
             raise ConflictError(
-                f"{name!r} is at version {current}, not {expected_head} "
+                f"{name!r} {where}, not {expected_head} "
                 "(expected_head): someone saved in between; load the latest and retry"
             )
         if current is not None and head.snapshot == prepared.snapshot:

@@ -144,3 +144,37 @@ def crash_child(url: str, seed: int, start: int) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "crash":
         crash_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+
+
+def one_name_writer(url: str, writer: int, rounds: int, barrier: Any, out: str) -> None:
+    """Each round, behind a barrier: a distinct save, an identical save, a racing CAS save.
+
+    All writers target the name ``"one"``. Reports what each save returned and
+    the text of every :class:`ConflictError`.
+    """
+    from msgflux.store import ConflictError, StateStore
+
+    distinct, identical, conflicts, errors = [], [], [], []
+    store = StateStore(url, lock_timeout=120)
+    for round_ in range(rounds):
+        try:
+            barrier.wait()
+            version = store.save("one", state_for(writer, round_), message=f"w{writer} r{round_}")
+            distinct.append([version.number, version.parent, version.snapshot, writer, round_])
+            barrier.wait()
+            version = store.save("one", {"round": round_, "same": True}, message="same")
+            identical.append([round_, version.number, version.parent, version.snapshot])
+            barrier.wait()
+            head = store.get("one").number
+            barrier.wait()
+            try:
+                version = store.save("one", {"cas": writer, "round": round_}, expected_head=head)
+            except ConflictError as error:
+                conflicts.append([round_, head, str(error)])
+        except Exception:  # noqa: BLE001 - the test asserts that none escaped
+            errors.append(traceback.format_exc())
+            barrier.abort()
+            break
+    store.close()
+    _write(out, {"distinct": distinct, "identical": identical, "conflicts": conflicts,
+                 "errors": errors})
