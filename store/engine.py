@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -308,6 +309,45 @@ def run_readonly_query(engine: Engine, sql: str, params: Sequence[Any] | dict[st
     return _postgres_readonly(engine, sql, params, timeout)
 
 
+#: Functions a read-only query may not call although SQLite files them under
+#: SQLITE_FUNCTION: ``fts3_tokenizer`` reads (and with two arguments installs)
+#: a tokenizer by raw pointer; ``load_extension`` loads native code.
+_SQLITE_DENIED_FUNCTIONS = frozenset({"fts3_tokenizer", "load_extension"})
+
+#: The longest string or blob one query may build or return (SQLITE_LIMIT_LENGTH):
+#: ``randomblob(10**9)`` and friends fail at once instead of allocating gigabytes.
+SQLITE_QUERY_MAX_LENGTH = 128 * 1024 * 1024
+
+
+class _Watchdog:
+    """Interrupt a SQLite connection from another thread once ``timeout`` seconds pass.
+
+    A progress handler alone is not enough: it runs every N virtual-machine
+    steps, and a statement can spend seconds inside one step (one call of
+    ``hex(randomblob(20000000))``). ``sqlite3_interrupt`` stops the statement
+    at its next check, inside long functions' loops too.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, timeout: float) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = threading.Timer(timeout, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if not self._done:
+                self._connection.interrupt()
+
+    def stop(self) -> None:
+        """Disarm; after this returns the connection is never interrupted (safe to close)."""
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+
 def _sqlite_readonly(path: str, sql: str, params: Sequence[Any] | dict[str, Any],
                      timeout: float) -> tuple[list[str], list[tuple[Any, ...]]]:
     uri = Path(path).absolute().as_uri() + "?mode=ro"
@@ -317,17 +357,22 @@ def _sqlite_readonly(path: str, sql: str, params: Sequence[Any] | dict[str, Any]
         raise DatabaseError(f"cannot open {path} read-only: {error}") from None
     denied: list[int] = []
 
-    def authorizer(action: int, *_args: Any) -> int:
-        if action in _SQLITE_READ_ACTIONS:
+    def authorizer(action: int, _arg1: Any, arg2: Any, *_rest: Any) -> int:
+        if action in _SQLITE_READ_ACTIONS and not (
+                action == sqlite3.SQLITE_FUNCTION
+                and str(arg2).lower() in _SQLITE_DENIED_FUNCTIONS):
             return sqlite3.SQLITE_OK
         denied.append(action)
         return sqlite3.SQLITE_DENY
 
     deadline = time.monotonic() + timeout
+    watchdog: _Watchdog | None = None
     try:
         connection.execute("PRAGMA query_only = 1")
+        connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, SQLITE_QUERY_MAX_LENGTH)
         connection.set_authorizer(authorizer)
         connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+        watchdog = _Watchdog(connection, timeout)
         cursor = connection.execute(sql, params)
         rows = cursor.fetchall()
         columns = [column[0] for column in cursor.description or ()]
@@ -340,10 +385,16 @@ def _sqlite_readonly(path: str, sql: str, params: Sequence[Any] | dict[str, Any]
             raise QueryTimeout(f"query interrupted after {timeout:g} s: {sql[:80]!r}") from None
         if denied or "not authorized" in text or "readonly" in text:
             raise ReadOnlyError(f"query refused: the store's SQL is read-only ({text})") from None
+        if "too big" in text:
+            raise InvalidInputError(
+                f"query failed: {text} (a query may build strings and blobs of at most "
+                f"{SQLITE_QUERY_MAX_LENGTH // 2**20} MiB)") from None
         raise InvalidInputError(f"query failed: {text}") from None
     except (sqlite3.ProgrammingError, *_UNBINDABLE) as error:
         raise InvalidInputError(f"query failed: {error}") from None
     finally:
+        if watchdog is not None:
+            watchdog.stop()
         connection.close()
 
 
