@@ -25,6 +25,7 @@ from msgflux.errors import StateValueError
 from msgflux.store import _bundle, _sql
 from msgflux.store import schema as t
 from msgflux.store.engine import (
+    STATEMENT_TIMEOUT,
     create_store_engine,
     describe,
     read_statement,
@@ -165,6 +166,10 @@ class StateStore:
         lock_timeout: seconds a writer waits for another writer's lock before
             :class:`LockTimeout`.
         query_timeout: seconds after which :meth:`query` is interrupted.
+        statement_timeout: PostgreSQL only: seconds after which the server cancels
+            one statement of a store operation; a server that sends no answer for
+            ``max(statement_timeout, lock_timeout) + 5`` seconds raises
+            :class:`DatabaseError` (README, "Databases").
         durability: ``"normal"`` (survives application crashes; a power loss may
             drop the last commits) or ``"full"`` (SQLite ``synchronous=FULL``).
 
@@ -186,15 +191,18 @@ class StateStore:
         lock_timeout: float = 30.0,
         query_timeout: float = 10.0,
         durability: str = "normal",
+        statement_timeout: float = STATEMENT_TIMEOUT,
     ) -> None:
-        for option, seconds in (("lock_timeout", lock_timeout), ("query_timeout", query_timeout)):
+        for option, seconds in (("lock_timeout", lock_timeout), ("query_timeout", query_timeout),
+                                ("statement_timeout", statement_timeout)):
             if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
                 raise InvalidInputError(f"{option} must be a positive number of seconds")
         self.url: URL = resolve_url(target)
         self.lock_timeout = float(lock_timeout)
         self.query_timeout = float(query_timeout)
         self._engine = create_store_engine(self.url, lock_timeout=self.lock_timeout,
-                                           durability=durability)
+                                           durability=durability,
+                                           statement_timeout=float(statement_timeout))
         # Per-process caches that make a one-key change cost one value:
         # string -> value hash, and name -> blob ids of the last snapshot this
         # store committed (valid while that snapshot is still the head, as
@@ -603,15 +611,19 @@ class StateStore:
         if prefix is not None and not isinstance(prefix, str):
             raise InvalidInputError(f"prefix must be a string, not {type(prefix).__name__}")
 
-        def work(connection: Connection) -> tuple[Version, dict[str, Any]]:
-            name_id, head = self._name_row(connection, name)
-            row = self._resolve(connection, name, name_id, head, ref)
-            return self._version(connection, name, row), self._content(connection, row.snapshot_id)
-
-        version, state = read_transaction(self._engine, f"loading {name!r}", work)
+        version, state = read_transaction(
+            self._engine, f"loading {name!r}",
+            lambda connection: self._load_in(connection, name, ref))
         if prefix:
             state = {key: value for key, value in state.items() if key.startswith(prefix)}
         return version, state
+
+    def _load_in(self, connection: Connection, name: str,
+                 ref: VersionRef) -> tuple[Version, dict[str, Any]]:
+        """The version ``ref`` names and its whole state, read on ``connection``."""
+        name_id, head = self._name_row(connection, name)
+        row = self._resolve(connection, name, name_id, head, ref)
+        return self._version(connection, name, row), self._content(connection, row.snapshot_id)
 
     @staticmethod
     def _content(connection: Connection, snapshot_id: int) -> dict[str, Any]:
@@ -672,24 +684,36 @@ class StateStore:
             return name, ref
 
         new_name, new_ref = side(b if b is not None else a)
-        new_version, new_state = self._load(new_name, new_ref, prefix)
-        if b is None:
-            old_state: dict[str, Any] = {}
+        old_side = None if b is None else side(a)
+        for label in (new_name, *(old_side[:1] if old_side else ())):
+            check_label("name", label)
+        if prefix is not None and not isinstance(prefix, str):
+            raise InvalidInputError(f"prefix must be a string, not {type(prefix).__name__}")
+
+        def work(connection: Connection) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+            # Both sides in one read transaction: one snapshot of the store.
+            new_version, new_state = self._load_in(connection, new_name, new_ref)
+            if old_side is not None:
+                old_version, old_state = self._load_in(connection, *old_side)
+                return (f"{old_side[0]}@{old_version.number}", f"{new_name}@{new_version.number}",
+                        old_state, new_state)
             if new_version.parent is None:
-                old_label = f"{new_name}@empty"
-            else:
-                try:
-                    old_state = self._load(new_name, new_version.parent, prefix)[1]
-                except VersionNotFound:  # the parent was pruned: everything counts as added
-                    pass
-                old_label = f"{new_name}@{new_version.parent}"
-        else:
-            old_name, old_ref = side(a)
-            old_version, old_state = self._load(old_name, old_ref, prefix)
-            old_label = f"{old_name}@{old_version.number}"
+                return f"{new_name}@empty", f"{new_name}@{new_version.number}", {}, new_state
+            try:
+                old_state = self._load_in(connection, new_name, new_version.parent)[1]
+            except VersionNotFound:  # the parent was pruned: everything counts as added
+                old_state = {}
+            return (f"{new_name}@{new_version.parent}", f"{new_name}@{new_version.number}",
+                    old_state, new_state)
+
+        old_label, new_label, old_state, new_state = read_transaction(
+            self._engine, f"comparing versions of {new_name!r}", work)
+        if prefix:
+            old_state = {key: value for key, value in old_state.items() if key.startswith(prefix)}
+            new_state = {key: value for key, value in new_state.items() if key.startswith(prefix)}
         return StateDiff(
             old=old_label,
-            new=f"{new_name}@{new_version.number}",
+            new=new_label,
             added={key: value for key, value in new_state.items() if key not in old_state},
             removed={key: value for key, value in old_state.items() if key not in new_state},
             changed={key: (old_state[key], value) for key, value in new_state.items()

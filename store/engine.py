@@ -45,7 +45,7 @@ from msgflux.store.errors import (
     ReadOnlyError,
 )
 
-__all__ = ["resolve_url", "describe", "create_store_engine", "write_transaction", "read_transaction",
+__all__ = ["STATEMENT_TIMEOUT", "resolve_url", "describe", "create_store_engine", "write_transaction", "read_transaction",
            "read_statement",
            "run_readonly_query", "translate_errors"]
 
@@ -99,8 +99,17 @@ def describe(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def create_store_engine(url: URL, *, lock_timeout: float, durability: str) -> Engine:
-    """Create the engine for ``url`` with the settings the module docstring explains."""
+#: Default seconds after which PostgreSQL cancels one statement of a store operation.
+STATEMENT_TIMEOUT = 120.0
+
+
+def create_store_engine(url: URL, *, lock_timeout: float, durability: str,
+                        statement_timeout: float = STATEMENT_TIMEOUT) -> Engine:
+    """Create the engine for ``url`` with the settings the module docstring explains.
+
+    On PostgreSQL ``statement_timeout`` bounds each statement on the server and,
+    with a margin, each wait for the server's answer (see ``_pg.py``).
+    """
     if durability not in _DURABILITY:
         raise InvalidInputError(
             f"durability must be one of {', '.join(_DURABILITY)}, not {durability!r}"
@@ -119,12 +128,15 @@ def create_store_engine(url: URL, *, lock_timeout: float, durability: str) -> En
         )
         _configure_sqlite(engine, lock_timeout, _DURABILITY[durability])
     else:
+        from msgflux.store import _pg
+
         engine = create_engine(
             url,
             pool_pre_ping=True,
             pool_size=4,
-            connect_args={"connect_timeout": max(1, int(lock_timeout))},
+            connect_args=_pg.connect_args(url),
         )
+        _pg.guard(engine, statement_timeout=statement_timeout, lock_timeout=lock_timeout)
     _ENGINES.add(engine)
     return engine
 
@@ -263,9 +275,21 @@ def write_transaction(engine: Engine, action: str, work: Callable[[Connection], 
 
 
 def read_transaction(engine: Engine, action: str, work: Callable[[Connection], T]) -> T:
-    """Run ``work(connection)`` in one read transaction (a consistent snapshot)."""
-    with translate_errors(action), engine.connect() as connection, connection.begin():
-        return work(connection)
+    """Run ``work(connection)`` in one read transaction: every statement sees one snapshot.
+
+    SQLite: a deferred ``BEGIN`` on a WAL database (the snapshot is taken at the
+    first read and kept to the end). PostgreSQL: ``REPEATABLE READ READ ONLY``;
+    under the default READ COMMITTED each statement would see the latest
+    commits, so a ``prune`` + ``gc`` between two statements of one load showed
+    a version whose content was already gone (``{}``), and verify or export saw
+    half a state.
+    """
+    with translate_errors(action), engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection = connection.execution_options(isolation_level="REPEATABLE READ",
+                                                      postgresql_readonly=True)
+        with connection.begin():
+            return work(connection)
 
 
 def read_statement(engine: Engine, action: str, work: Callable[[Connection], T]) -> T:

@@ -178,3 +178,73 @@ def one_name_writer(url: str, writer: int, rounds: int, barrier: Any, out: str) 
     store.close()
     _write(out, {"distinct": distinct, "identical": identical, "conflicts": conflicts,
                  "errors": errors})
+
+
+def round_state(round_: int) -> dict[str, Any]:
+    """The state the prune/gc writer saves in ``round_``: 40 keys, half of them shared."""
+    state: dict[str, Any] = {"round": round_}
+    for key in range(40):
+        state[f"layer.k{key}"] = f"value {key}" if key % 2 else f"round {round_} key {key}"
+    return state
+
+
+def prune_gc_writer(url: str, seconds: float, ready: Any, out: str) -> None:
+    """For ``seconds``: save a round, move ``production`` to it, prune to 1 version, gc."""
+    from msgflux.store import StateStore
+
+    store = StateStore(url, lock_timeout=120)
+    rounds, errors = 1, []  # the test saved round 0
+    ready.wait()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            version = store.save("p", round_state(rounds), message=f"round {rounds}")
+            store.tag("p", version.number, "production")
+            store.prune("p", keep_last=1)
+            store.gc()
+        except Exception:  # noqa: BLE001 - the test asserts that none escaped
+            errors.append(traceback.format_exc())
+        rounds += 1
+    store.close()
+    _write(out, {"rounds": rounds, "errors": errors})
+
+
+def snapshot_reader(url: str, mode: str, seconds: float, ready: Any, folder: str,
+                    out: str) -> None:
+    """Read while the prune/gc writer runs; every read must show one whole state.
+
+    ``mode`` "load": load by tag, by "latest" and diff against the parent;
+    "verify": verify() and export a bundle, then import it into a fresh SQLite store.
+    """
+    from msgflux.store import StateStore
+
+    store = StateStore(url, lock_timeout=120)
+    reads, problems = 0, []
+    ready.wait()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if mode == "load":
+                for ref in ("production", "latest"):
+                    state = store.load("p", ref)
+                    if not state or state != round_state(state.get("round", -1)):
+                        problems.append(f"load {ref}: {sorted(state)[:3]}... ({len(state)} keys)")
+                changes = store.diff("p", "production")
+                if not changes.added and not changes.changed:
+                    problems.append(f"diff {changes.new} against its parent is empty")
+            else:
+                report = store.verify()
+                if not report.ok:
+                    problems.append(f"verify: {report}")
+                bundle = Path(folder) / f"bundle{reads}.json"
+                store.export_bundle(bundle)
+                with StateStore(Path(folder) / f"import{reads}.db") as fresh:
+                    fresh.import_bundle(bundle)
+                    if fresh.verify().ok is not True:
+                        problems.append("imported bundle does not verify")
+                bundle.unlink()
+            reads += 1
+        except Exception:  # noqa: BLE001 - a tag always names a live version: nothing may raise
+            problems.append(traceback.format_exc())
+    store.close()
+    _write(out, {"reads": reads, "problems": problems})
