@@ -23,7 +23,9 @@ PostgreSQL needs no such setup: writers serialise on a row lock of the name
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -433,14 +435,35 @@ _PG_POWERFUL_SESSION = """
     FROM pg_roles WHERE rolname = session_user"""
 
 
+#: Functions a query may not call on PostgreSQL although a read-only transaction
+#: allows them: signalling other sessions of the same role, and running SQL
+#: given as text (which would hide such a call from the plan check).
+_PG_DENIED_FUNCTIONS = re.compile(
+    r"\b(pg_terminate_backend|pg_cancel_backend|query_to_xml\w*|query_to_xmlschema|"
+    r"cursor_to_xml\w*|ts_stat|ts_rewrite|dblink\w*)\b", re.IGNORECASE)
+
+# The user's statement runs as this cursor's query: DECLARE accepts only a query
+# (SELECT, VALUES, TABLE, WITH ... SELECT), so the server refuses ANALYZE, COPY,
+# SET, EXPLAIN... that a read-only transaction would still run (ANALYZE updates
+# statistics in place, whatever the transaction does next).
+_PG_CURSOR = "_msgflux_query"
+_PG_DECLARE = f"DECLARE {_PG_CURSOR} NO SCROLL CURSOR FOR "
+
+
 def _postgres_readonly(engine: Engine, sql: str, params: Sequence[Any] | dict[str, Any],
                        timeout: float) -> tuple[list[str], list[tuple[Any, ...]]]:
     import psycopg
 
-    with engine.connect() as connection:
+    def refused(detail: str) -> ReadOnlyError:
+        return ReadOnlyError(f"query refused: the store's SQL is read-only ({detail})")
+
+    with translate_errors("running a query"), engine.connect() as connection:
         raw = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
-        raw.rollback()
+        if getattr(raw, "answer_timeout", None) is not None:
+            # This connection is dropped afterwards; let it wait as long as the query may run.
+            raw.answer_timeout = max(raw.answer_timeout, timeout + 5)  # type: ignore[attr-defined]
         try:
+            raw.rollback()
             with raw.cursor() as cursor:
                 # psycopg has already begun a transaction; make it read-only
                 # before it runs anything.
@@ -458,25 +481,66 @@ def _postgres_readonly(engine: Engine, sql: str, params: Sequence[Any] | dict[st
                 # "SELECT 1; COMMIT; DELETE ..." is refused by the server (without
                 # prepare=True psycopg sends parameterless SQL as a simple query,
                 # which runs every statement in it).
-                cursor.execute(sql, params or None, prepare=True)
+                try:
+                    cursor.execute(_PG_DECLARE + sql, params or None, prepare=True)
+                except psycopg.errors.SyntaxError as error:
+                    if _error_at_first_token(error, sql):
+                        raise refused("only a query may run: SELECT, VALUES, TABLE or "
+                                      "WITH ... SELECT") from None
+                    raise
+                except psycopg.errors.FeatureNotSupported as error:  # WITH ... DELETE
+                    raise refused(_first_line(error)) from None
+                # Planned, not run: the plan names every function the query calls.
+                cursor.execute("EXPLAIN (VERBOSE, FORMAT JSON) " + sql, params or None,
+                               prepare=True)
+                plan = json.dumps(cursor.fetchall())
+                denied = _PG_DENIED_FUNCTIONS.search(plan)
+                if denied:
+                    raise refused(f"{denied.group(1)}() may not be called from a query")
+                cursor.execute(f"FETCH ALL FROM {_PG_CURSOR}")
                 rows = [tuple(row) for row in cursor.fetchall()] if cursor.description else []
                 columns = [column.name for column in cursor.description or ()]
             raw.rollback()
             return columns, rows
         except psycopg.errors.QueryCanceled:
-            raw.rollback()
+            _rollback_quietly(raw)
             raise QueryTimeout(f"query interrupted after {timeout:g} s: {sql[:80]!r}") from None
         except (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege) as error:
-            raw.rollback()
-            raise ReadOnlyError(f"query refused: the store's SQL is read-only ({error})") from None
+            _rollback_quietly(raw)
+            raise refused(str(error)) from None
         except psycopg.Error as error:
-            raw.rollback()
-            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise InvalidInputError(f"query failed: {message}") from None
+            lost = raw.closed or raw.broken
+            _rollback_quietly(raw)
+            if lost:
+                raise DatabaseError(f"query failed: the connection to the server was lost "
+                                    f"({_first_line(error)})") from None
+            raise InvalidInputError(f"query failed: {_first_line(error)}") from None
         except _UNBINDABLE as error:
-            raw.rollback()
+            _rollback_quietly(raw)
             raise InvalidInputError(f"query failed: {error}") from None
         finally:
             # The user's SQL may have changed session settings (search_path,
             # set_config): this connection is never returned to the pool.
             connection.invalidate()
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _rollback_quietly(raw: Any) -> None:
+    # After a lost connection rollback() raises too; the connection is dropped anyway.
+    try:
+        raw.rollback()
+    except Exception:  # noqa: BLE001 - any driver error here changes nothing
+        pass
+
+
+def _error_at_first_token(error: Any, sql: str) -> bool:
+    """Whether a syntax error points at the first word of ``sql`` (after the DECLARE prefix)."""
+    position = getattr(error.diag, "statement_position", None)
+    if not position:
+        return False
+    first = len(sql) - len(sql.lstrip())
+    return int(position) - 1 == len(_PG_DECLARE) + first
