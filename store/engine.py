@@ -543,6 +543,10 @@ def _postgres_readonly(engine: Engine, sql: str, params: Sequence[Any] | dict[st
         except (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege) as error:
             _rollback_quietly(raw)
             raise refused(str(error)) from None
+        except psycopg.errors.LockNotAvailable as error:
+            _rollback_quietly(raw)
+            raise LockTimeout(f"query waited longer than the lock timeout for a lock another "
+                              f"session holds ({_first_line(error)})") from None
         except psycopg.Error as error:
             lost = raw.closed or raw.broken
             _rollback_quietly(raw)

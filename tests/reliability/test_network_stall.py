@@ -143,7 +143,8 @@ def test_reads_behind_an_access_exclusive_lock_time_out(postgres_url, request):
             connection.exec_driver_sql("LOCK TABLE versions IN ACCESS EXCLUSIVE MODE")
             for label, call in [("load", lambda: store.load("pipeline")),
                                 ("load by tag", lambda: store.load("pipeline", "production")),
-                                ("log", lambda: store.log("pipeline"))]:
+                                ("log", lambda: store.log("pipeline")),
+                                ("query", lambda: store.query("SELECT count(*) FROM state_history"))]:
                 error, seconds = _call(call)
                 assert isinstance(error, LockTimeout), f"{label}: {error!r}"
         holder.dispose()
