@@ -38,17 +38,18 @@ def _reltuples(engine: sa.Engine) -> float:
             "SELECT reltuples FROM pg_class WHERE oid = 'versions'::regclass").scalar_one())
 
 
-@pytest.mark.parametrize("sql", ["ANALYZE versions", "ANALYZE", "analyze verbose versions",
-                                 "  ANALYZE versions (number)", "VACUUM versions",
-                                 "COPY (SELECT 1) TO STDOUT", "COPY versions TO STDOUT",
-                                 "SET search_path = public", "SHOW search_path",
-                                 "LISTEN evil", "NOTIFY evil", "CHECKPOINT",
-                                 "DISCARD ALL", "LOAD 'plugin'"])
-def test_statements_that_are_not_queries_are_refused(seeded, sql):
+NOT_QUERIES = ["ANALYZE versions", "ANALYZE", "analyze verbose versions",
+               "  ANALYZE versions (number)", "VACUUM versions", "COPY (SELECT 1) TO STDOUT",
+               "COPY versions TO STDOUT", "SET search_path = public", "SHOW search_path",
+               "LISTEN evil", "NOTIFY evil", "CHECKPOINT", "DISCARD ALL", "LOAD 'plugin'"]
+
+
+def test_statements_that_are_not_queries_are_refused(seeded):
     engine = raw_engine(seeded.url.render_as_string(hide_password=False))
     before, statistics = dump(engine), _reltuples(engine)
-    with pytest.raises(ReadOnlyError, match="only a query may run"):
-        seeded.query(sql)
+    for sql in NOT_QUERIES:
+        with pytest.raises(ReadOnlyError, match="only a query may run"):
+            seeded.query(sql)
     assert dump(engine) == before
     assert _reltuples(engine) == statistics  # -1: versions was never analysed
     engine.dispose()
@@ -67,13 +68,13 @@ SIGNALS = [
 ]
 
 
-@pytest.mark.parametrize("sql", SIGNALS)
-def test_a_query_cannot_signal_other_sessions(seeded, postgres_url, sql, request):
+def test_a_query_cannot_signal_other_sessions(seeded, postgres_url):
     other = raw_engine(postgres_url)  # the store's own role: signalling it is allowed by default
     with other.connect() as connection:
         pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-        with pytest.raises(ReadOnlyError, match="may not be called"):
-            seeded.query(sql, [pid])
+        for sql in SIGNALS:
+            with pytest.raises(ReadOnlyError, match="may not be called"):
+                seeded.query(sql, [pid])
         assert connection.exec_driver_sql("SELECT 1").scalar_one() == 1  # still alive
     other.dispose()
     seeded.close()

@@ -18,7 +18,7 @@ from msgflux.store import StateStore
 from . import _workers
 from .conftest import SPAWN, read_report, record, run_processes
 
-SECONDS = 12
+SECONDS = 10
 
 
 @pytest.mark.slow
