@@ -43,6 +43,15 @@ CONNECT_DEFAULTS: dict[str, int] = {
 #: Seconds a store waits for any answer beyond the server's own timeouts.
 ANSWER_MARGIN = 5.0
 
+#: Past ~30 years a timeout is the same as none, and clock arithmetic overflows
+#: on larger numbers (a caller may pass 1e300).
+LONGEST_WAIT = 1e9
+
+
+def milliseconds(seconds: float) -> int:
+    """Seconds as a PostgreSQL timeout setting: milliseconds in 1..2**31-1 (its integer range)."""
+    return max(1, min(2**31 - 1, int(min(seconds, LONGEST_WAIT) * 1000)))
+
 
 def connect_args(url: URL) -> dict[str, Any]:
     """The libpq defaults of :data:`CONNECT_DEFAULTS` that ``url`` does not set itself."""
@@ -53,9 +62,9 @@ def guard(engine: Engine, *, statement_timeout: float, lock_timeout: float) -> N
     """Make every connection of ``engine`` set the session timeouts and bound its waits."""
     import psycopg
 
-    answer_timeout = max(statement_timeout, lock_timeout) + ANSWER_MARGIN
-    settings = (f"SET statement_timeout = {max(1, int(statement_timeout * 1000))}; "
-                f"SET lock_timeout = {max(1, int(lock_timeout * 1000))}")
+    answer_timeout = min(max(statement_timeout, lock_timeout), LONGEST_WAIT) + ANSWER_MARGIN
+    settings = (f"SET statement_timeout = {milliseconds(statement_timeout)}; "
+                f"SET lock_timeout = {milliseconds(lock_timeout)}")
     connection_class = _guarded_class(psycopg)
 
     @event.listens_for(engine, "do_connect")

@@ -42,6 +42,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import QueuePool
 
+from msgflux.store import _pg
 from msgflux.store.errors import (
     DatabaseError,
     InvalidInputError,
@@ -133,8 +134,6 @@ def create_store_engine(url: URL, *, lock_timeout: float, durability: str,
         )
         _configure_sqlite(engine, lock_timeout, _DURABILITY[durability])
     else:
-        from msgflux.store import _pg
-
         engine = create_engine(
             url,
             pool_pre_ping=True,
@@ -261,7 +260,7 @@ def write_transaction(engine: Engine, action: str, work: Callable[[Connection], 
                     if connection.dialect.name == "postgresql":
                         # PostgreSQL waits for a row lock forever by default; bound each
                         # wait by the time left, so a stuck writer surfaces as LockTimeout.
-                        left = max(1, int((deadline - time.monotonic()) * 1000))
+                        left = _pg.milliseconds(deadline - time.monotonic())
                         connection.exec_driver_sql(f"SET LOCAL lock_timeout = {left}")
                     result = work(connection)
                 if connection.dialect.name == "sqlite":
@@ -380,6 +379,8 @@ _SQLITE_DENIED_FUNCTIONS = frozenset({"fts3_tokenizer", "load_extension"})
 SQLITE_QUERY_MAX_LENGTH = 128 * 1024 * 1024
 
 
+
+
 class _Watchdog:
     """Interrupt a SQLite connection from another thread once ``timeout`` seconds pass.
 
@@ -393,7 +394,9 @@ class _Watchdog:
         self._connection = connection
         self._lock = threading.Lock()
         self._done = False
-        self._timer = threading.Timer(timeout, self._fire)
+        # Past ~30 years a timer is the same as none, and the platform's clock
+        # arithmetic overflows on larger numbers (the user may pass 1e300).
+        self._timer = threading.Timer(min(timeout, _pg.LONGEST_WAIT), self._fire)
         self._timer.daemon = True
         self._timer.start()
 
@@ -496,7 +499,8 @@ def _postgres_readonly(engine: Engine, sql: str, params: Sequence[Any] | dict[st
         raw = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
         if getattr(raw, "answer_timeout", None) is not None:
             # This connection is dropped afterwards; let it wait as long as the query may run.
-            raw.answer_timeout = max(raw.answer_timeout, timeout + 5)  # type: ignore[attr-defined]
+            raw.answer_timeout = max(raw.answer_timeout,  # type: ignore[attr-defined]
+                                     min(timeout, _pg.LONGEST_WAIT) + 5)
         try:
             raw.rollback()
             with raw.cursor() as cursor:
@@ -511,7 +515,7 @@ def _postgres_readonly(engine: Engine, sql: str, params: Sequence[Any] | dict[st
                         "role that may read or write server files), which a read-only transaction "
                         "cannot contain (COPY ... TO a file, pg_read_file); connect the store "
                         "with an ordinary role that owns or can read its tables")
-                cursor.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
+                cursor.execute(f"SET LOCAL statement_timeout = {_pg.milliseconds(timeout)}")
                 # A server-side prepared statement holds exactly one statement, so
                 # "SELECT 1; COMMIT; DELETE ..." is refused by the server (without
                 # prepare=True psycopg sends parameterless SQL as a simple query,

@@ -80,3 +80,18 @@ def test_fts3_tokenizer_is_not_callable(seeded, sql):
     # two arguments, installs one from a pointer.
     with StateStore(seeded) as store, pytest.raises(ReadOnlyError, match="(?i)fts3_tokenizer"):
         store.query(sql)
+
+
+@pytest.mark.parametrize("seconds", [1e12, 1e300])
+def test_huge_timeouts_mean_no_limit(store_url, seconds, monkeypatch):
+    # The watchdog's timer (and PostgreSQL's integer settings) overflowed on such numbers.
+    import threading
+
+    crashed: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: crashed.append(args.exc_value))
+    with StateStore(store_url, lock_timeout=seconds, statement_timeout=seconds) as store:
+        store.save("pipeline", {"prompt": "Be brief."})
+        assert store.query("SELECT count(*) FROM state_history", timeout=seconds) == [(1,)]
+        assert store.load("pipeline") == {"prompt": "Be brief."}
+    time.sleep(0.2)
+    assert crashed == []
