@@ -20,8 +20,10 @@ Why SQLite is configured this way (every connection, in the ``connect`` event):
   busy timeout instead. pysqlite's own BEGIN handling is switched off
   (``isolation_level=None``) so that SQLAlchemy's ``begin`` event emits ours.
 
-PostgreSQL needs no such setup: writers serialise on a row lock of the name
+PostgreSQL needs no pragmas: writers serialise on a row lock of the name
 (``SELECT ... FOR UPDATE`` in the store), readers use MVCC snapshots.
+Its connections get timeouts, keepalives and a bounded wait for
+answers in ``_pg.py``.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ from msgflux.store.errors import (
     ReadOnlyError,
 )
 
-__all__ = ["STATEMENT_TIMEOUT", "resolve_url", "describe", "create_store_engine", "write_transaction", "read_transaction",
-           "read_statement",
+__all__ = ["STATEMENT_TIMEOUT", "WAL_LIMIT_BYTES", "resolve_url", "describe",
+           "create_store_engine", "write_transaction", "read_transaction", "read_statement",
            "run_readonly_query", "translate_errors"]
 
 T = TypeVar("T")
