@@ -8,7 +8,7 @@ server stalls. Four layers, each for a different stall:
 * TCP keepalives (``keepalives_idle`` / ``_interval`` / ``_count``) and
   ``tcp_user_timeout``: a peer that vanished (host down, cable cut, a firewall
   dropping packets) is detected by the kernel while we wait for an answer.
-* ``statement_timeout`` and ``lock_timeout``, set once per session: the server
+* ``statement_timeout`` and ``lock_timeout``, session defaults: the server
   cancels a store statement that runs or waits for a lock too long (a read
   behind another session's ``ACCESS EXCLUSIVE`` lock gets ``LockTimeout``).
 * The answer timeout: no single round trip to the server waits longer than
@@ -63,23 +63,21 @@ def guard(engine: Engine, *, statement_timeout: float, lock_timeout: float) -> N
     import psycopg
 
     answer_timeout = min(max(statement_timeout, lock_timeout), LONGEST_WAIT) + ANSWER_MARGIN
-    settings = (f"SET statement_timeout = {milliseconds(statement_timeout)}; "
-                f"SET lock_timeout = {milliseconds(lock_timeout)}")
+    # Startup options, not SET: they are the session's defaults, so a RESET
+    # (after gc's VACUUM, say) returns to them and no extra round trip is made.
+    # The URL's own options come first; a setting it already makes is kept.
     connection_class = _guarded_class(psycopg)
 
     @event.listens_for(engine, "do_connect")
     def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        given = str(cparams.get("options") or "")
+        ours = [f"-c {name}={milliseconds(seconds)}" for name, seconds in
+                (("statement_timeout", statement_timeout), ("lock_timeout", lock_timeout))
+                if name not in given]
+        cparams["options"] = " ".join([given, *ours]).strip()
         connection = connection_class.connect(*cargs, **cparams)
         connection.answer_timeout = answer_timeout
         return connection
-
-    @event.listens_for(engine, "connect")
-    def _session(dbapi_connection: Any, _record: Any) -> None:
-        # Session-wide, so reads need no extra round trip; a write transaction
-        # narrows lock_timeout with SET LOCAL, query() sets its own statement_timeout.
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute(settings)
-        dbapi_connection.commit()
 
 
 _CLASS: dict[str, Any] = {}

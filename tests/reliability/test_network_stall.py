@@ -138,6 +138,7 @@ def test_reads_behind_an_access_exclusive_lock_time_out(postgres_url, request):
     with StateStore(postgres_url, lock_timeout=1) as store:
         store.save("pipeline", {"prompt": "Be brief."})
         store.tag("pipeline", 1, "production")
+        store.gc(vacuum=True)  # its RESET lock_timeout must not undo the store's session default
         holder = raw_engine(postgres_url)
         with holder.connect() as connection, connection.begin():
             connection.exec_driver_sql("LOCK TABLE versions IN ACCESS EXCLUSIVE MODE")
