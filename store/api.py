@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
@@ -24,6 +24,7 @@ from msgflux._values import check_state_dict
 from msgflux.errors import StateValueError
 from msgflux.store import _bundle, _sql
 from msgflux.store import schema as t
+from msgflux.store._decode import damage, decode_metadata, decode_rows
 from msgflux.store.engine import (
     STATEMENT_TIMEOUT,
     create_store_engine,
@@ -42,7 +43,6 @@ from msgflux.store.errors import (
 )
 from msgflux.store.hashing import (
     canonical_json,
-    decode_value,
     encode_value,
     snapshot_hash,
     value_hash,
@@ -63,6 +63,7 @@ from msgflux.store.validation import (
     check_label,
     check_tag,
     check_text,
+    check_version_number,
     metadata_text,
 )
 
@@ -117,9 +118,9 @@ def _no_progress(phase: str, done: int, total: int) -> None:
     pass
 
 
-def _decode_rows(rows: list[tuple[str, str, str]]) -> dict[str, Any]:
-    """``(key, value_type, text)`` rows as a state dict (strings need no decoding)."""
-    return {key: text if kind == "str" else decode_value(kind, text) for key, kind, text in rows}
+def _version_label(name: str, ref: Any) -> Callable[[], str]:
+    return lambda: ("the latest version" if ref in (0, "latest", "head")
+                    else f"version {ref!r}") + f" of {name!r}"
 
 
 def _plain_number(ref: Any) -> int | None:
@@ -433,8 +434,9 @@ class StateStore:
             else:
                 known = dict(_sql.fetch_all(connection, "snapshot_blob_ids",
                                             (head.snapshot_id,)))
-        snapshot_id, blob_ids = self._store_snapshot(connection, prepared, known)
         number, created_at = head.head + 1, _now()
+        check_version_number(number, f"saving {name!r}")
+        snapshot_id, blob_ids = self._store_snapshot(connection, prepared, known)
         _sql.execute(connection, "insert_version", (
             head.name_id, number, snapshot_id, current, _sql.time_param(connection, created_at),
             message, author, metadata))
@@ -528,7 +530,8 @@ class StateStore:
             return self._version(connection, name,
                                  self._resolve(connection, name, name_id, head, ref))
 
-        return read_transaction(self._engine, f"reading {name!r}", work)
+        with damage(_version_label(name, ref)):
+            return read_transaction(self._engine, f"reading {name!r}", work)
 
     def log(self, name: str, *, key: str | None = None, limit: int | None = None) -> list[Version]:
         """Versions of ``name``, newest first.
@@ -563,7 +566,8 @@ class StateStore:
             return [self._version(connection, name, row, tags=tuple(tags.get(row.number, ())))
                     for row in rows]
 
-        return read_transaction(self._engine, f"reading the log of {name!r}", work)
+        with damage(lambda: f"the log of {name!r}"):
+            return read_transaction(self._engine, f"reading the log of {name!r}", work)
 
     @staticmethod
     def _numbers_changing(connection: Connection, name_id: int, key: str) -> list[int]:
@@ -597,10 +601,12 @@ class StateStore:
             # The common case (a number or "latest"): one indexed query, no Version.
             statement, params = (("content_of_head", (name,)) if number == 0
                                  else ("content_of_number", (number, name)))
-            rows = read_statement(self._engine, f"loading {name!r}",
-                                  lambda connection: _sql.fetch_all(connection, statement, params))
+            where = _version_label(name, ref)
+            with damage(where):
+                rows = read_statement(self._engine, f"loading {name!r}", lambda connection:
+                                      _sql.fetch_all(connection, statement, params))
             if rows:  # nothing: an unknown version (or an empty state), resolved below
-                state = _decode_rows(rows)
+                state = decode_rows(rows, where)
                 return {key: value for key, value in state.items()
                         if key.startswith(prefix)} if prefix else state
         return self._load(name, ref, prefix)[1]  # references by tag or hash; every error
@@ -611,9 +617,10 @@ class StateStore:
         if prefix is not None and not isinstance(prefix, str):
             raise InvalidInputError(f"prefix must be a string, not {type(prefix).__name__}")
 
-        version, state = read_transaction(
-            self._engine, f"loading {name!r}",
-            lambda connection: self._load_in(connection, name, ref))
+        with damage(_version_label(name, ref)):
+            version, state = read_transaction(
+                self._engine, f"loading {name!r}",
+                lambda connection: self._load_in(connection, name, ref))
         if prefix:
             state = {key: value for key, value in state.items() if key.startswith(prefix)}
         return version, state
@@ -623,11 +630,9 @@ class StateStore:
         """The version ``ref`` names and its whole state, read on ``connection``."""
         name_id, head = self._name_row(connection, name)
         row = self._resolve(connection, name, name_id, head, ref)
-        return self._version(connection, name, row), self._content(connection, row.snapshot_id)
-
-    @staticmethod
-    def _content(connection: Connection, snapshot_id: int) -> dict[str, Any]:
-        return _decode_rows(_sql.fetch_all(connection, "content", (snapshot_id,)))
+        return self._version(connection, name, row), decode_rows(
+            _sql.fetch_all(connection, "content", (row.snapshot_id,)),
+            _version_label(name, row.number))
 
     def load_into(self, module: Module, name: str, ref: VersionRef = "latest", *,
                   prefix: str | None = None, strict: bool = True) -> Version:
@@ -961,65 +966,67 @@ class StateStore:
 
     def export_bundle(self, path: str | os.PathLike[str], names: Iterable[str] | None = None,
                       *, progress: Progress | None = None) -> dict[str, int]:
-        """Write whole histories (all names, or ``names``) to one ``.json`` or ``.toml`` bundle.
+        """Write whole histories (all names, or ``names``) to one bundle file.
 
+        The bundle is JSON Lines (see :mod:`msgflux.store._bundle`), written as
+        the history is read, in memory bounded by the largest version; a
+        ``.toml`` path gets the older one-document format (built in memory).
         Numbers, hashes, messages, metadata, tags and tag history are kept.
         Returns ``{name: number of versions}``. ``progress(phase, done, total)``
-        is called as snapshots are read.
+        is called as versions are read.
 
         Raises:
             NameNotFound; msgflux.errors.SerializationError if the file can't be written.
         """
-        from msgflux import save
-
-        data = self._bundle(names, progress)
-        save(data, path)
-        return {name: len(history["versions"]) for name, history in data["names"].items()}
+        wanted = self._wanted(names)
+        report = progress or _no_progress
+        return read_transaction(self._engine, "exporting", lambda connection: _bundle.write(
+            path, _bundle.export(connection, wanted, self._name_not_found, report)))
 
     def import_bundle(self, path: str | os.PathLike[str], *,
                       progress: Progress | None = None) -> dict[str, list[int]]:
         """Import a bundle written by :meth:`export_bundle`; return ``{name: new version numbers}``.
 
-        Every hash is checked first. Importing the same bundle twice is a no-op.
-        A history that diverged from the one here raises :class:`ConflictError`
-        and nothing is written. ``progress(phase, done, total)`` is called as
-        values are checked and versions written.
+        The file is read as a stream, in one transaction: every record is checked
+        by the rules a save applies and every hash recomputed as it is read, and
+        the first problem rolls everything back. Importing the same bundle twice
+        is a no-op. Tags only move forward in time: a tag moved here after the
+        bundle's last move of it stays where it is. ``progress(phase, done,
+        total)`` is called as versions are written.
 
         Raises:
-            InvalidInputError (malformed file), IntegrityError (wrong hashes), ConflictError.
+            InvalidInputError (malformed file or a value, metadata, number or tag
+            a save would refuse; the message names the version and key),
+            IntegrityError (wrong hashes), ConflictError (diverged history).
+            Nothing is written then.
         """
-        from msgflux import load
-        from msgflux.errors import SerializationError
-
-        try:
-            data = load(path)
-        except (SerializationError, OSError) as error:
-            raise InvalidInputError(f"cannot read bundle: {error}") from None
-        return self._import(data, progress)
+        return self._import(_bundle.read(path), progress)
 
     def copy_to(self, other: StateStore, names: Iterable[str] | None = None) -> dict[str, list[int]]:
         """Publish histories to another store, fast-forward only (``push``; ``pull`` is the reverse).
 
         Copies the versions ``other`` lacks with their numbers and hashes and
-        moves its tags to match. Returns ``{name: copied version numbers}``.
+        moves its tags forward to match, streaming as :meth:`import_bundle` does.
+        Returns ``{name: copied version numbers}``.
 
         Raises:
             ConflictError: a history diverged between the stores; nothing is written.
+            InvalidInputError, IntegrityError: as :meth:`import_bundle`.
         """
-        return other._import(self._bundle(names))
+        wanted = self._wanted(names)
+        return read_transaction(self._engine, "exporting", lambda connection: other._import(
+            lambda: _bundle.export(connection, wanted, self._name_not_found, _no_progress)))
 
-    def _bundle(self, names: Iterable[str] | None,
-                progress: Progress | None = None) -> dict[str, Any]:
-        wanted = None if names is None else [check_label("name", name) for name in names]
-        return read_transaction(self._engine, "exporting", lambda connection: _bundle.export(
-            connection, wanted, self._name_not_found, progress or _no_progress))
+    @staticmethod
+    def _wanted(names: Iterable[str] | None) -> list[str] | None:
+        return None if names is None else [check_label("name", name) for name in names]
 
-    def _import(self, data: Any, progress: Progress | None = None) -> dict[str, list[int]]:
+    def _import(self, records: _bundle.Records,
+                progress: Progress | None = None) -> dict[str, list[int]]:
         report = progress or _no_progress
-        plan = _bundle.parse(data, report)
         return write_transaction(
             self._engine, "importing",
-            lambda connection: _bundle.apply(connection, plan, self, report),
+            lambda connection: _bundle.apply(connection, records, self, report),
             lock_timeout=self.lock_timeout)
 
     # -- row helpers ------------------------------------------------------------------------
@@ -1073,7 +1080,8 @@ class StateStore:
                 .order_by(t.tags.c.tag)).scalars())
         return Version(name=name, number=row.number, snapshot=row.snapshot, parent=row.parent,
                        created_at=_utc(row.created_at), message=row.message, author=row.author,
-                       metadata=json.loads(row.metadata), tags=tags)
+                       metadata=decode_metadata(row.metadata, lambda: f"version {row.number} "
+                                                f"of {name!r}"), tags=tags)
 
     def _describe(self, connection: Connection, name: str, name_id: int) -> str:
         numbers = list(connection.execute(select(t.versions.c.number).where(
