@@ -317,7 +317,8 @@ def _from_document(data: Any) -> Iterator[Record]:
     for name, history in names.items():
         _object({"h": history}, "h", f"names[{name!r}]")
     yield {"format": FORMAT, "format_version": 1,
-           "names": {name: len(history.get("versions") or ()) for name, history in names.items()}}
+           "names": {name: len(history["versions"]) if isinstance(history.get("versions"), list)
+                     else 0 for name, history in names.items()}}
     records = 0
     previous: set[str] = set()
     previous_snapshot: str | None = None
@@ -359,7 +360,7 @@ def _from_document(data: Any) -> Iterator[Record]:
                 records += 1
                 yield {"kind": "snapshot", "hash": digest, "entries": entries}
             records += 1
-            yield {"kind": "version", "name": name, **version}
+            yield {**version, "kind": "version", "name": name}
         tag_history = history.get("tag_history", [])
         if not isinstance(tag_history, list):
             raise InvalidInputError(f"bundle names[{name!r}].tag_history must be a list")
@@ -367,7 +368,7 @@ def _from_document(data: Any) -> Iterator[Record]:
             if not isinstance(event, dict):
                 raise InvalidInputError(f"bundle names[{name!r}].tag_history has a non-object")
             records += 1
-            yield {"kind": "tag_event", "name": name, **event}
+            yield {**event, "kind": "tag_event", "name": name}
         records += 1
         yield {"kind": "tags", "name": name, "tags": history.get("tags")}
     yield {"kind": "end", "records": records}

@@ -28,7 +28,7 @@ from msgflux.errors import MsgfluxError, SerializationError, StateValueError
 from msgflux.store import StateStore, StoreError
 from msgflux.store.hashing import canonical_json
 
-from ._support import dump, expected_snapshot, paths_in, raw_engine
+from ._support import bundle_document, dump, expected_snapshot, paths_in, raw_engine
 from .conftest import BAD_INPUT_CASES
 
 EXAMPLES = {"sqlite": 200, "postgresql": 25}
@@ -232,7 +232,8 @@ BUNDLE_VALUES = st.one_of(st.sampled_from(
 
 def test_tampered_bundles_are_refused_or_import_consistently(harness, tmp_path):
     """Change 1-3 places of a real export (a hash, a value, a number, a key...) and import it."""
-    original = harness.store._bundle(None)  # fixed before Hypothesis draws anything
+    harness.store.export_bundle(tmp_path / "original.json")
+    original = bundle_document(tmp_path / "original.json")  # fixed before Hypothesis draws
     targets = paths_in(original)[1:]
 
     @explore(harness, data=st.data(), suffix=st.sampled_from([".json", ".toml"]))
