@@ -83,7 +83,6 @@ class _Unset:
 
 _UNSET: Final = _Unset()
 _MAX_NUMBER = 2**31 - 1
-_HEX = re.compile(r"[0-9a-f]{4,64}")
 _CHUNK = 500
 # At most 16,384 strings of at most 16,384 characters (<= 1 GiB worst case,
 # a few MB for real prompts); longer values are hashed every time.
@@ -1093,42 +1092,10 @@ class StateStore:
 
     def _resolve(self, connection: Connection, name: str, name_id: int, head: int,
                  ref: Any) -> Row[Any]:
-        """Find the version row ``ref`` names; raise with what exists if there is none."""
-        number: int | None = None
-        if isinstance(ref, bool) or not isinstance(ref, int | str):
-            raise InvalidInputError(
-                f"a version is a number, 'latest', a tag or a snapshot-hash prefix, not {ref!r}")
-        if isinstance(ref, int):
-            number = ref
-        elif ref in ("latest", "head"):
-            number = head
-        elif ref.isdigit() and ref.isascii():
-            # int() refuses more than 4300 digits; anything past 10 is out of range anyway.
-            number = int(ref) if len(ref) <= 10 else _MAX_NUMBER + 1
-        else:
-            number = self._tag_target(connection, name_id, ref)
-            if number is None and _HEX.fullmatch(ref):
-                matches = connection.execute(
-                    select(t.versions.c.number, t.snapshots.c.hash)
-                    .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
-                    .where(t.versions.c.name_id == name_id,
-                           t.snapshots.c.hash.like(ref + "%"))
-                    .order_by(t.versions.c.number.desc())).all()
-                if len({row.hash for row in matches}) > 1:
-                    raise InvalidInputError(
-                        f"snapshot prefix {ref!r} of {name!r} is ambiguous: it matches "
-                        f"{', '.join(sorted({row.hash[:12] for row in matches}))}")
-                number = matches[0].number if matches else None
-            if number is None:
-                raise VersionNotFound(f"version {ref!r} of {name!r} not found (no such tag or "
-                                      f"snapshot): {self._describe(connection, name, name_id)}")
-        row = None
-        if 1 <= number <= _MAX_NUMBER:
-            row = self._version_rows(connection, name_id, number=number).first()
-        if row is None:
-            raise VersionNotFound(f"version {ref!r} of {name!r} not found: "
-                                  f"{self._describe(connection, name, name_id)}")
-        return row
+        """Find the version row ``ref`` names (the rule is in :mod:`msgflux.store._refs`)."""
+        from msgflux.store._refs import resolve
+
+        return resolve(self, connection, name, name_id, head, ref)
 
 
 def _same(old: Any, new: Any) -> bool:
