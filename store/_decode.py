@@ -26,8 +26,8 @@ from sqlalchemy import Connection, exc
 from msgflux.store.errors import DatabaseError, IntegrityError
 from msgflux.store.hashing import decode_value
 
-__all__ = ["decode_rows", "decode_metadata", "problem_of", "damage", "tolerant_text",
-           "is_undecodable"]
+__all__ = ["decode_rows", "decode_metadata", "metadata_problem", "problem_of", "damage",
+           "tolerant_text", "is_undecodable"]
 
 _UNDECODABLE = "could not decode to utf-8"
 
@@ -65,14 +65,18 @@ def decode_rows(rows: list[tuple[str, str, str]], where: Callable[[], str]) -> d
 
 
 def metadata_problem(text: Any) -> str | None:
-    """Why stored metadata text cannot be read back as a JSON object, or ``None``."""
+    """Why stored metadata text is not a JSON object of JSON values, or ``None``."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, TypeError, RecursionError) as error:
         return f"stored metadata is unreadable ({error})"
     if not isinstance(value, dict):
         return "stored metadata is not a JSON object"
     return None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def decode_metadata(text: str, where: Callable[[], str]) -> dict[str, Any]:
