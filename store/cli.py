@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -459,7 +460,11 @@ def _cmd_sql(args: argparse.Namespace, out: _Output) -> int:
         result = store.query(args.sql, params, timeout=args.timeout)
     fmt = "json" if out.json else args.format
     if fmt == "json":
-        out.dump({"columns": result.columns, "rows": [list(row) for row in result]})
+        # JSON has no NaN or infinity (SQLite computes them, PostgreSQL stores them):
+        # they print as null, so the output is always valid JSON.
+        out.dump({"columns": result.columns,
+                  "rows": [[None if type(cell) is float and not math.isfinite(cell) else cell
+                            for cell in row] for row in result]})
     elif fmt == "csv":
         writer = csv.writer(out.stream, lineterminator="\n")
         writer.writerow(result.columns)
