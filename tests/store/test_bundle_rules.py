@@ -356,3 +356,15 @@ def test_a_conflict_found_late_in_the_stream_writes_nothing(store: StateStore,
     with pytest.raises(ConflictError):
         store.import_bundle(tmp_path / "b.json")
     assert dump_store(store) == before
+
+
+def test_save_refuses_metadata_nested_100000_deep_or_not_finite(store: StateStore) -> None:
+    deep: Any = 1
+    for _ in range(100_000):
+        deep = {"a": deep}
+    with pytest.raises(InvalidInputError, match="deeper than 100"):
+        store.save("p", {"k": 1}, metadata=deep)
+    for bad in (float("nan"), float("inf"), [1.0, float("-inf")]):
+        with pytest.raises(InvalidInputError, match="NaN and infinity are not allowed"):
+            store.save("p", {"k": 1}, metadata={"score": bad})
+    assert store.names() == []
