@@ -906,7 +906,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "plain VACUUM on PostgreSQL (StateStore.gc(vacuum=True))")
 
     sub = _add(commands, "export", _cmd_export,
-               "write whole histories to a .json/.toml bundle (StateStore.export_bundle)",
+               "write whole histories to a bundle file, JSON Lines (StateStore.export_bundle)",
                "  msgflux-store export backup.json\n  msgflux-store export one.json pipeline",
                common, '{"file", "names": {name: number of versions}}')
     sub.add_argument("file", metavar="FILE")
