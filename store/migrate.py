@@ -186,7 +186,7 @@ def check_sqlite_file(path: str) -> None:
                 "SELECT version_num FROM alembic_version")]
     except sqlite3.DatabaseError as error:
         text = str(error)
-        if "not a database" in text or "malformed" in text or "encrypted" in text:
+        if "not a database" in text:
             raise SchemaError(f"{path} is not a msgflux store: it is not a SQLite database "
                               f"({text}); the file was left untouched") from None
         raise DatabaseError(f"cannot read {path}: {text}") from None
