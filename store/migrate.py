@@ -173,8 +173,14 @@ def check_sqlite_file(path: str) -> None:
             return
     except OSError as error:
         raise DatabaseError(f"cannot open {path}: {error.strerror or error}") from None
+    # With no -wal or -journal file beside it the file holds everything committed:
+    # read it as immutable, which creates no -wal/-shm files (a plain read-only
+    # open of a WAL database would leave both behind).
+    settled = not any(Path(f"{file}{suffix}").exists() for suffix in ("-wal", "-journal"))
     try:
-        connection = sqlite3.connect(file.absolute().as_uri() + "?mode=ro", uri=True)
+        connection = sqlite3.connect(
+            file.absolute().as_uri() + ("?mode=ro&immutable=1" if settled else "?mode=ro"),
+            uri=True)
     except sqlite3.Error as error:
         raise DatabaseError(f"cannot open {path} read-only: {error}") from None
     try:
