@@ -1,6 +1,6 @@
 """Peak memory of bundle export and import at optimiser scale (issue 14, item 1).
 
-Each side runs in its own fresh process and reports ``ru_maxrss`` (peak resident
+Each side runs in its own fresh process and reports ``VmHWM`` (peak resident
 memory), so a figure is the whole process: interpreter, SQLAlchemy, driver and
 the bundle code. The history is 50 keys x 20,000 versions by default, one key
 rewritten per version with a new sentence; it is written as a bundle file
