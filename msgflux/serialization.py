@@ -8,6 +8,11 @@ The rules, written once:
 - TOML cannot hold ``None`` (anywhere, nested too) nor integers outside the
   signed 64-bit range: saving one is an error that suggests ``.json``;
 - dotted keys stay flat: ``"analyzer.instructions" = "..."`` is written quoted;
+- a string with a line break is written as a TOML multi-line string (triple quotes),
+  so a prompt reads and diffs in an editor exactly as it will be sent; the text
+  is parsed back before writing and any string that would not come back
+  exactly (a carriage return, for one) makes the whole file use one-line
+  escaped strings instead, so every file round-trips exactly;
 - writes are atomic: a temporary file in the target's folder is written,
   fsynced and moved over the target with ``os.replace``, then the folder is
   fsynced. A failed save leaves no temporary file and the old file intact;
@@ -104,7 +109,7 @@ def dumps(state: Mapping[str, Any], fmt: str) -> str:
         problem = _toml_problem(value, key)
         if problem is not None:
             raise SerializationError(f"{problem}; JSON can hold every state value")
-    return tomli_w.dumps(state)
+    return _toml_text(state)
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -179,7 +184,42 @@ def _encode_toml(state: dict[str, Any], target: Path) -> bytes:
                 f"cannot save to {target}: {problem}; save to a .json file instead, "
                 "which can hold every state value"
             )
-    return _utf8(tomli_w.dumps(state), state, target)
+    return _utf8(_toml_text(state), state, target)
+
+
+def _toml_text(state: dict[str, Any]) -> str:
+    """TOML for ``state``: multi-line strings where they read better and come back exactly."""
+    if _has_line_break(state):
+        try:
+            text = tomli_w.dumps(state, multiline_strings=True)
+            if _same_state(tomllib.loads(text), state):
+                return text
+        except (tomllib.TOMLDecodeError, UnicodeError, ValueError):
+            pass
+    return tomli_w.dumps(state)
+
+
+def _has_line_break(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\n" in value
+    if isinstance(value, dict):
+        return any(_has_line_break(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_line_break(item) for item in value)
+    return False
+
+
+def _same_state(loaded: Any, original: Any) -> bool:
+    # 1 == 1.0 == True in Python; a round trip must keep the types too.
+    if type(loaded) is not type(original):
+        return False
+    if isinstance(original, dict):
+        return loaded.keys() == original.keys() and all(
+            _same_state(loaded[key], original[key]) for key in original)
+    if isinstance(original, list):
+        return len(loaded) == len(original) and all(
+            _same_state(a, b) for a, b in zip(loaded, original, strict=True))
+    return bool(loaded == original)
 
 
 def _toml_problem(value: Any, where: str) -> str | None:

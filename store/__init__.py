@@ -26,9 +26,11 @@ from msgflux.store.errors import (
     VersionNotFound,
 )
 from msgflux.store.types import (
+    ChangeSummary,
     GcResult,
     Problem,
     QueryResult,
+    Row,
     StateDiff,
     TagEvent,
     VerifyReport,
@@ -44,6 +46,8 @@ __all__ = [
     "VerifyReport",
     "Problem",
     "QueryResult",
+    "Row",
+    "ChangeSummary",
     "GcResult",
     "StoreError",
     "InvalidInputError",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL
 
 from msgflux._values import check_state_dict
 from msgflux.errors import StateValueError
-from msgflux.store import _bundle, _sql
+from msgflux.store import _annotate, _bundle, _sql
 from msgflux.store import schema as t
 from msgflux.store._decode import damage, decode_metadata, decode_rows
 from msgflux.store.engine import (
@@ -48,6 +48,7 @@ from msgflux.store.hashing import (
 )
 from msgflux.store.migrate import check_current, upgrade
 from msgflux.store.types import (
+    ChangeSummary,
     GcResult,
     Progress,
     QueryResult,
@@ -208,6 +209,7 @@ class StateStore:
         # snapshot ids are never reused).
         self._hash_cache: dict[str, str] = {}
         self._blob_cache: dict[str, _BlobMap] = {}
+        self._key_hash_cache: dict[str, dict[str, str]] = {}  # snapshot hash -> {key: hash}
         try:
             if migrate:
                 upgrade(self._engine, lock_timeout=self.lock_timeout)
@@ -252,16 +254,23 @@ class StateStore:
         author: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         expected_head: int | None | _Unset = _UNSET,
+        same_keys: bool = False,
     ) -> Version:
         """Save a module's state dict (or a state dict) as the next version of ``name``.
 
-        Content identical to the latest version writes nothing and returns that
-        version. ``expected_head`` is a compare-and-swap: the save happens only
+        The returned version's ``changes`` lists the keys changed, added and
+        removed against the previous head. Content identical to the latest
+        version writes no version and returns that one with ``created=False``;
+        ``metadata`` given with it is recorded as an annotation of it (see
+        :meth:`annotate`, with this ``author``), so nothing is dropped silently.
+        ``expected_head`` is a compare-and-swap: the save happens only
         if the latest version is that number (``None``: the name must be new).
+        ``same_keys=True`` refuses a key set that differs from the head's.
 
         Raises:
             InvalidInputError: a bad name, key, value, message, author or metadata
-                (the message names the key); nothing is written.
+                (the message names the key), or ``same_keys`` and the keys differ
+                (the message names them); nothing is written.
             ConflictError: ``expected_head`` did not match; nothing is written.
             LockTimeout, DatabaseError: the database refused the write.
 
@@ -278,13 +287,92 @@ class StateStore:
 
         def work(connection: Connection) -> tuple[Version, _BlobMap | None]:
             head = self._lock_head(connection, name, create=True)
-            return self._append(connection, name, head, prepared, message=message,
-                                author=author, metadata=meta, expected_head=expected_head)
+            previous = _annotate.head_key_hashes(self, connection, head)
+            if same_keys:
+                _annotate.check_same_keys(name, head, previous, prepared)
+            version, blob_map = self._append(connection, name, head, prepared, message=message,
+                                             author=author, metadata=meta,
+                                             expected_head=expected_head)
+            if version.number == head.number:  # identical content: no new version
+                if metadata:
+                    row = self._version_rows(connection, head.name_id, number=version.number)
+                    version = _annotate.annotate_row(self, connection, name, row.one(),
+                                                     dict(metadata), author)
+                return replace(version, created=False,
+                               changes=ChangeSummary()), blob_map
+            return replace(version, changes=_annotate.summarize(previous, prepared)), blob_map
 
         version, blob_map = write_transaction(self._engine, f"saving {name!r}", work,
                                               lock_timeout=self.lock_timeout)
         self._remember(name, blob_map)
+        _annotate.remember_key_hashes(self, prepared.snapshot,
+                                      dict(zip(prepared.keys, prepared.hashes, strict=True)))
         return version
+
+    def annotate(self, name: str, ref: VersionRef, *, metadata: Mapping[str, Any],
+                 author: str | None = None) -> Version:
+        """Merge ``metadata`` into version ``ref``'s metadata; content and number stay.
+
+        For scores that arrive after the save. Each key whose value changes is
+        kept in an append-only record with ``author`` and the time (the
+        ``state_annotations`` view); ``state_history.metadata`` and
+        ``Version.metadata`` show the merged result. Returns the annotated version.
+
+        Raises:
+            VersionNotFound / NameNotFound; InvalidInputError for empty or
+            non-JSON metadata or a bad author; nothing is written then.
+
+        Example::
+
+            store.annotate("pipeline", 7, metadata={"score": 0.91}, author="eval-bot")
+        """
+        check_label("name", name)
+        check_text("author", author, optional=True)
+        wanted = _annotate.check_annotation(metadata)
+
+        def work(connection: Connection) -> Version:
+            name_id, head = self._lock_name(connection, name, create=False)
+            row = self._resolve(connection, name, name_id, head, ref)
+            return _annotate.annotate_row(self, connection, name, row, wanted, author)
+
+        return write_transaction(self._engine, f"annotating {name!r}", work,
+                                 lock_timeout=self.lock_timeout)
+
+    def delete_name(self, name: str, *, force: bool = False, author: str | None = None) -> int:
+        """Delete the whole history of ``name`` (versions, tags, their records); return the
+        number of versions deleted. Content is reclaimed by :meth:`gc`.
+
+        The deletion is recorded (the ``state_name_events`` view).
+
+        Raises:
+            NameNotFound; ConflictError while ``name`` has tags, unless ``force``.
+        """
+        check_label("name", name)
+        check_text("author", author, optional=True)
+        count = write_transaction(
+            self._engine, f"deleting {name!r}",
+            lambda connection: _annotate.delete_name(self, connection, name, force=force,
+                                                     author=author),
+            lock_timeout=self.lock_timeout)
+        self._blob_cache.pop(name, None)
+        return count
+
+    def rename(self, name: str, new: str, *, author: str | None = None) -> int:
+        """Rename the history ``name`` to ``new`` (versions, tags and records follow);
+        return its number of versions. The rename is recorded (``state_name_events``).
+
+        Raises:
+            NameNotFound; ConflictError if ``new`` exists; InvalidInputError (bad name).
+        """
+        check_label("name", name)
+        check_label("name", new)
+        check_text("author", author, optional=True)
+        count = write_transaction(
+            self._engine, f"renaming {name!r}",
+            lambda connection: _annotate.rename(self, connection, name, new, author=author),
+            lock_timeout=self.lock_timeout)
+        self._blob_cache.pop(name, None)
+        return count
 
     def rollback(
         self,
@@ -693,23 +781,32 @@ class StateStore:
         if prefix is not None and not isinstance(prefix, str):
             raise InvalidInputError(f"prefix must be a string, not {type(prefix).__name__}")
 
-        def work(connection: Connection) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+        def work(connection: Connection) -> tuple[str, str, dict[str, Any], dict[str, Any], str]:
             # Both sides in one read transaction: one snapshot of the store.
             new_version, new_state = self._load_in(connection, new_name, new_ref)
+            new_label = f"{new_name}@{new_version.number}"
             if old_side is not None:
                 old_version, old_state = self._load_in(connection, *old_side)
-                return (f"{old_side[0]}@{old_version.number}", f"{new_name}@{new_version.number}",
-                        old_state, new_state)
+                return (f"{old_side[0]}@{old_version.number}", new_label, old_state, new_state,
+                        "")
             if new_version.parent is None:
-                return f"{new_name}@empty", f"{new_name}@{new_version.number}", {}, new_state
-            try:
-                old_state = self._load_in(connection, new_name, new_version.parent)[1]
-            except VersionNotFound:  # the parent was pruned: everything counts as added
-                old_state = {}
-            return (f"{new_name}@{new_version.parent}", f"{new_name}@{new_version.number}",
-                    old_state, new_state)
+                return f"{new_name}@empty", new_label, {}, new_state, ""
+            # The parent, or its nearest surviving ancestor if it was pruned.
+            name_id, _head = self._name_row(connection, new_name)
+            ancestor = connection.execute(select(t.versions.c.number).where(
+                t.versions.c.name_id == name_id, t.versions.c.number <= new_version.parent)
+                .order_by(t.versions.c.number.desc()).limit(1)).scalar()
+            note = "" if ancestor == new_version.parent else (
+                f"the parent {new_name}@{new_version.parent} was pruned; " + (
+                    f"compared with the nearest surviving ancestor {new_name}@{ancestor}"
+                    if ancestor is not None
+                    else "no earlier version survives, compared with nothing"))
+            if ancestor is None:
+                return f"{new_name}@empty", new_label, {}, new_state, note
+            old_state = self._load_in(connection, new_name, ancestor)[1]
+            return f"{new_name}@{ancestor}", new_label, old_state, new_state, note
 
-        old_label, new_label, old_state, new_state = read_transaction(
+        old_label, new_label, old_state, new_state, note = read_transaction(
             self._engine, f"comparing versions of {new_name!r}", work)
         if prefix:
             old_state = {key: value for key, value in old_state.items() if key.startswith(prefix)}
@@ -721,6 +818,7 @@ class StateStore:
             removed={key: value for key, value in old_state.items() if key not in new_state},
             changed={key: (old_state[key], value) for key, value in new_state.items()
                      if key in old_state and not _same(old_state[key], value)},
+            note=note,
         )
 
     # -- tags -----------------------------------------------------------------------------
@@ -873,11 +971,13 @@ class StateStore:
 
     # -- maintenance ----------------------------------------------------------------------
 
-    def prune(self, name: str, *, keep_last: int) -> list[int]:
+    def prune(self, name: str, *, keep_last: int, dry_run: bool = False) -> list[int]:
         """Delete versions of ``name`` older than the last ``keep_last``, except tagged ones.
 
         Numbers are never reused. Run :meth:`gc` afterwards to reclaim content.
-        Returns the deleted version numbers.
+        Returns the deleted version numbers (with ``dry_run``, the ones that
+        would be deleted; nothing is). A later version whose parent was pruned
+        diffs against its nearest surviving ancestor.
 
         Raises:
             NameNotFound; InvalidInputError if ``keep_last`` is not a positive integer.
@@ -893,6 +993,8 @@ class StateStore:
                 .order_by(t.versions.c.number.desc()).offset(keep_last)).scalars())
             tagged = set(self._tags_by_version(connection, name_id))
             doomed = sorted(number for number in numbers if number not in tagged)
+            if dry_run:
+                return doomed
             for start in range(0, len(doomed), _CHUNK):
                 connection.execute(delete(t.versions).where(
                     t.versions.c.name_id == name_id,

@@ -37,7 +37,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["metadata", "names", "versions", "snapshots", "entries", "blobs", "tags", "tag_events"]
+__all__ = ["metadata", "names", "versions", "snapshots", "entries", "blobs", "tags", "tag_events",
+           "annotations", "name_events"]
 
 # Named constraints let alembic's batch mode (table copy on SQLite) find and alter them.
 NAMING_CONVENTION = {
@@ -132,4 +133,34 @@ tag_events = Table(
     Column("moved_at", DateTime(timezone=True), nullable=False),
     Column("author", Text, nullable=True),
     Index(None, "name_id", "tag"),
+)
+
+# Scores and other metadata that arrive after a save (StateStore.annotate), one
+# row per key, append-only; versions.metadata holds the merged current value.
+# No foreign key to versions: the record outlives a prune.
+annotations = Table(
+    "annotations",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name_id", ID, ForeignKey("names.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("value", Text, nullable=False),  # canonical JSON
+    Column("annotated_at", DateTime(timezone=True), nullable=False),
+    Column("author", Text, nullable=True),
+    Index(None, "name_id", "version"),
+)
+
+# Whole histories deleted or renamed (StateStore.delete_name / rename), append-only.
+# It names the history by text: a deleted name's row is gone.
+name_events = Table(
+    "name_events",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    Column("action", String(16), nullable=False),  # "deleted" or "renamed"
+    Column("new_name", Text, nullable=True),
+    Column("versions", Integer, nullable=False),
+    Column("happened_at", DateTime(timezone=True), nullable=False),
+    Column("author", Text, nullable=True),
 )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Version", "TagEvent", "StateDiff", "Problem", "VerifyReport", "QueryResult",
+__all__ = ["Version", "ChangeSummary", "Row", "TagEvent", "StateDiff", "Problem", "VerifyReport", "QueryResult",
            "GcResult", "Progress", "format_ranges"]
 
 #: A progress callback for long operations: ``progress(phase, done, total)``,
@@ -29,10 +29,36 @@ def format_ranges(numbers: Iterable[int]) -> str:
 
 
 @dataclass(frozen=True)
+class ChangeSummary:
+    """What a save changed against the head it was appended to, like ``git commit``'s summary.
+
+    Each field is a sorted tuple of keys. ``str()`` reads
+    ``"2 keys changed, 1 added, 0 removed"``; ``bool()`` is true when anything changed.
+    """
+
+    changed: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.added or self.removed)
+
+    def __str__(self) -> str:
+        count = len(self.changed)
+        return (f"{count} key{'' if count == 1 else 's'} changed, {len(self.added)} added, "
+                f"{len(self.removed)} removed")
+
+
+@dataclass(frozen=True)
 class Version:
     """One version of a name's history (immutable).
 
     ``metadata`` is a fresh ``dict`` copy; changing it changes nothing stored.
+    ``created`` and ``changes`` describe the call that returned the version:
+    :meth:`StateStore.save` sets ``created=False`` when the content equalled the
+    head's and nothing new was written, and ``changes`` to the
+    :class:`ChangeSummary` against the previous head; every other method
+    returns ``created=True, changes=None``. Neither takes part in ``==``.
     """
 
     name: str
@@ -44,6 +70,8 @@ class Version:
     author: str | None
     metadata: dict[str, Any] = field(hash=False, compare=True)
     tags: tuple[str, ...] = ()
+    created: bool = field(default=True, compare=False)
+    changes: ChangeSummary | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         tags = f" [{', '.join(self.tags)}]" if self.tags else ""
@@ -82,6 +110,8 @@ class StateDiff:
     added: dict[str, Any]
     removed: dict[str, Any]
     changed: dict[str, tuple[Any, Any]]
+    #: Set when ``old`` is not ``new``'s parent because that was pruned: says so.
+    note: str = ""
 
     def __bool__(self) -> bool:
         return bool(self.added or self.removed or self.changed)
@@ -105,9 +135,10 @@ class StateDiff:
         return result
 
     def __str__(self) -> str:
+        note = f"# {self.note}\n" if self.note else ""
         if not self:
-            return f"no differences between {self.old} and {self.new}"
-        return "\n".join(line for _key, lines in self.hunks() for line in lines)
+            return f"{note}no differences between {self.old} and {self.new}"
+        return note + "\n".join(line for _key, lines in self.hunks() for line in lines)
 
     def __repr__(self) -> str:
         return (f"StateDiff({self.old} -> {self.new}: added={sorted(self.added)}, "
@@ -169,9 +200,41 @@ class GcResult:
     bytes_after: int | None = None
 
 
-class QueryResult(list[tuple[Any, ...]]):
-    """Rows of :meth:`StateStore.query` (a ``list`` of tuples) with their ``columns``."""
+class Row(tuple[Any, ...]):
+    """One row of a :class:`QueryResult`: a tuple (``version, value = row``) that also
+    answers ``row["value"]`` by column name (``KeyError`` naming the columns if unknown)."""
 
-    def __init__(self, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
-        super().__init__(rows)
+    _columns: dict[str, int]
+
+    def __new__(cls, values: Iterable[Any], columns: dict[str, int]) -> Row:
+        row = super().__new__(cls, values)
+        row._columns = columns
+        return row
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, str):
+            try:
+                return tuple.__getitem__(self, self._columns[index])
+            except KeyError:
+                raise KeyError(f"no column {index!r}; the columns are "
+                               f"{', '.join(self._columns)}") from None
+        return tuple.__getitem__(self, index)
+
+    def keys(self) -> list[str]:
+        """The column names, in order (so ``dict(row)`` works)."""
+        return list(self._columns)
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return (tuple(self), self._columns)
+
+
+class QueryResult(list[Row]):
+    """Rows of :meth:`StateStore.query` (a ``list`` of :class:`Row`) with their ``columns``.
+
+    A row unpacks like a tuple and also answers ``row["column"]``.
+    """
+
+    def __init__(self, columns: list[str], rows: Iterable[Sequence[Any]]) -> None:
+        index = {column: position for position, column in enumerate(columns)}
+        super().__init__(Row(row, index) for row in rows)
         self.columns = columns
