@@ -41,7 +41,7 @@ from msgflux.errors import SerializationError, StateFileNotFoundError, StateValu
 if TYPE_CHECKING:
     from msgflux.nn.modules.module import Module
 
-__all__ = ["SUPPORTED_SUFFIXES", "dumps", "load", "save"]
+__all__ = ["SUPPORTED_SUFFIXES", "dumps", "load", "loads", "save"]
 
 #: File suffixes ``save`` and ``load`` understand.
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".json", ".toml")
@@ -145,6 +145,30 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"cannot load {source}: the file is not valid UTF-8 (byte {error.start})"
         ) from None
     data = _decode_toml(text, source) if suffix == ".toml" else _decode_json(text, source)
+    if not isinstance(data, dict):
+        raise SerializationError(
+            f"cannot load {source}: the top level is a {_json_type_name(data)}, but a state "
+            "file must hold an object (a mapping of keys to values)"
+        )
+    try:
+        check_state_dict(data)
+    except StateValueError as error:
+        raise SerializationError(f"cannot load {source}: {error}") from error
+    return data
+
+
+def loads(text: str, fmt: str, source: str = "<stdin>") -> dict[str, Any]:
+    """Parse a state dict from ``text`` in ``"toml"`` or ``"json"`` (what ``load`` reads).
+
+    Raises:
+        SerializationError: an unknown format, malformed text, a top level that
+            is not an object, or a value not allowed in a state dict; the
+            message names ``source``.
+    """
+    if fmt not in ("toml", "json"):
+        raise SerializationError(f"unknown format {fmt!r}: use 'toml' or 'json'")
+    where = Path(source)
+    data = _decode_toml(text, where) if fmt == "toml" else _decode_json(text, where)
     if not isinstance(data, dict):
         raise SerializationError(
             f"cannot load {source}: the top level is a {_json_type_name(data)}, but a state "

@@ -183,3 +183,15 @@ def rename(store: StateStore, connection: Connection, name: str, new: str, *,
 def _version_count(connection: Connection, name_id: int) -> int:
     return int(connection.execute(select(func.count()).select_from(t.versions)
                                   .where(t.versions.c.name_id == name_id)).scalar() or 0)
+
+
+# -- error messages ---------------------------------------------------------------------
+
+def did_you_mean(word: str, candidates: list[str]) -> str:
+    """``" (did you mean 'pipeline'?)"`` for a close candidate, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(match) for match in close) + "?)"

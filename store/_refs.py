@@ -85,7 +85,11 @@ def resolve(store: StateStore, connection: Connection, name: str, name_id: int, 
         if ref.isdigit() and ref.isascii():
             what = " (no such version or snapshot)" if len(ref) >= 4 else ""
         else:
-            what = " (no such tag or snapshot)"
+            from msgflux.store._annotate import did_you_mean
+
+            tags = list(connection.execute(select(t.tags.c.tag).where(
+                t.tags.c.name_id == name_id)).scalars())
+            what = " (no such tag or snapshot)" + did_you_mean(ref, tags)
         raise VersionNotFound(f"version {ref!r} of {name!r} not found{what}: "
                               f"{store._describe(connection, name, name_id)}")
     return row

@@ -619,15 +619,40 @@ class StateStore:
         with damage(_version_label(name, ref)):
             return read_transaction(self._engine, f"reading {name!r}", work)
 
-    def log(self, name: str, *, key: str | None = None, limit: int | None = None) -> list[Version]:
+    def log(self, name: str, *, key: str | None = None, limit: int | None = None,
+            author: str | None = None, since: datetime | str | None = None,
+            until: datetime | str | None = None, grep: str | None = None,
+            tag: str | None = None, where: str | None = None) -> list[Version]:
         """Versions of ``name``, newest first.
 
         With ``key``, only the versions where that key's value changed (added,
-        changed or removed) against the previous version. ``limit`` caps the count.
+        changed or removed) against the previous version. ``limit`` caps the
+        count of versions that pass the filters: ``author`` (exact),
+        ``since`` / ``until`` (datetimes or ISO text; a bare date ``until``
+        includes that day), ``grep`` (text in the message, any case), ``tag``
+        (versions the tag ever pointed at, from its history) and ``where``
+        (a metadata condition such as ``"score>0.8"``).
 
         Raises:
-            NameNotFound: ``name`` has no history.
+            NameNotFound: ``name`` has no history; InvalidInputError for a bad
+            filter (the message names it).
         """
+        from msgflux.store import _log
+
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 1):
+            raise InvalidInputError(f"limit must be a positive integer, not {limit!r}")
+        log_filter = _log.make_filter(author=author, since=since, until=until, grep=grep,
+                                      where=where)
+        if tag is not None:
+            check_label("tag", tag)
+            events = self.tag_history(name, tag)
+            if not events:
+                self._missing_tag(name, tag)
+            log_filter = replace(log_filter or _log.LogFilter(), tagged=frozenset(
+                event.version for event in events if event.version is not None))
+        if log_filter is not None:
+            return _log.apply(self.log(name, key=key), log_filter, limit)
         check_label("name", name)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                                   or limit < 1):
@@ -1141,11 +1166,25 @@ class StateStore:
     @staticmethod
     def _name_not_found(connection: Connection, name: str) -> NameNotFound:
         known = list(connection.execute(
-            select(t.names.c.name).order_by(t.names.c.name).limit(11)).scalars())
+            select(t.names.c.name).order_by(t.names.c.name).limit(10_001)).scalars())
         if not known:
             return NameNotFound(f"no history named {name!r}: the store is empty")
-        listed = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
-        return NameNotFound(f"no history named {name!r}: the store has {listed}")
+        hint = _annotate.did_you_mean(name, known) if isinstance(name, str) else ""
+        more = "" if len(known) <= 10 else f" \u2026and {len(known) - 10:,} more" + (
+            "" if len(known) <= 10_000 else " or so")
+        listed = ", ".join(known[:10]) + more
+        return NameNotFound(f"no history named {name!r}{hint}: the store has {listed}")
+
+    def _missing_tag(self, name: str, tag: str) -> None:
+        def work(connection: Connection) -> None:
+            name_id, _head = self._name_row(connection, name)
+            tags = list(connection.execute(select(t.tags.c.tag).where(
+                t.tags.c.name_id == name_id)).scalars())
+            raise VersionNotFound(f"tag {tag!r} of {name!r} not found"
+                                  f"{_annotate.did_you_mean(tag, tags)}: "
+                                  f"{self._describe(connection, name, name_id)}")
+
+        read_transaction(self._engine, f"reading the tags of {name!r}", work)
 
     @staticmethod
     def _version_query(name_id: int) -> Any:
@@ -1189,7 +1228,7 @@ class StateStore:
         tags = list(connection.execute(select(t.tags.c.tag).where(
             t.tags.c.name_id == name_id).order_by(t.tags.c.tag)).scalars())
         text = f"{name!r} has versions {format_ranges(numbers)}" if numbers else f"{name!r} has no versions"
-        return text + (f" and tags {', '.join(tags)}" if tags else " and no tags")
+        return text + (f" and tags {_annotate.cut_list(tags)}" if tags else " and no tags")
 
     def _resolve(self, connection: Connection, name: str, name_id: int, head: int,
                  ref: Any) -> Row[Any]:

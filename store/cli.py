@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from msgflux.errors import MsgfluxError, SerializationError
+from msgflux.store import _cli_loop
 from msgflux.store.errors import NameNotFound, StoreError
 from msgflux.store.types import Progress, format_ranges
 
@@ -334,20 +335,12 @@ def _cmd_names(args: argparse.Namespace, out: _Output) -> int:
 
 def _cmd_log(args: argparse.Namespace, out: _Output) -> int:
     with _store(args) as store:
-        versions = store.log(args.name, key=args.key, limit=args.limit)
+        versions = store.log(args.name, **_cli_loop.log_call(args))
     if out.json:
         out.dump([version_json(version) for version in versions])
-    elif out.terminal:
-        rows = [(version.number, version.snapshot[:12], _short_time(version.created_at),
-                 version.author or "", ", ".join(version.tags), version.message,
-                 " ".join(f"{key}={json.dumps(value, ensure_ascii=False)}"
-                          for key, value in version.metadata.items()))
-                for version in versions]
-        out.table(["version", "snapshot", "saved (UTC)", "author", "tags", "message", "metadata"],
-                  rows, ["cyan", "dim", "dim", None, "yellow", None, "dim"])
     else:
-        for version in versions:
-            out.line(str(version))
+        with _cli_loop.paged(out, args):
+            _cli_loop.print_log(out, versions, oneline=args.oneline)
     return EXIT_OK
 
 
@@ -366,6 +359,22 @@ def _cmd_show(args: argparse.Namespace, out: _Output) -> int:
     with _store(args) as store:
         version = store.get(args.name, args.version)
         state = store.load(args.name, version.number, prefix=args.prefix)
+    if args.key is not None:
+        if args.key not in state:
+            from msgflux.store._annotate import cut_list, did_you_mean
+
+            raise CliError(f"{args.name}@{version.number} has no key {args.key!r}"
+                           f"{did_you_mean(args.key, list(state))}; its keys are "
+                           f"{cut_list(list(state))}")
+        value = state[args.key]
+        if out.json:
+            out.dump(value)
+        else:
+            out.stream.write(value if isinstance(value, str) else
+                             json.dumps(value, ensure_ascii=False, indent=2))
+            if not isinstance(value, str) or not value.endswith("\n"):
+                out.stream.write("\n")
+        return EXIT_OK
     if out.json:
         out.dump({"version": version_json(version), "state": state})
     else:
@@ -387,15 +396,27 @@ def _cmd_diff(args: argparse.Namespace, out: _Output) -> int:
         a, b = refs[0], refs[1] if len(refs) == 2 else None
     with _store(args) as store:
         diff = store.diff(name, a, b, prefix=args.prefix)
+    if args.stat and args.name_only:
+        raise _usage(args, "--stat and --name-only cannot be combined")
     if out.json:
-        out.dump({"old": diff.old, "new": diff.new, "added": diff.added,
-                  "removed": diff.removed,
-                  "changed": {key: {"old": old, "new": new}
-                              for key, (old, new) in diff.changed.items()}})
+        document = {"old": diff.old, "new": diff.new, "added": diff.added,
+                    "removed": diff.removed,
+                    "changed": {key: {"old": old, "new": new}
+                                for key, (old, new) in diff.changed.items()}}
+        if diff.note:
+            document["note"] = diff.note
+        out.dump(document)
+    elif args.name_only:
+        for key in diff.keys:
+            out.line(key)
+    elif args.stat:
+        for line in _cli_loop.diff_stat(diff):
+            out.line(line)
     elif out.color:
         _print_coloured_diff(out, diff)
     else:
-        out.line(str(diff))
+        for _kind, line in _cli_loop.diff_lines(diff):
+            out.line(line)
     return EXIT_DIFFERENT if args.exit_code and diff else EXIT_OK
 
 
@@ -409,10 +430,20 @@ def _print_coloured_diff(out: _Output, diff: Any) -> None:
 
     from msgflux.store.report import classify_lines
 
+    if diff.note:
+        out.console.print(Text(f"# {diff.note}", style="dim"))
     if not diff:
-        out.console.print(Text(str(diff), style="dim"))
+        out.console.print(Text(str(diff).splitlines()[-1], style="dim"))
         return
-    for _key, lines in diff.hunks():
+    for key, lines in diff.hunks():
+        if key in diff.changed and all(_cli_loop._scalar(side) for side in diff.changed[key]):
+            old, new = diff.changed[key]
+            text = Text(f"{key}: ", style="bold")
+            text.append(json.dumps(old), style="red")
+            text.append(" \u2192 ")
+            text.append(json.dumps(new), style="green")
+            out.console.print(text, soft_wrap=True)
+            continue
         for line in classify_lines(lines):
             text = Text()
             style = _DIFF_STYLES[line.kind]
@@ -454,17 +485,41 @@ def _cmd_tag_history(args: argparse.Namespace, out: _Output) -> int:
     return EXIT_OK
 
 
+def _sql_params(args: argparse.Namespace) -> list[Any] | dict[str, Any]:
+    """``-p VALUE`` binds positionally; ``-p name=value`` binds ``:name`` / ``%(name)s``."""
+    positional: list[Any] = []
+    named: dict[str, Any] = {}
+    for param in args.param or ():
+        name, sep, value = param.partition("=")
+        if sep and name.isidentifier():
+            named[name] = _json_or_text(value)
+        else:
+            positional.append(_json_or_text(param))
+    if positional and named:
+        raise _usage(args, "use either positional parameters (-p VALUE) or named ones "
+                           "(-p name=VALUE), not both")
+    return named or positional
+
+
 def _cmd_sql(args: argparse.Namespace, out: _Output) -> int:
-    params = [_json_or_text(param) for param in args.param or ()]
+    if out.json and args.format not in (None, "json"):
+        raise _usage(args, f"--json and --format {args.format} conflict; give one")
+    if args.arrays and (args.format or "json") != "json":
+        raise _usage(args, f"--arrays is a JSON form and conflicts with --format {args.format}")
+    params = _sql_params(args)
     with _store(args) as store:
         result = store.query(args.sql, params, timeout=args.timeout)
-    fmt = "json" if out.json else args.format
-    if fmt == "json":
-        # JSON has no NaN or infinity (SQLite computes them, PostgreSQL stores them):
-        # they print as null, so the output is always valid JSON.
-        out.dump({"columns": result.columns,
-                  "rows": [[None if type(cell) is float and not math.isfinite(cell) else cell
-                            for cell in row] for row in result]})
+    fmt = "json" if out.json or args.arrays else args.format
+    if fmt is None:
+        fmt = "table" if out.terminal else "csv"
+    # JSON has no NaN or infinity (SQLite computes them, PostgreSQL stores them):
+    # they print as null, so the output is always valid JSON.
+    finite = [[None if type(cell) is float and not math.isfinite(cell) else cell
+               for cell in row] for row in result] if fmt == "json" else []
+    if fmt == "json" and args.arrays:
+        out.dump({"columns": result.columns, "rows": finite})
+    elif fmt == "json":
+        out.dump([dict(zip(result.columns, row, strict=True)) for row in finite])
     elif fmt == "csv":
         writer = csv.writer(out.stream, lineterminator="\n")
         writer.writerow(result.columns)
@@ -482,24 +537,65 @@ def _cas(args: argparse.Namespace, option: str, parameter: str) -> dict[str, Any
     return {} if value is argparse.SUPPRESS else {parameter: value}
 
 
-def _cmd_save(args: argparse.Namespace, out: _Output) -> int:
+def _read_state(args: argparse.Namespace) -> dict[str, Any]:
+    """The state dict in FILE, or on stdin for ``-`` (``--format``, TOML by default)."""
     import msgflux
+    from msgflux.serialization import loads
 
-    state = msgflux.load(args.file)
+    if args.file == "-":
+        return loads(sys.stdin.read(), args.format or "toml", "<stdin>")
+    if args.format is not None:
+        raise _usage(args, "--format is for '-' (stdin); a file's suffix names its format")
+    return msgflux.load(args.file)  # type: ignore[no-any-return]
+
+
+def _warn_tables(args: argparse.Namespace, state: dict[str, Any], store: Any) -> None:
+    """A hand-written ``[generator]`` table is one dict-valued key, not ``generator.*`` keys."""
+    if args.file != "-" and not str(args.file).lower().endswith(".toml"):
+        return
+    if args.file == "-" and (args.format or "toml") != "toml":
+        return
+    tables = [key for key, value in state.items() if isinstance(value, dict)]
+    if not tables:
+        return
+    try:
+        head = store.load(args.name)
+    except NameNotFound:
+        head = {}
+    for key in tables:
+        if isinstance(head.get(key), dict):
+            continue
+        dotted = sorted(other for other in head if other.startswith(key + "."))
+        hint = (f"; {args.name} stores {len(dotted)} keys {key}.* instead" if dotted else "")
+        sys.stderr.write(
+            f"{PROG}: note: [{key}] is a TOML table, saved as ONE dict-valued key {key!r}"
+            f"{hint}. To keep separate keys write \"{key}.field\" = ... at the top level "
+            "(as checkout does); --same-keys refuses a changed key set\n")
+
+
+def _cmd_save(args: argparse.Namespace, out: _Output) -> int:
+    state = _read_state(args)
     with _store(args, create=True) as store:
-        try:
-            before = store.log(args.name, limit=1)[0].number
-        except NameNotFound:
-            before = None
+        _warn_tables(args, state, store)
         version = store.save(args.name, state, message=args.message or "", author=args.author,
-                             metadata=_metadata(args), **_cas(args, "expect_head", "expected_head"))
+                             metadata=_metadata(args), same_keys=args.same_keys,
+                             **_cas(args, "expect_head", "expected_head"))
+    source = "stdin" if args.file == "-" else args.file
     if out.json:
-        out.dump(version_json(version))
-    elif version.number == before:
-        out.line(f"unchanged: {args.file} equals {version.name}@{version.number}; "
-                 "nothing was written")
+        out.dump({**version_json(version), "created": version.created,
+                  "changes": None if version.changes is None else {
+                      "changed": list(version.changes.changed),
+                      "added": list(version.changes.added),
+                      "removed": list(version.changes.removed)}})
+    elif not version.created:
+        annotated = (f"; its metadata was recorded as an annotation of "
+                     f"{version.name}@{version.number}" if _metadata(args) else "")
+        out.line(f"unchanged: {source} equals {version.name}@{version.number}; "
+                 f"no version was written{annotated}")
     else:
         out.line(f"saved {version}")
+        if version.changes is not None:
+            out.line(f" {version.changes}")
     return EXIT_OK
 
 
@@ -509,6 +605,12 @@ def _cmd_checkout(args: argparse.Namespace, out: _Output) -> int:
     with _store(args) as store:
         version = store.get(args.name, args.version)
         state = store.load(args.name, version.number)
+    if args.file == "-":
+        out.stream.write(_state_text(state, args.format or "toml",
+                                     f"{args.name}@{version.number}"))
+        return EXIT_OK
+    if args.format is not None:
+        raise _usage(args, "--format is for '-' (stdout); a file's suffix names its format")
     msgflux.save(state, args.file)
     if out.json:
         out.dump({"file": str(args.file), "version": version_json(version)})
@@ -574,15 +676,12 @@ def _cmd_verify(args: argparse.Namespace, out: _Output) -> int:
 
 def _cmd_prune(args: argparse.Namespace, out: _Output) -> int:
     with _store(args) as store:
-        deleted = store.prune(args.name, keep_last=args.keep_last)
+        deleted = store.prune(args.name, keep_last=args.keep_last, dry_run=args.dry_run)
     if out.json:
-        out.dump({"name": args.name, "deleted": deleted})
-    elif deleted:
-        out.line(f"deleted versions {format_ranges(deleted)} of {args.name}; "
-                 f"run `{PROG} gc` to reclaim their space")
+        out.dump({"name": args.name, "deleted": deleted, "dry_run": args.dry_run})
     else:
-        out.line(f"nothing to prune: {args.name} has at most {args.keep_last} untagged "
-                 "old versions")
+        out.line(_cli_loop.prune_summary(args.name, deleted, dry_run=args.dry_run,
+                                         keep_last=args.keep_last, prog=PROG))
     return EXIT_OK
 
 
@@ -718,6 +817,21 @@ def _cmd_db_current(args: argparse.Namespace, out: _Output) -> int:
 
 # -- the parser ---------------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for a misspelled subcommand or choice."""
+
+    def error(self, message: str) -> Any:
+        import re
+
+        from msgflux.store._annotate import did_you_mean
+
+        match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if match:
+            choices = re.findall(r"'([^']*)'", match.group(2))
+            message += did_you_mean(match.group(1), choices)
+        super().error(message)
+
+
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=32)
@@ -761,7 +875,7 @@ def _add(subparsers: Any, name: str, handler: Callable[..., int], summary: str, 
 def build_parser() -> argparse.ArgumentParser:
     """The ``msgflux-store`` argument parser (one subcommand per StateStore method)."""
     common = _common_options()
-    parser = argparse.ArgumentParser(prog=PROG, description=_DESCRIPTION, epilog=_EPILOG,
+    parser = _Parser(prog=PROG, description=_DESCRIPTION, epilog=_EPILOG,
                                      formatter_class=_Formatter, parents=[common])
     parser.add_argument("--version", action="version", version=_version_text())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -773,24 +887,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = _add(commands, "log", _cmd_log, "versions of NAME, newest first (StateStore.log)",
                "  msgflux-store log pipeline --limit 5\n"
+               "  msgflux-store log pipeline --where 'score>0.8' --since 2026-11-20 --oneline\n"
                "  msgflux-store log pipeline --key analyzer.instructions --json", common,
                f"[version, ...] newest first; {_VERSION_SHAPE}")
-    sub.add_argument("name", metavar="NAME")
+    sub.add_argument("name", metavar="NAME", help="the history")
     sub.add_argument("--key", metavar="KEY",
                      help="only the versions where KEY was added, changed or removed")
-    sub.add_argument("--limit", metavar="N", type=_positive, help="at most N versions")
+    sub.add_argument("--limit", metavar="N", type=_positive,
+                     help="at most N versions (after the filters)")
+    _cli_loop.add_log_options(sub, _positive)
 
     sub = _add(commands, "show", _cmd_show,
                "print a version's state dict as TOML or JSON (StateStore.load)",
                "  msgflux-store show pipeline production > state.toml\n"
                "  msgflux-store show pipeline 3 --format json > state.json", common,
                f'{{"version": version, "state": {{key: value}}}}; {_VERSION_SHAPE}')
-    sub.add_argument("name", metavar="NAME")
+    sub.add_argument("name", metavar="NAME", help="the history")
     sub.add_argument("version", metavar="VERSION", nargs="?", default="latest",
                      help="a number, 'latest' (default), a tag or a snapshot-hash prefix")
     sub.add_argument("--format", choices=("toml", "json"), default="toml",
                      help="toml (default; cannot hold None) or json")
     sub.add_argument("--prefix", metavar="PREFIX", help="only the keys starting with PREFIX")
+    sub.add_argument("--key", metavar="KEY",
+                     help="print one value raw: a string as its text, anything else as JSON")
 
     sub = _add(commands, "diff", _cmd_diff,
                "what changed between two versions (StateStore.diff)",
@@ -808,30 +927,40 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--prefix", metavar="PREFIX", help="only the keys starting with PREFIX")
     sub.add_argument("--exit-code", action="store_true",
                      help="exit with 1 when there are differences (like git diff)")
+    sub.add_argument("--stat", action="store_true",
+                     help="one line per key with the number of lines added and removed")
+    sub.add_argument("--name-only", action="store_true", help="only the keys that differ")
 
     sub = _add(commands, "tags", _cmd_tags, "the tags of NAME (StateStore.tags)",
                "  msgflux-store tags pipeline", common, '{"tag": version number, ...}')
-    sub.add_argument("name", metavar="NAME")
+    sub.add_argument("name", metavar="NAME", help="the history")
 
     sub = _add(commands, "tag-history", _cmd_tag_history,
                "every move and removal of NAME's tags, oldest first (StateStore.tag_history)",
                "  msgflux-store tag-history pipeline production", common,
                '[{"name", "tag", "version" (null: removed), "previous_version", "moved_at", '
                '"author"}, ...]')
-    sub.add_argument("name", metavar="NAME")
-    sub.add_argument("tag", metavar="TAG", nargs="?")
+    sub.add_argument("name", metavar="NAME", help="the history")
+    sub.add_argument("tag", metavar="TAG", nargs="?", help="only this tag (default: all)")
 
     sub = _add(commands, "sql", _cmd_sql,
                "run one read-only SQL statement over the store's views (StateStore.query)",
                "  msgflux-store sql \"SELECT name, version, message FROM state_history\"\n"
                "  msgflux-store sql \"SELECT version, value FROM state_values WHERE key = ?\" \\\n"
-               "      -p analyzer.instructions --format csv", common,
-               '{"columns": [column, ...], "rows": [[value, ...], ...]}')
-    sub.add_argument("sql", metavar="SQL")
+               "      -p analyzer.instructions --format csv\n"
+               "  msgflux-store sql \"SELECT * FROM state_history WHERE name = :n\" -p n=pipeline",
+               common,
+               '[{column: value, ...}, ...] (one object per row); with --arrays\n'
+               '  {"columns": [column, ...], "rows": [[value, ...], ...]}')
+    sub.add_argument("sql", metavar="SQL", help="one read-only statement over the views")
     sub.add_argument("-p", "--param", action="append", metavar="VALUE",
-                     help="a query parameter (? or :name on SQLite, %%s on PostgreSQL); "
-                          "parsed as JSON if it parses, else a string; repeatable")
-    sub.add_argument("--format", choices=("table", "csv", "json"), default="table")
+                     help="a query parameter: VALUE binds ? (%%s on PostgreSQL) in order, "
+                          "name=VALUE binds :name (%%(name)s); JSON if it parses, else a "
+                          "string; repeatable")
+    sub.add_argument("--format", choices=("table", "csv", "json"), default=None,
+                     help="table on a terminal, csv when piped (default), or json")
+    sub.add_argument("--arrays", action="store_true",
+                     help='JSON as {"columns": [...], "rows": [[...], ...]} instead of objects')
     sub.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                      help="interrupt the query after SECONDS (default 10)")
 
@@ -839,37 +968,52 @@ def build_parser() -> argparse.ArgumentParser:
     sub = _add(commands, "save", _cmd_save,
                "save a .toml/.json state dict file as the next version of NAME (StateStore.save)",
                "  msgflux-store save pipeline state.toml -m \"shorter prompt\" \\\n"
-               "      --author ana --meta score=0.78 dataset=dev-v2 --expect-head 3", common,
-               f"the saved version (the latest one if nothing changed); {_VERSION_SHAPE}")
-    sub.add_argument("name", metavar="NAME")
-    sub.add_argument("file", metavar="FILE", help="a .toml or .json state dict (msgflux.save)")
+               "      --author ana --meta score=0.78 dataset=dev-v2 --expect-head 3\n"
+               "  msgflux-store checkout pipeline latest - | sed s/4/8/ | "
+               "msgflux-store save pipeline -", common,
+               f"the saved version (the latest one if nothing changed) plus \"created\": bool "
+               f"and\n  \"changes\": {{\"changed\", \"added\", \"removed\"}}; {_VERSION_SHAPE}")
+    sub.add_argument("name", metavar="NAME", help="the history (created if new)")
+    sub.add_argument("file", metavar="FILE",
+                     help="a .toml or .json state dict (msgflux.save), or - for stdin")
     _add_version_options(sub)
-    sub.add_argument("-m", "--message", metavar="MSG", default="")
+    sub.add_argument("-m", "--message", metavar="MSG", default="", help="what changed and why")
+    sub.add_argument("--format", choices=("toml", "json"), default=None,
+                     help="the format of stdin (FILE -): toml (default) or json")
+    sub.add_argument("--same-keys", action="store_true",
+                     help="refuse the save if its keys differ from the latest version's")
 
     sub = _add(commands, "checkout", _cmd_checkout,
                "write a version as a .toml/.json state dict file (StateStore.load + msgflux.save)",
-               "  msgflux-store checkout pipeline production state.toml", common,
+               "  msgflux-store checkout pipeline production state.toml\n"
+               "  msgflux-store checkout pipeline 3 - --format json   # to stdout", common,
                f'{{"file": path, "version": version}}; {_VERSION_SHAPE}')
-    sub.add_argument("name", metavar="NAME")
-    sub.add_argument("version", metavar="VERSION")
-    sub.add_argument("file", metavar="FILE")
+    sub.add_argument("name", metavar="NAME", help="the history")
+    sub.add_argument("version", metavar="VERSION",
+                     help="a number, 'latest', a tag or a snapshot-hash prefix")
+    sub.add_argument("file", metavar="FILE",
+                     help="the .toml or .json file to write (replaced atomically), or - for "
+                          "stdout")
+    sub.add_argument("--format", choices=("toml", "json"), default=None,
+                     help="the format on stdout (FILE -): toml (default) or json")
 
     sub = _add(commands, "tag", _cmd_tag, "point TAG at a version of NAME (StateStore.tag)",
                "  msgflux-store tag pipeline 2 production", common,
                f"the tagged version; {_VERSION_SHAPE}")
-    sub.add_argument("name", metavar="NAME")
-    sub.add_argument("version", metavar="VERSION")
-    sub.add_argument("tag", metavar="TAG")
-    sub.add_argument("--author", metavar="A")
+    sub.add_argument("name", metavar="NAME", help="the history")
+    sub.add_argument("version", metavar="VERSION",
+                     help="a number, 'latest', a tag or a snapshot-hash prefix")
+    sub.add_argument("tag", metavar="TAG", help="the tag to create or move")
+    sub.add_argument("--author", metavar="A", help="who moved it (kept in the tag history)")
     sub.add_argument("--expect", type=_expected_head, metavar="N", default=argparse.SUPPRESS,
                      help="move only if TAG points at version N ('none': TAG must be new)")
 
     sub = _add(commands, "untag", _cmd_untag, "remove TAG from NAME (StateStore.untag)",
                "  msgflux-store untag pipeline staging", common,
                '{"name", "tag", "version": the version it pointed at}')
-    sub.add_argument("name", metavar="NAME")
-    sub.add_argument("tag", metavar="TAG")
-    sub.add_argument("--author", metavar="A")
+    sub.add_argument("name", metavar="NAME", help="the history")
+    sub.add_argument("tag", metavar="TAG", help="the tag to remove")
+    sub.add_argument("--author", metavar="A", help="who removed it (kept in the tag history)")
     sub.add_argument("--expect", type=_expected_head, metavar="N", default=argparse.SUPPRESS,
                      help="remove only if TAG points at version N")
 
@@ -877,8 +1021,9 @@ def build_parser() -> argparse.ArgumentParser:
                "append a version equal to VERSION; history is kept (StateStore.rollback)",
                "  msgflux-store rollback pipeline 1 -m \"revert: scores dropped\"", common,
                f"the new version (the head if it already had that content); {_VERSION_SHAPE}")
-    sub.add_argument("name", metavar="NAME")
-    sub.add_argument("version", metavar="VERSION")
+    sub.add_argument("name", metavar="NAME", help="the history")
+    sub.add_argument("version", metavar="VERSION",
+                     help="the version whose content comes back (number, tag, hash prefix)")
     _add_version_options(sub)
     sub.add_argument("-m", "--message", metavar="MSG", default=None,
                      help="default: 'rollback to version N'")
@@ -891,11 +1036,16 @@ def build_parser() -> argparse.ArgumentParser:
          '   "problems": [{"kind", "message", "name", "version", "key"}, ...]}')
 
     sub = _add(commands, "prune", _cmd_prune,
-               "delete old untagged versions of NAME; then run gc (StateStore.prune)",
+               "delete old untagged versions of NAME; their content stays until you run gc "
+               "(StateStore.prune)",
+               "  msgflux-store prune pipeline --keep-last 20 --dry-run\n"
                "  msgflux-store prune pipeline --keep-last 20 && msgflux-store gc", common,
-               '{"name", "deleted": [version number, ...]}')
-    sub.add_argument("name", metavar="NAME")
-    sub.add_argument("--keep-last", type=_positive, metavar="N", required=True)
+               '{"name", "deleted": [version number, ...], "dry_run": bool}')
+    sub.add_argument("name", metavar="NAME", help="the history")
+    sub.add_argument("--keep-last", type=_positive, metavar="N", required=True,
+                     help="keep the newest N versions (tagged versions are always kept)")
+    sub.add_argument("--dry-run", action="store_true",
+                     help="list what would be deleted; delete nothing")
 
     sub = _add(commands, "gc", _cmd_gc, "delete content no version uses (StateStore.gc)",
                "  msgflux-store gc\n  msgflux-store gc --vacuum   # and give the space back",
@@ -909,35 +1059,37 @@ def build_parser() -> argparse.ArgumentParser:
                "write whole histories to a bundle file, JSON Lines (StateStore.export_bundle)",
                "  msgflux-store export backup.json\n  msgflux-store export one.json pipeline",
                common, '{"file", "names": {name: number of versions}}')
-    sub.add_argument("file", metavar="FILE")
+    sub.add_argument("file", metavar="FILE", help="the bundle to write (.json or .toml)")
     sub.add_argument("names", metavar="NAME", nargs="*", help="default: every name")
 
     sub = _add(commands, "import", _cmd_import,
                "import a bundle written by export, fast-forward only (StateStore.import_bundle)",
                "  msgflux-store --db other.db import backup.json", common,
                '{"names": {name: [imported version number, ...]}}')
-    sub.add_argument("file", metavar="FILE")
+    sub.add_argument("file", metavar="FILE", help="a bundle written by export")
 
     sub = _add(commands, "push", _cmd_push,
                "copy the versions another store lacks to it, fast-forward only "
                "(StateStore.copy_to)",
                "  msgflux-store push --to postgresql://ci@db/states pipeline", common,
                '{"names": {name: [copied version number, ...]}}')
-    sub.add_argument("--to", metavar="PATH_OR_URL", required=True)
+    sub.add_argument("--to", metavar="PATH_OR_URL", required=True,
+                     help="the other store (created if a missing SQLite file)")
     sub.add_argument("names", metavar="NAME", nargs="*", help="default: every name")
 
     sub = _add(commands, "pull", _cmd_pull,
                "copy the versions this store lacks from another one (other.copy_to(this))",
                "  msgflux-store pull --from postgresql://ci@db/states pipeline", common,
                '{"names": {name: [copied version number, ...]}}')
-    sub.add_argument("--from", dest="source", metavar="PATH_OR_URL", required=True)
+    sub.add_argument("--from", dest="source", metavar="PATH_OR_URL", required=True,
+                     help="the store to copy from")
     sub.add_argument("names", metavar="NAME", nargs="*", help="default: every name")
 
     sub = _add(commands, "report", _cmd_report,
                "write NAME's history as one self-contained HTML page (report.render_report)",
                "  msgflux-store report pipeline -o history.html", common,
                '{"file", "name", "versions", "bytes"}')
-    sub.add_argument("name", metavar="NAME")
+    sub.add_argument("name", metavar="NAME", help="the history")
     sub.add_argument("-o", "--output", metavar="FILE", default="history.html",
                      help="the HTML file (default history.html; '-' for stdout)")
     sub.add_argument("--recent", type=_positive, default=200, metavar="N",
@@ -959,11 +1111,12 @@ def build_parser() -> argparse.ArgumentParser:
          "print the schema revision of the store and of this package (never upgrades)",
          "  msgflux-store db current --json", common,
          '{"store": revision or null, "package": revision, "up_to_date": bool}')
+    _cli_loop.add_commands(commands, _add, common, _meta_pair, _VERSION_SHAPE)
     return parser
 
 
 def _add_version_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--author", metavar="A")
+    parser.add_argument("--author", metavar="A", help="who saved it")
     parser.add_argument("--meta", metavar="KEY=VALUE", type=_meta_pair, nargs="+",
                         action="extend",
                         help="metadata, e.g. score=0.78 (a VALUE that parses as JSON is JSON, "
