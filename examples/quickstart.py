@@ -1,10 +1,14 @@
 """Quickstart: build a pipeline, version its prompts, diff, tag, roll back, query.
 
-Run from anywhere: ``python examples/quickstart.py``. It writes
-``quickstart_state.db`` (the embedded SQLite store) and ``state.toml`` next to
-this script, starting fresh each time.
+Run it from the folder you will use the command line in:
+``python examples/quickstart.py``. It writes the history ``pipeline`` into
+``msgflux_state.db`` in the current folder (or the store ``$MSGFLUX_STORE``
+names), the command line's default store, so ``msgflux-store log pipeline``
+shows it next; and ``state.toml`` next to this script. Each run starts the
+``pipeline`` history afresh, and refuses to touch one it did not write.
 """
 
+import os
 from pathlib import Path
 
 import msgflux as mf
@@ -42,10 +46,9 @@ def main() -> None:
     print(p("hi"))
 
     # 2. The store: every save is a version.
-    db = HERE / "quickstart_state.db"
-    for leftover in HERE.glob("quickstart_state.db*"):
-        leftover.unlink()
+    db = os.environ.get("MSGFLUX_STORE", "msgflux_state.db")   # the CLI's default store
     store = StateStore(db)
+    _start_afresh(store)
     p.analyzer.instructions.data = "Be helpful and concise"
     v1 = store.save("pipeline", p, message="baseline", metadata={"score": 0.71})
     p.analyzer.instructions.data = "Answer in one sentence."
@@ -77,6 +80,20 @@ def main() -> None:
     print("best:", best)
     assert store.verify().ok
     store.close()
+    print(f"wrote the history 'pipeline' to {db}; next: msgflux-store log pipeline")
+
+
+QUICKSTART_MESSAGES = {"baseline", "shorter", "revert"}
+
+
+def _start_afresh(store: StateStore) -> None:
+    """Delete a 'pipeline' history left by an earlier run (and only such a one)."""
+    if "pipeline" not in store.names():
+        return
+    if any(version.message not in QUICKSTART_MESSAGES for version in store.log("pipeline")):
+        raise SystemExit("the store already has a 'pipeline' history this example did not "
+                         "write; run it in another folder or set MSGFLUX_STORE")
+    store.delete_name("pipeline", force=True, author="quickstart")
 
 
 if __name__ == "__main__":

@@ -105,13 +105,23 @@ def _metadata_cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+def _cut(text: str, width: int) -> str:
+    text = " ".join(text.split())  # one line: newlines and tabs would break the table
+    return text if len(text) <= width else text[:max(width - 1, 0)] + "\u2026"
+
+
 def print_log(out: Any, versions: list[Version], *, oneline: bool) -> None:
-    """A compact table on a terminal (hashes and dates never broken), else one line each."""
+    """A compact table on a terminal, else one line each (``NAME@N HASH [TAGS] MESSAGE``).
+
+    The table never breaks a hash or a date: those columns have fixed widths,
+    and only the free-text columns (metadata summary, message) are shortened
+    with an ellipsis to fit the terminal. With at most three metadata fields,
+    all plain values, each field gets a column; otherwise one summary column.
+    """
     if oneline or not out.terminal:
         for version in versions:
             out.line(str(version))
         return
-    from rich.table import Table
     from rich.text import Text
 
     fields: list[str] = []
@@ -122,34 +132,62 @@ def print_log(out: Any, versions: list[Version], *, oneline: bool) -> None:
     scalar = all(not isinstance(version.metadata.get(field), dict | list)
                  for version in versions for field in fields)
     as_columns = fields if len(fields) <= _MAX_METADATA_COLUMNS and scalar else []
-    table = Table(show_edge=False, pad_edge=False, box=None,
-                  header_style="bold" if out.color else None)
-    colour = out.color
-    table.add_column("ver", justify="right", no_wrap=True, style="cyan" if colour else None)
-    table.add_column("snapshot", no_wrap=True, min_width=8, style="dim" if colour else None)
-    table.add_column("saved (UTC)", no_wrap=True, style="dim" if colour else None)
-    table.add_column("author", no_wrap=True, overflow="ellipsis", max_width=12)
-    table.add_column("tags", no_wrap=True, overflow="ellipsis", max_width=20,
-                     style="yellow" if colour else None)
-    for field in as_columns:
-        table.add_column(field, no_wrap=True, overflow="ellipsis", max_width=14,
-                         justify="right")
-    if fields and not as_columns:
-        table.add_column("metadata", no_wrap=True, overflow="ellipsis", ratio=1,
-                         style="dim" if colour else None)
-    table.add_column("message", no_wrap=True, overflow="ellipsis", ratio=2)
+    summary = bool(fields) and not as_columns
+
+    def widest(header: str, cells: list[str], cap: int) -> int:
+        return min(max([len(header), *map(len, cells)]), cap)
+
+    rows = []
     for version in versions:
-        row = [str(version.number), version.snapshot[:8],
-               version.created_at.strftime("%Y-%m-%d %H:%M"), version.author or "",
-               ", ".join(version.tags)]
-        row += ["" if field not in version.metadata else _metadata_cell(version.metadata[field])
-                for field in as_columns]
-        if fields and not as_columns:
-            row.append(" ".join(f"{key}={_metadata_cell(value)}"
-                                for key, value in version.metadata.items()))
-        row.append(version.message.splitlines()[0] if version.message else "")
-        table.add_row(*(Text(cell) for cell in row))
-    out.console.print(table)
+        row = {"ver": str(version.number), "snapshot": version.snapshot[:8],
+               "saved (UTC)": version.created_at.strftime("%Y-%m-%d %H:%M"),
+               "author": version.author or "", "tags": ", ".join(version.tags)}
+        for field in as_columns:
+            row[field] = ("" if field not in version.metadata
+                          else _metadata_cell(version.metadata[field]))
+        if summary:
+            row["metadata"] = " ".join(f"{key}={_metadata_cell(value)}"
+                                       for key, value in version.metadata.items())
+        row["message"] = version.message
+        rows.append(row)
+    fixed = ["ver", "snapshot", "saved (UTC)", "author", "tags", *as_columns]
+    caps = {"ver": 10, "snapshot": 8, "saved (UTC)": 16, "author": 12, "tags": 16}
+    widths = {column: widest(column, [row[column] for row in rows], caps.get(column, 12))
+              for column in fixed}
+    widths = {column: width for column, width in widths.items()
+              if column in ("ver", "snapshot", "saved (UTC)") or width > len(column)
+              or any(row[column] for row in rows)}
+    free = max(out.console.width - sum(widths.values()) - 2 * len(widths), 20)
+    message_need = max([len("message"), *(len(" ".join(row["message"].split()))
+                                          for row in rows)])
+    if summary:
+        meta_need = max(len(row["metadata"]) for row in rows)
+        if meta_need + 2 + message_need <= free:
+            widths["metadata"] = meta_need
+        else:  # share: the message keeps up to half, the metadata takes the rest
+            widths["metadata"] = max(free - 2 - min(message_need, free // 2), 10)
+        free = max(free - widths["metadata"] - 2, 10)
+    widths["message"] = min(message_need, free)
+    right = {"ver", *as_columns}
+    styles = {"ver": "cyan", "snapshot": "dim", "saved (UTC)": "dim", "tags": "yellow",
+              "metadata": "dim"} if out.color else {}
+
+    def render(cells: dict[str, str], header: bool = False) -> Text:
+        line = Text()
+        for index, (column, width) in enumerate(widths.items()):
+            cell = _cut(cells[column], width)
+            cell = cell.rjust(width) if column in right else cell.ljust(width)
+            if index == len(widths) - 1:
+                cell = cell.rstrip()
+            line.append(cell, style="bold" if header and out.color else styles.get(column, ""))
+            if index < len(widths) - 1:
+                line.append("  ")
+        return line
+
+    out.console.print(render({column: column for column in widths}, header=True),
+                      soft_wrap=True)
+    for row in rows:
+        out.console.print(render(row), soft_wrap=True)
 
 
 # -- diff ---------------------------------------------------------------------------------

@@ -179,7 +179,7 @@ class StateStore:
 
     Example::
 
-        store = StateStore("states.db")
+        store = StateStore("msgflux_state.db")
         v1 = store.save("pipeline", {"prompt": "Be brief."}, message="baseline")
     """
 
