@@ -121,7 +121,7 @@ def annotate_row(store: StateStore, connection: Connection, name: str, row: Any,
         connection.execute(update(t.versions).where(
             t.versions.c.name_id == row.name_id, t.versions.c.number == row.number)
             .values(metadata=merged))
-        connection.execute(insert(t.annotations), [
+        connection.execute(insert(t.version_annotations), [
             {"name_id": row.name_id, "version": row.number, "key": key,
              "value": canonical_json(value), "annotated_at": when, "author": author}
             for key, value in changed.items()])

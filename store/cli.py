@@ -546,7 +546,7 @@ def _read_state(args: argparse.Namespace) -> dict[str, Any]:
         return loads(sys.stdin.read(), args.format or "toml", "<stdin>")
     if args.format is not None:
         raise _usage(args, "--format is for '-' (stdin); a file's suffix names its format")
-    return msgflux.load(args.file)  # type: ignore[no-any-return]
+    return msgflux.load(args.file)
 
 
 def _warn_tables(args: argparse.Namespace, state: dict[str, Any], store: Any) -> None:
@@ -842,10 +842,10 @@ def _usage(args: argparse.Namespace, message: str) -> SystemExit:
     return SystemExit(EXIT_USAGE)  # not reached: error() exits
 
 
-def _common_options() -> argparse.ArgumentParser:
+def _common_options() -> _Parser:
     # Defaults are SUPPRESS so that an option given before the subcommand is not
     # overwritten by the subcommand's own (absent) copy of it.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     group = common.add_argument_group("global options")
     group.add_argument("--db", metavar="PATH_OR_URL", default=argparse.SUPPRESS,
                        help=f"the store (default: ${STORE_ENV}, else ./{DEFAULT_STORE})")

@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 
 __all__ = ["metadata", "names", "versions", "snapshots", "entries", "blobs", "tags", "tag_events",
-           "annotations", "name_events"]
+           "version_annotations", "name_events"]
 
 # Named constraints let alembic's batch mode (table copy on SQLite) find and alter them.
 NAMING_CONVENTION = {
@@ -138,7 +138,7 @@ tag_events = Table(
 # Scores and other metadata that arrive after a save (StateStore.annotate), one
 # row per key, append-only; versions.metadata holds the merged current value.
 # No foreign key to versions: the record outlives a prune.
-annotations = Table(
+version_annotations = Table(
     "annotations",
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
