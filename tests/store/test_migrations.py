@@ -142,7 +142,7 @@ def test_opening_an_older_database_upgrades_it_with_data_intact(engine: sa.Engin
     before = dump_tables(engine)
     with StateStore(engine.url) as store:
         assert _revision(engine) == head_revision()
-        assert dump_tables(engine) == before
+        assert {table: rows for table, rows in dump_tables(engine).items() if table in before} == before
         version = store.get("legacy", "production")
         assert (version.number, version.message, version.author, version.metadata) == (
             1, "old", "ana", {"score": 0.5})
@@ -155,7 +155,9 @@ def test_opening_an_older_database_upgrades_it_with_data_intact(engine: sa.Engin
 
 
 def dump_tables(engine: sa.Engine) -> dict[str, list[str]]:
+    # The tables of 0001 (later revisions add more; these must come through intact).
+    existing = set(sa.inspect(engine).get_table_names())
     with engine.connect() as connection:
         return {table: sorted(repr(tuple(row)) for row in
                               connection.execute(sa.text(f"SELECT * FROM {table}")))
-                for table in TABLES}
+                for table in TABLES if table in existing}
