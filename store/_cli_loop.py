@@ -157,15 +157,23 @@ def print_log(out: Any, versions: list[Version], *, oneline: bool) -> None:
     widths = {column: width for column, width in widths.items()
               if column in ("ver", "snapshot", "saved (UTC)") or width > len(column)
               or any(row[column] for row in rows)}
-    free = max(out.console.width - sum(widths.values()) - 2 * len(widths), 20)
+    free = out.console.width - sum(widths.values()) - 2 * len(widths) - 2
+    for column in ("author", "tags", *as_columns):  # a narrow terminal: shorten these first
+        if free >= 20:
+            break
+        if column in widths and widths[column] > 6:
+            cut = min(widths[column] - 6, 20 - free)
+            widths[column] -= cut
+            free += cut
+    free = max(free, 10)  # below this the line is wider than a very narrow terminal
     message_need = max([len("message"), *(len(" ".join(row["message"].split()))
                                           for row in rows)])
     if summary:
         meta_need = max(len(row["metadata"]) for row in rows)
         if meta_need + 2 + message_need <= free:
             widths["metadata"] = meta_need
-        else:  # share: the message keeps up to half, the metadata takes the rest
-            widths["metadata"] = max(free - 2 - min(message_need, free // 2), 10)
+        else:  # share: scores matter most to a tuner, the metadata gets up to 3/5
+            widths["metadata"] = max(min(meta_need, free * 3 // 5), 10)
         free = max(free - widths["metadata"] - 2, 10)
     widths["message"] = min(message_need, free)
     right = {"ver", *as_columns}

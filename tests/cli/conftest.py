@@ -106,3 +106,46 @@ def sqlite_history(tmp_path: Path) -> str:
     target = str(tmp_path / "history.db")
     build_history(target)
     return target
+
+
+#: The installed console script, as a user runs it.
+CONSOLE_SCRIPT = [str(Path(sys.executable).parent / "msgflux-store")]
+
+
+def run_tty(*args: str, db: str | None = None, cwd: str | Path | None = None,
+            env: dict[str, str] | None = None, columns: int = 100, lines: int = 40,
+            stdin_text: str | None = None) -> str:
+    """Run the console script on a pseudo-terminal of a fixed size; return what it showed.
+
+    stdout and stderr are the terminal (so tables, the pager and prompts behave as for a
+    person); ``NO_COLOR`` keeps the text free of escape codes. Line ends come back as ``\\n``.
+    """
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    environment = {key: value for key, value in os.environ.items() if key not in _DROPPED}
+    environment.update({"NO_COLOR": "1", "TERM": "xterm", "COLUMNS": str(columns),
+                        "LINES": str(lines)})
+    environment.update(env or {})
+    command = [*CONSOLE_SCRIPT, *(["--db", db] if db is not None else []), *args]
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+    process = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower,
+                               cwd=cwd, env=environment, close_fds=True)
+    os.close(follower)
+    if stdin_text is not None:
+        os.write(leader, stdin_text.encode())
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the program exited and closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=120)
+    os.close(leader)
+    return b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
