@@ -114,7 +114,7 @@ CONSOLE_SCRIPT = [str(Path(sys.executable).parent / "msgflux-store")]
 
 def run_tty(*args: str, db: str | None = None, cwd: str | Path | None = None,
             env: dict[str, str] | None = None, columns: int = 100, lines: int = 40,
-            stdin_text: str | None = None) -> str:
+            stdin_text: str | None = None, command: list[str] | None = None) -> str:
     """Run the console script on a pseudo-terminal of a fixed size; return what it showed.
 
     stdout and stderr are the terminal (so tables, the pager and prompts behave as for a
@@ -129,7 +129,8 @@ def run_tty(*args: str, db: str | None = None, cwd: str | Path | None = None,
     environment.update({"NO_COLOR": "1", "TERM": "xterm", "COLUMNS": str(columns),
                         "LINES": str(lines)})
     environment.update(env or {})
-    command = [*CONSOLE_SCRIPT, *(["--db", db] if db is not None else []), *args]
+    if command is None:  # else: run ``command`` (e.g. a shell line) on the terminal instead
+        command = [*CONSOLE_SCRIPT, *(["--db", db] if db is not None else []), *args]
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
     process = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower,
