@@ -402,7 +402,9 @@ def prune_summary(name: str, deleted: list[int], *, dry_run: bool, keep_last: in
     if not deleted:
         return f"nothing to prune: {name} has at most {keep_last} untagged old versions"
     if dry_run:
-        return (f"would delete versions {format_ranges(deleted)} of {name} "
+        noun = "version" if len(deleted) == 1 else "versions"
+        return (f"would delete {noun} {format_ranges(deleted)} of {name} "
                 f"({len(deleted)} version{'s' if len(deleted) != 1 else ''}; dry run, nothing deleted)")
-    return (f"deleted versions {format_ranges(deleted)} of {name}; their content stays "
+    noun = "version" if len(deleted) == 1 else "versions"
+    return (f"deleted {noun} {format_ranges(deleted)} of {name}; their content stays "
             f"until `{prog} gc`")
