@@ -74,10 +74,12 @@ def remember_key_hashes(store: StateStore, snapshot: str, mapping: dict[str, str
     cache[snapshot] = mapping
 
 
-def summarize(previous: Mapping[str, str] | None, prepared: _Prepared) -> ChangeSummary:
-    """Keys changed, added and removed from ``previous`` (key -> hash) to ``prepared``."""
+def summarize(previous: Mapping[str, str] | None, new: Mapping[str, str]) -> ChangeSummary:
+    """Keys changed, added and removed from ``previous`` to ``new`` (both key -> value hash)."""
     old = previous or {}
-    new = dict(zip(prepared.keys, prepared.hashes, strict=True))
+    if old.keys() == new.keys():  # the common case: one pass, no set arithmetic
+        return ChangeSummary(changed=tuple(sorted(
+            key for key, digest in new.items() if old[key] != digest)))
     return ChangeSummary(
         changed=tuple(sorted(key for key, digest in new.items()
                              if key in old and old[key] != digest)),

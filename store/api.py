@@ -284,6 +284,7 @@ class StateStore:
         meta = metadata_text(metadata)
         self._check_expected(expected_head, "expected_head")
         prepared = self._prepare(self._state_of(state))
+        key_hashes = dict(zip(prepared.keys, prepared.hashes, strict=True))
 
         def work(connection: Connection) -> tuple[Version, _BlobMap | None]:
             head = self._lock_head(connection, name, create=True)
@@ -300,13 +301,12 @@ class StateStore:
                                                      dict(metadata), author)
                 return replace(version, created=False,
                                changes=ChangeSummary()), blob_map
-            return replace(version, changes=_annotate.summarize(previous, prepared)), blob_map
+            return replace(version, changes=_annotate.summarize(previous, key_hashes)), blob_map
 
         version, blob_map = write_transaction(self._engine, f"saving {name!r}", work,
                                               lock_timeout=self.lock_timeout)
         self._remember(name, blob_map)
-        _annotate.remember_key_hashes(self, prepared.snapshot,
-                                      dict(zip(prepared.keys, prepared.hashes, strict=True)))
+        _annotate.remember_key_hashes(self, prepared.snapshot, key_hashes)
         return version
 
     def annotate(self, name: str, ref: VersionRef, *, metadata: Mapping[str, Any],
