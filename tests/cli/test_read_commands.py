@@ -109,9 +109,9 @@ def test_sql_reads_the_views_as_table_csv_or_json_and_refuses_writes(history, cl
         ("sql", query),
         ("sql", "DELETE FROM names"),
     ], db=history)
-    assert as_json.json() == {"columns": ["version", "message"],
-                              "rows": [[1, "baseline"], [2, "shorter prompt"],
-                                       [3, "drop temperature"]]}
+    assert as_json.json() == [{"version": 1, "message": "baseline"},
+                              {"version": 2, "message": "shorter prompt"},
+                              {"version": 3, "message": "drop temperature"}]
     rows = list(csv.reader(io.StringIO(as_csv.out)))
     assert rows[0] == ["version", "message"] and rows[3] == ["3", "drop temperature"]
     assert "shorter prompt" in table.out and "version" in table.out
