@@ -70,7 +70,8 @@ def test_prune_gc_verify_export_import(sqlite_history, cli, cli_all, tmp_path):
     history = sqlite_history
     pruned, nothing = cli_all([("prune", "pipeline", "--keep-last", "1", "--json"),
                                ("prune", "experiment", "--keep-last", "1")], db=history)
-    assert pruned.json() == {"name": "pipeline", "deleted": [1]}  # 2 is tagged, 3 is kept
+    assert pruned.json() == {"name": "pipeline", "deleted": [1],  # 2 is tagged, 3 is kept
+                             "dry_run": False}
     assert nothing.out.startswith("nothing to prune")
     gc = cli("gc", "--json", db=history).json()
     assert gc["snapshots"] == 1 and gc["values"] >= 1

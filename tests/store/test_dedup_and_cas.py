@@ -37,10 +37,14 @@ def test_saving_the_latest_content_again_writes_nothing(store: StateStore,
     store.save("p", {"x": 1})
     latest = store.save("p", {"x": 2, "y": [1]}, message="second", metadata={"score": 1})
     before = dump(db)
-    again = store.save("p", {"y": [1], "x": 2}, message="ignored", metadata={"score": 9})
-    assert again == latest
+    again = store.save("p", {"y": [1], "x": 2}, message="ignored")
+    assert again == latest and not again.created
     assert again.message == "second" and again.metadata == {"score": 1}
     assert dump(db) == before
+    # New metadata with identical content is not dropped: it annotates the head.
+    scored = store.save("p", {"y": [1], "x": 2}, message="ignored", metadata={"score": 9})
+    assert not scored.created and scored.number == latest.number
+    assert scored.message == "second" and scored.metadata == {"score": 9}
 
 
 def test_expected_head_none_means_the_name_must_be_new(store: StateStore,

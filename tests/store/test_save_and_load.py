@@ -16,7 +16,7 @@ from store_testkit import (
     sql,
 )
 
-from msgflux.store import InvalidInputError, StateStore, Version
+from msgflux.store import ChangeSummary, InvalidInputError, StateStore, Version
 
 
 def test_readme_usage_versions_a_module(store: StateStore, pipeline: Pipeline) -> None:
@@ -65,7 +65,8 @@ def test_version_has_exactly_the_documented_attributes(store: StateStore) -> Non
 
     assert [field.name for field in dataclasses.fields(Version)] == [
         "name", "number", "snapshot", "parent", "created_at", "message", "author", "metadata",
-        "tags"]
+        "tags", "created", "changes"]
+    assert version.created and version.changes == ChangeSummary(changed=("x",))
     assert version.name == "p"
     assert version.number == 2
     assert version.snapshot == expected_snapshot({"x": 2})

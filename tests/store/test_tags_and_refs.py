@@ -154,8 +154,8 @@ def test_not_found_messages_list_versions_and_tags(three: StateStore) -> None:
 
 def test_unknown_names_list_the_names_that_exist(three: StateStore) -> None:
     three.save("agent", {"x": 1})
-    with pytest.raises(NameNotFound, match="no history named 'pipelin': the store has agent, "
-                                           "pipeline"):
+    with pytest.raises(NameNotFound, match=r"no history named 'pipelin' \(did you mean "
+                                           r"'pipeline'\?\): the store has agent, pipeline"):
         three.load("pipelin")
     with pytest.raises(VersionNotFound):  # NameNotFound is a VersionNotFound
         three.get("nope", 1)
