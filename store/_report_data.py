@@ -68,14 +68,24 @@ class History:
     def summarised(self) -> list[Version]:
         return self.versions[:self.detailed_from]
 
+    def base(self, version: Version) -> int | None:
+        """The version ``version`` is compared with: its parent, or when that was pruned its
+        nearest surviving ancestor (the newest older version still here); None: nothing."""
+        if version.parent is None:
+            return None
+        older = [other.number for other in self.versions if other.number <= version.parent]
+        return older[-1] if older else None
+
     def diff(self, version: Version) -> StateDiff:
-        """``version`` against its parent (everything added when there is none, or it was pruned)."""
+        """``version`` against its parent, or its nearest surviving ancestor if the parent
+        was pruned (everything added when there is neither)."""
         state = self.states.get(version.number, {})
         parent: State = {}
         label = f"{self.name}@empty"
-        if version.parent is not None:
-            label = f"{self.name}@{version.parent}"
-            parent = self.states.get(version.parent, {})
+        base = self.base(version)
+        if base is not None:
+            label = f"{self.name}@{base}"
+            parent = self.states.get(base, {})
         return StateDiff(
             old=label, new=f"{self.name}@{version.number}",
             added={key: value for key, (_h, value) in state.items() if key not in parent},
@@ -118,9 +128,12 @@ def _read(connection: Connection, name: str, detailed: int) -> History:
         _add_values(states, connection.execute(
             _VALUES_FROM, {"name": name, "low": versions[start].number}), name)
         first = versions[start]
-        if first.parent is not None and first.parent not in states:
+        # Its parent, or the nearest surviving ancestor when the parent was pruned.
+        base = versions[start - 1].number if start > 0 else None
+        if first.parent is not None and base is not None and base <= first.parent \
+                and base not in states:
             _add_values(states, connection.execute(
-                _VALUES_OF, {"name": name, "number": first.parent}), name)
+                _VALUES_OF, {"name": name, "number": base}), name)
     return History(name=name, versions=versions, tags=tags, detailed_from=start, states=states)
 
 

@@ -198,7 +198,8 @@ def _page(history: History) -> str:
     budget = _DIFF_BUDGET
     for version, diff in zip(reversed(history.detailed), reversed(diffs), strict=True):
         section = _version_section(name, version, diff, budget > 0,
-                                   parent_exists=version.parent in numbers, anchored=anchored)
+                                   parent_exists=version.parent in numbers, anchored=anchored,
+                                   base=history.base(version))
         budget -= len(section)
         parts.append(section)
     if history.summarised:
@@ -320,7 +321,7 @@ def _tag_list(tags: Iterable[str]) -> str:
 # -- one version's diff ---------------------------------------------------------------------
 
 def _version_section(name: str, version: Version, diff: StateDiff, with_diff: bool, *,
-                     parent_exists: bool, anchored: set[int]) -> str:
+                     parent_exists: bool, anchored: set[int], base: int | None = None) -> str:
     head = (f"<article class=\"version\" id=\"v{version.number}\" "
             f"data-version=\"{version.number}\">\n<h3>Version {version.number} "
             f"{_tag_list(version.tags)}</h3>\n<p class=\"meta\">"
@@ -332,7 +333,10 @@ def _version_section(name: str, version: Version, diff: StateDiff, with_diff: bo
         head += (f" \u00b7 parent <a href=\"#v{version.parent}\">{version.parent}</a>"
                  if version.parent in anchored else f" \u00b7 parent {version.parent}")
         if not parent_exists:
-            head += " (pruned: every key is shown as added)"
+            head += (" (pruned: every key is shown as added)" if base is None else
+                     f" (pruned: compared with the nearest surviving ancestor, "
+                     f"<a href=\"#v{base}\">{base}</a>)" if base in anchored else
+                     f" (pruned: compared with the nearest surviving ancestor, {base})")
     head += "</p>\n"
     if version.message:
         head += f"<p class=\"message\">{escape(version.message)}</p>\n"

@@ -259,8 +259,21 @@ def test_a_pruned_parent_is_said_so(store_url):
         html = render_report(store, "pipeline", recent=3)
     oldest = html[html.index("id=\"v28\""):]
     oldest = oldest[:oldest.index("</article>")]
-    assert "parent 27 (pruned: every key is shown as added)" in oldest
-    assert oldest.count("class=\"added\">added") == 3
+    # Version 25 (tagged) survives: 28 is compared with it, never "everything added".
+    assert ("parent 27 (pruned: compared with the nearest surviving ancestor, "
+            "<a href=\"#v25\">25</a>)") in oldest
+    assert "class=\"added\">added" not in oldest
+    with StateStore(store_url) as store:
+        expected = store.diff("pipeline", 28)
+        assert expected.old == "pipeline@25" and "nearest surviving ancestor" in expected.note
+        assert oldest.count("<code class=\"key\">") == len(expected.keys)
+        store.untag("pipeline", "release-1")
+        store.prune("pipeline", keep_last=3)
+        alone = render_report(store, "pipeline", recent=3)
+    first = alone[alone.index("id=\"v28\""):]
+    first = first[:first.index("</article>")]
+    assert "parent 27 (pruned: every key is shown as added)" in first
+    assert first.count("class=\"added\">added") == 3
 
 
 def test_a_version_shows_at_most_20_keys_and_names_the_rest(tmp_path):
