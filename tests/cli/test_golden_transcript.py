@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from conftest import run_tty
+from cli_testkit import run_tty
 
 GOLDEN = Path(__file__).parent / "golden"
 

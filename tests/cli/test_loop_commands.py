@@ -10,9 +10,10 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import CONSOLE_SCRIPT, Result, run_cli, run_tty
+from cli_testkit import CONSOLE_SCRIPT, Result, run_cli, run_tty
 
 PROMPT_FILE = '''"generator.system_prompt" = """
 You are a helper.
@@ -22,8 +23,8 @@ Answer briefly.
 '''
 
 
-def cli(*args: str, **options: object) -> Result:
-    return run_cli(*args, program=CONSOLE_SCRIPT, **options)  # type: ignore[arg-type]
+def cli(*args: str, **options: Any) -> Result:
+    return run_cli(*args, program=CONSOLE_SCRIPT, **options)
 
 
 @pytest.fixture
@@ -58,9 +59,7 @@ def test_save_from_stdin_and_checkout_to_stdout(loop_db: str) -> None:
     as_json = cli("checkout", "pipeline", "1", "-", "--format", "json", db=loop_db)
     assert json.loads(as_json.out)["retriever.k"] == 4
     edited = out.out.replace("= 4", "= 6")
-    saved = run_cli("save", "pipeline", "-", "-m", "k6", db=loop_db, program=CONSOLE_SCRIPT,
-                    env={}) if False else _pipe(["save", "pipeline", "-", "-m", "k6"], edited,
-                                                loop_db)
+    saved = _pipe(["save", "pipeline", "-", "-m", "k6"], edited, loop_db)
     assert saved.code == 0 and saved.out.startswith("saved pipeline@2 "), saved.err
     via_json = _pipe(["save", "pipeline", "-", "--format", "json", "--json"],
                      json.dumps({"generator.system_prompt": "x", "retriever.k": 6}), loop_db)
@@ -73,11 +72,7 @@ def test_save_from_stdin_and_checkout_to_stdout(loop_db: str) -> None:
 
 
 def _pipe(args: list[str], text: str, db: str) -> Result:
-    import subprocess
-
-    done = subprocess.run([*CONSOLE_SCRIPT, "--db", db, *args], input=text, text=True,
-                          capture_output=True, timeout=120)
-    return Result(done.returncode, done.stdout, done.stderr)
+    return run_cli(*args, db=db, stdin_text=text)
 
 
 def test_identical_save_with_a_score_annotates_and_says_so(loop_db: str, tmp_path: Path) -> None:
