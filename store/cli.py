@@ -566,7 +566,9 @@ def _warn_tables(args: argparse.Namespace, state: dict[str, Any], store: Any) ->
         if isinstance(head.get(key), dict):
             continue
         dotted = sorted(other for other in head if other.startswith(key + "."))
-        hint = (f"; {args.name} stores {len(dotted)} keys {key}.* instead" if dotted else "")
+        if not dotted:  # nothing to confuse it with: a dict-valued key is a fine state value
+            continue
+        hint = f"; {args.name} stores {len(dotted)} keys {key}.* instead"
         sys.stderr.write(
             f"{PROG}: note: [{key}] is a TOML table, saved as ONE dict-valued key {key!r}"
             f"{hint}. To keep separate keys write \"{key}.field\" = ... at the top level "
