@@ -148,5 +148,8 @@ def test_sql_json_prints_non_finite_numbers_as_null(store_url, cli):
              "'NaN'::float8 AS nan, 1.5::float8 AS fine")
     result = cli("sql", query, "--json", db=store_url)
     assert result.code == 0, result.err
-    assert json.loads(result.out, parse_constant=lambda name: pytest.fail(name)) == {
+    assert json.loads(result.out, parse_constant=lambda name: pytest.fail(name)) == [
+        {"big": None, "small": None, "nan": None, "fine": 1.5}]
+    arrays = cli("sql", query, "--arrays", db=store_url)
+    assert json.loads(arrays.out, parse_constant=lambda name: pytest.fail(name)) == {
         "columns": ["big", "small", "nan", "fine"], "rows": [[None, None, None, 1.5]]}
