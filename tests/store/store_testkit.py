@@ -18,8 +18,10 @@ from sqlalchemy.pool import NullPool
 from msgflux import nn
 from msgflux.store import StateStore
 
-TABLES = ("names", "versions", "snapshots", "entries", "blobs", "tags", "tag_events")
-VIEWS = ("state_history", "state_values", "state_changes", "state_tags", "state_tag_history")
+TABLES = ("names", "versions", "snapshots", "entries", "blobs", "tags", "tag_events",
+          "tag_splits", "tag_policies", "tag_audit")
+VIEWS = ("state_history", "state_values", "state_changes", "state_tags", "state_tag_history",
+         "state_tag_policies", "state_tag_audit")
 
 
 # -- the documented hashing rules, restated ------------------------------------------------
