@@ -113,7 +113,7 @@ def parse_condition(text: Any) -> Condition:
     comparisons = []
     for part in _AND.split(text.strip()):
         match = _COMPARISON.fullmatch(part)
-        if match is None or not match.group(3):
+        if match is None or not match.group(3) or match.group(3)[0] in "<>=!":
             raise InvalidInputError(
                 f"condition {text!r}: {part!r} is not KEY OPERATOR VALUE (operators: "
                 ">=, <=, ==, !=, >, <), e.g. 'score>=0.8'")
