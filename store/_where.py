@@ -9,7 +9,8 @@ Grammar::
     comparison := path operator literal
     path       := a metadata key; dots reach into nested objects ("eval.score")
     operator   := ">=" | "<=" | "==" | "=" | "!=" | ">" | "<"
-    literal    := JSON (0.8, -3, "text", true, false, null), else the bare word as a string
+    literal    := JSON (0.8, -3, "two words", true, false, null), else the bare word
+                  (no spaces, not starting with an operator) as a string
 
 A comparison holds when the key exists and its value compares as asked with
 the literal: numbers with numbers (``bool`` is not a number), strings with
@@ -117,8 +118,12 @@ def parse_condition(text: Any) -> Condition:
             raise InvalidInputError(
                 f"condition {text!r}: {part!r} is not KEY OPERATOR VALUE (operators: "
                 ">=, <=, ==, !=, >, <), e.g. 'score>=0.8'")
+        literal = _literal(match.group(3))
+        if isinstance(literal, str) and literal == match.group(3) and re.search(r"\s", literal):
+            raise InvalidInputError(f"condition {text!r}: the value {match.group(3)!r} has spaces; "
+                                    "quote it as JSON (\"...\")")
         path = tuple(match.group(1).split("."))
         if not all(path):
             raise InvalidInputError(f"condition {text!r}: {match.group(1)!r} is not a key path")
-        comparisons.append(_Comparison(path, match.group(2), _literal(match.group(3))))
+        comparisons.append(_Comparison(path, match.group(2), literal))
     return Condition(text.strip(), tuple(comparisons))
