@@ -562,3 +562,33 @@ class Follower:
                            "returns", self.name, error, self.name, self.version.number,
                            f" from the cache {self.cache}" if self._version is not None
                            and self.cache is not None else "")
+
+
+def watch_moves(store: StateStore, name: str, tag: str, *, poll: float = 0.05,
+                ready: Callable[[], None] | None = None) -> Iterator[Any]:
+    """Yield each :class:`~msgflux.store.TagEvent` of ``tag`` committed from now on (forever).
+
+    Uses the same change detection as :class:`Follower`, so it reads the tag
+    history only after something changed. ``ready()`` is called once watching.
+
+    Raises:
+        NameNotFound; DatabaseError if the database cannot be watched.
+    """
+    url = store.url
+    watch: _SqliteWatch | _PostgresWatch
+    if url.get_backend_name() == "sqlite":
+        watch = _SqliteWatch(str(url.database))
+    else:
+        watch = _PostgresWatch(url, name, store.lock_timeout)
+    try:
+        seen = len(store.tag_history(name, tag))
+        if ready is not None:
+            ready()
+        while True:
+            if watch.changed():
+                events = store.tag_history(name, tag)
+                yield from events[seen:]
+                seen = len(events)
+            time.sleep(poll)
+    finally:
+        watch.close()

@@ -152,7 +152,7 @@ def move(store: StateStore, connection: Connection, name: str, tag: str,
 
     if policy is not None and policy.require_expected and not has_expected:
         raise refuse(ProtectedTagError(
-            f"tag {tag!r} of {name!r} is protected: moving it needs expected= (it points at "
+            f"tag {tag!r} of {name!r} is protected: moving it needs expected= (--expect) (it points at "
             f"{_split.describe_target(current)})"))
     if has_expected and not _matches(expected, current):
         raise refuse(ConflictError(
@@ -207,7 +207,7 @@ def remove(store: StateStore, connection: Connection, name: str, tag: str, *, ex
     policy = _policy(connection, name_id, tag)
     if policy is not None and not force:
         raise _Refused(ProtectedTagError(
-            f"tag {tag!r} of {name!r} is protected: removing it needs force=True "
+            f"tag {tag!r} of {name!r} is protected: removing it needs force=True (--force) "
             "(or unprotect it first)"), name_id, tag, None, author)
     if has_expected and not _matches(expected, current):
         raise _Refused(ConflictError(
