@@ -57,6 +57,14 @@ __all__ = ["Follower"]
 logger = logging.getLogger("msgflux.store.follow")
 
 _CACHE_FORMAT = "msgflux-follower-cache/1"
+# What a name's tag points at, with the name's id and head, in one statement ("" for no tag).
+_TARGET = """
+    SELECT n.id, n.head, t.version, s.version, s.weight FROM names n
+    LEFT JOIN tags t ON t.name_id = n.id AND t.tag = ?
+    LEFT JOIN tag_splits s ON s.name_id = t.name_id AND s.tag = t.tag
+    WHERE n.name = ?"""
+_TARGET_SQL = {"sqlite": _TARGET, "postgresql": _TARGET.replace("?", "%s")}
+
 #: Errors that mean "the database is away": keep serving, retry later.
 _AWAY = (DatabaseError, LockTimeout)
 
@@ -480,26 +488,34 @@ class Follower:
 
     def _read(self, store: StateStore, connection: Connection,
               current: int | None) -> tuple[Version, dict[str, Any]] | None:
-        name_id, head = store._name_row(connection, self.name)
+        """One read transaction: what the reference names now, and its content if it moved."""
+        from msgflux.store import _sql
+        from msgflux.store.api import _decode_rows
+
         ref = self.ref
+        rows = connection.exec_driver_sql(_TARGET_SQL[connection.dialect.name], (
+            ref if isinstance(ref, str) else "", self.name)).all()
+        if not rows:
+            raise store._name_not_found(connection, self.name)
+        name_id, head, tagged = int(rows[0][0]), int(rows[0][1]), rows[0][2]
+        weights = ({int(row[3]): float(row[4]) for row in rows if row[3] is not None}
+                   or ({int(tagged): 1.0} if tagged is not None else None))
         if self._kind is None:
             if isinstance(ref, int) or ref.isdigit():
                 self._kind = "pinned"
             elif ref in ("latest", "head"):
                 self._kind = "latest"
-            elif _split.current_target(connection, name_id, ref) is not None:
+            elif weights is not None:
                 self._kind = "tag"
             else:  # a snapshot-hash prefix (or nothing: _resolve says what exists)
-                row = store._resolve(connection, self.name, name_id, head, ref)
-                self._kind, self._number = "pinned", int(row.number)
+                found = store._resolve(connection, self.name, name_id, head, ref)
+                self._kind, self._number = "pinned", int(found.number)
         if self._kind == "latest":
             number: Any = head
         elif self._kind == "tag":
-            assert isinstance(ref, str)
-            weights = _split.current_target(connection, name_id, ref)
             if weights is None:
                 raise VersionNotFound(f"tag {ref!r} of {self.name!r} was removed")
-            number = (_split.Router(self.name, ref, weights).pick(self.route_key)
+            number = (_split.Router(self.name, str(ref), weights).pick(self.route_key)
                       if self.route_key is not None else _split.primary(weights))
         else:
             number = self._number if self._number is not None else ref
@@ -510,8 +526,8 @@ class Follower:
             self._number = int(row.number)
         if row.number == current:
             return None
-        return store._version(connection, self.name, row), store._content(connection,
-                                                                           row.snapshot_id)
+        state = _decode_rows(_sql.fetch_all(connection, "content", (row.snapshot_id,)))
+        return store._version(connection, self.name, row), state
 
     def _check_fits(self, version: Version, state: Mapping[str, Any]) -> None:
         wanted = list(self.module.state_dict())

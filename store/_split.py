@@ -87,26 +87,35 @@ def route_point(name: str, tag: str, route_key: str) -> float:
 
 
 class Router:
-    """Picks a version of a split for a route key; built once per split, then ~1 µs a pick."""
+    """Picks a version of a split for a route key; built once per split, then ~2 µs a pick.
 
-    __slots__ = ("name", "tag", "weights", "_bounds", "_numbers")
+    Equivalent to comparing :func:`route_point` with the cumulative weights, in
+    integers: the hash state of ``name``/``tag`` is computed once and copied.
+    """
+
+    __slots__ = ("name", "tag", "weights", "_base", "_bounds", "_numbers")
 
     def __init__(self, name: str, tag: str, weights: Mapping[int, float]) -> None:
         self.name = name
         self.tag = tag
         self.weights = dict(weights)
+        self._base = blake2b(f"{name}\x00{tag}\x00".encode("utf-8", "surrogatepass"),
+                             digest_size=8)
         self._numbers = sorted(weights)
         bounds, total = [], 0.0
         for number in self._numbers:
             total += weights[number]
-            bounds.append(total)
-        bounds[-1] = 1.0  # rounding must never leave a gap at the top
+            # the first point past this version's share, as a 64-bit integer
+            bounds.append(math.ceil(total * _SCALE))
+        bounds[-1] = 2**64  # rounding must never leave a gap at the top
         self._bounds = bounds
 
     def pick(self, route_key: Any) -> int:
         """The version number ``route_key`` (a str or int) is routed to."""
-        point = route_point(self.name, self.tag, route_key if isinstance(route_key, str)
-                            else str(route_key))
+        digest = self._base.copy()
+        digest.update((route_key if isinstance(route_key, str) else str(route_key))
+                      .encode("utf-8", "surrogatepass"))
+        point = int.from_bytes(digest.digest(), "big")
         return self._numbers[bisect.bisect_right(self._bounds, point)]
 
 
