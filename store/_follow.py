@@ -498,8 +498,8 @@ class Follower:
         if not rows:
             raise store._name_not_found(connection, self.name)
         name_id, head, tagged = int(rows[0][0]), int(rows[0][1]), rows[0][2]
-        weights = ({int(row[3]): float(row[4]) for row in rows if row[3] is not None}
-                   or ({int(tagged): 1.0} if tagged is not None else None))
+        weights = None if tagged is None else _split.valid_split(int(tagged), {
+            int(row[3]): float(row[4]) for row in rows if row[3] is not None})
         if self._kind is None:
             if isinstance(ref, int) or ref.isdigit():
                 self._kind = "pinned"

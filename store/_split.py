@@ -25,7 +25,7 @@ from msgflux.store.errors import InvalidInputError
 if TYPE_CHECKING:
     from msgflux.store.api import StateStore
 
-__all__ = ["Weights", "check_weights", "weights_text", "parse_weights_text", "primary",
+__all__ = ["Weights", "check_weights", "weights_text", "parse_weights_text", "primary", "valid_split",
            "Router", "route_point", "split_versions", "read_weights", "current_target",
            "describe_target", "route"]
 
@@ -138,7 +138,17 @@ def current_target(connection: Connection, name_id: int, tag: str) -> Weights | 
         t.tags.c.name_id == name_id, t.tags.c.tag == tag)).scalar()
     if version is None:
         return None
-    return read_weights(connection, name_id, tag) or {int(version): 1.0}
+    return valid_split(int(version), read_weights(connection, name_id, tag))
+
+
+def valid_split(version: int, weights: Weights) -> Weights:
+    """The split of a tag whose row points at ``version``, or ``{version: 1.0}``.
+
+    Split rows that don't include the tag's version are stale (the tag was moved
+    by something that knows nothing of splits, e.g. an older bundle import) and
+    are ignored, here and in the ``state_tags`` view.
+    """
+    return weights if version in weights else {version: 1.0}
 
 
 def describe_target(weights: Mapping[int, float] | None) -> str:
@@ -158,9 +168,9 @@ def route(store: StateStore, name: str, ref: Any, route_key: Any) -> Any:
     if not isinstance(ref, str) or ref in ("latest", "head") or ref.isdigit():
         return ref
 
-    def work(connection: Connection) -> Weights:
+    def work(connection: Connection) -> Weights | None:
         name_id = connection.execute(select(t.names.c.id).where(t.names.c.name == name)).scalar()
-        return {} if name_id is None else read_weights(connection, name_id, ref)
+        return None if name_id is None else current_target(connection, name_id, ref)
 
     weights = read_transaction(store._engine, f"routing {name!r}", work)
-    return Router(name, ref, weights).pick(route_key) if weights else ref
+    return Router(name, ref, weights).pick(route_key) if weights and len(weights) > 1 else ref

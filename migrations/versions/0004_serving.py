@@ -28,6 +28,8 @@ VIEWS = {
         FROM tags t
         JOIN names n ON n.id = t.name_id
         LEFT JOIN tag_splits s ON s.name_id = t.name_id AND s.tag = t.tag
+            AND EXISTS (SELECT 1 FROM tag_splits own WHERE own.name_id = t.name_id
+                        AND own.tag = t.tag AND own.version = t.version)
     """,
     "state_tag_history": """
         SELECT n.name AS name, te.tag AS tag, te.version AS version,

@@ -484,3 +484,20 @@ def test_conditions(text: str, metadata: dict[str, Any], expected: bool) -> None
 def test_bad_conditions_are_refused(text: Any) -> None:
     with pytest.raises(InvalidInputError, match="condition"):
         parse_condition(text)
+
+
+def test_a_split_tag_moved_by_an_import_is_no_longer_a_split(store: StateStore,
+                                                             tmp_path: Path) -> None:
+    history(store)
+    with StateStore(tmp_path / "other.db") as other:
+        store.copy_to(other)
+        other.tag("p", 4, "production")
+        store.split("p", "production", {2: 0.5, 3: 0.5})
+        module = Wide()
+        with store.follow(module, "p", "production", route_key="u") as follower:
+            other.copy_to(store)  # moves production to 4 (bundles know nothing of splits)
+            assert store.tag_weights("p", "production") == {4: 1.0}
+            assert store.query("SELECT version, weight FROM state_tags") == [(4, 1.0)]
+            assert store.load("p", "production", route_key="u") == state_of(4)
+            until(follower.refresh)
+            assert holds(module) == 4
