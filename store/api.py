@@ -1104,10 +1104,13 @@ class StateStore:
     def _import(self, data: Any, progress: Progress | None = None) -> dict[str, list[int]]:
         report = progress or _no_progress
         plan = _bundle.parse(data, report)
-        return write_transaction(
-            self._engine, "importing",
-            lambda connection: _bundle.apply(connection, plan, self, report),
-            lock_timeout=self.lock_timeout)
+
+        def work(connection: Connection) -> dict[str, list[int]]:
+            for name in plan.names:  # PostgreSQL followers; sent on commit
+                _guard.notify_change(connection, name)
+            return _bundle.apply(connection, plan, self, report)
+
+        return write_transaction(self._engine, "importing", work, lock_timeout=self.lock_timeout)
 
     # -- row helpers ------------------------------------------------------------------------
 
