@@ -270,6 +270,7 @@ class Follower:
     the database is away loads that file, refusing it if its content does not
     match its snapshot hash.
 
+    On PostgreSQL each follower holds one extra connection (its listener).
     ``store`` may be a :class:`~msgflux.store.StateStore` or its path or URL;
     a follower given a path or URL opens (and closes) its own store, so it can
     start before the database is reachable.
@@ -364,24 +365,29 @@ class Follower:
         """
         if self._closed or self._kind == "pinned" or self._lock.depth():
             return False
-        if self._away or self._watch is None:
-            if time.monotonic() < self._next_try:
-                return False
-        elif not self._watch.changed():
+        # One refresh at a time (the watch's connection is not shared); a thread that
+        # finds another one refreshing leaves the work to it.
+        if not self._refreshing.acquire(blocking=False):
             return False
-        with self._refreshing:
-            try:
-                if self._watch is None:
-                    self._connect()
-                swapped = self._load()
-            except _AWAY as error:
-                self._went_away(error)
+        try:
+            if self._away or self._watch is None:
+                if time.monotonic() < self._next_try:
+                    return False
+            elif not self._watch.changed():
                 return False
-            except VersionNotFound as error:
-                # e.g. the tag was removed: keep serving what we have.
-                logger.warning("following %s: %s; keeping %s@%s", self.name, error, self.name,
-                               self.version.number)
-                return False
+            if self._watch is None:
+                self._connect()
+            swapped = self._load()
+        except _AWAY as error:
+            self._went_away(error)
+            return False
+        except VersionNotFound as error:
+            # e.g. the tag was removed: keep serving what we have.
+            logger.warning("following %s: %s; keeping %s@%s", self.name, error, self.name,
+                           self.version.number)
+            return False
+        finally:
+            self._refreshing.release()
         if self._away:
             self._away = False
             logger.info("following %s: the database is back; serving %s@%s", self.name,
