@@ -495,9 +495,6 @@ class Follower:
     def _read(self, store: StateStore, connection: Connection,
               current: int | None) -> tuple[Version, dict[str, Any]] | None:
         """One read transaction: what the reference names now, and its content if it moved."""
-        from msgflux.store import _sql
-        from msgflux.store.api import _decode_rows
-
         ref = self.ref
         rows = connection.exec_driver_sql(_TARGET_SQL[connection.dialect.name], (
             ref if isinstance(ref, str) else "", self.name)).all()
@@ -532,8 +529,8 @@ class Follower:
             self._number = int(row.number)
         if row.number == current:
             return None
-        state = _decode_rows(_sql.fetch_all(connection, "content", (row.snapshot_id,)))
-        return store._version(connection, self.name, row), state
+        return store._version(connection, self.name, row), store._content(connection,
+                                                                           row.snapshot_id)
 
     def _check_fits(self, version: Version, state: Mapping[str, Any]) -> None:
         wanted = list(self.module.state_dict())
