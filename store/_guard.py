@@ -6,10 +6,12 @@ the policy check, the condition on the target versions' metadata and the move
 itself see one state of the database: a concurrent ``protect`` or move either
 happened before (and is checked) or waits for this one.
 
-A refused move raises :class:`_Refused` inside the transaction (which rolls
-back); :func:`guarded_write` then writes the refusal to ``tag_audit`` in a
-transaction of its own and raises the user-facing error. Policy changes are
-audited in the transaction that makes them.
+A refused move of a protected tag raises :class:`_Refused` inside the
+transaction (which rolls back); :func:`guarded_write` then writes the refusal
+to ``tag_audit`` in a transaction of its own and raises the user-facing
+error. Policy changes are audited in the transaction that makes them. A stale
+``expected=`` on an unprotected tag is an ordinary ConflictError and writes
+nothing, as before guarded tags existed.
 """
 
 from __future__ import annotations
@@ -155,10 +157,8 @@ def move(store: StateStore, connection: Connection, name: str, tag: str,
             f"tag {tag!r} of {name!r} is protected: moving it needs expected= (--expect) (it points at "
             f"{_split.describe_target(current)})"))
     if has_expected and not _matches(expected, current):
-        raise refuse(ConflictError(
-            f"tag {tag!r} of {name!r} points at {_split.describe_target(current)}, not "
-            f"{_split.describe_target(_expected_weights(expected))} (expected): it was moved "
-            "in between"))
+        error = _stale(name, tag, current, expected)
+        raise refuse(error) if policy is not None else error
     if policy is not None and policy.condition is not None:
         condition = parse_condition(policy.condition)
         for number, row in sorted(rows.items()):
@@ -190,10 +190,11 @@ def move(store: StateStore, connection: Connection, name: str, tag: str,
     return store._version(connection, name, rows[top])
 
 
-def _expected_weights(expected: Any) -> Mapping[int, float] | None:
-    if expected is None or isinstance(expected, Mapping):
-        return expected
-    return {expected: 1.0}
+def _stale(name: str, tag: str, current: Mapping[int, float] | None,
+           expected: Any) -> ConflictError:
+    wanted = _split.describe_target(expected) if isinstance(expected, Mapping) else expected
+    return ConflictError(f"tag {tag!r} of {name!r} points at {_split.describe_target(current)}, "
+                         f"not {wanted} (expected): it was moved in between")
 
 
 def remove(store: StateStore, connection: Connection, name: str, tag: str, *, expected: Any,
@@ -210,10 +211,8 @@ def remove(store: StateStore, connection: Connection, name: str, tag: str, *, ex
             f"tag {tag!r} of {name!r} is protected: removing it needs force=True (--force) "
             "(or unprotect it first)"), name_id, tag, None, author)
     if has_expected and not _matches(expected, current):
-        raise _Refused(ConflictError(
-            f"tag {tag!r} of {name!r} points at {_split.describe_target(current)}, not "
-            f"{_split.describe_target(_expected_weights(expected))} (expected): it was moved "
-            "in between"), name_id, tag, None, author)
+        error = _stale(name, tag, current, expected)
+        raise _Refused(error, name_id, tag, None, author) if policy is not None else error
     previous = _split.primary(current)
     connection.execute(delete(t.tag_splits).where(t.tag_splits.c.name_id == name_id,
                                                   t.tag_splits.c.tag == tag))
