@@ -8,22 +8,26 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import Result, run_cli
 
 from msgflux.store import StateStore
 
 SCRIPT = Path(sys.executable).parent / "msgflux-store"
 
 
-def script(*args: str, db: str) -> Result:
+@pytest.fixture
+def script(cli: Callable[..., Any]) -> Callable[..., Any]:
+    """``script(*args, db=...)``: run the installed console script."""
     assert SCRIPT.exists(), f"no console script next to {sys.executable}"
-    return run_cli(*args, db=db, program=[str(SCRIPT)])
+    return lambda *args, db: cli(*args, db=db, program=[str(SCRIPT)])
 
 
-def test_tag_protect_where_untag_force_unprotect_split(history: str) -> None:
+def test_tag_protect_where_untag_force_unprotect_split(history: str,
+                                                       script: Callable[..., Any]) -> None:
     # history: pipeline v1..v3 with scores 0.71, 0.78, 0.74; production -> 2
     result = script("tag", "pipeline", "2", "production", "--where", "score>=0.75",
                     "--author", "ops", db=history)
