@@ -1,53 +1,80 @@
-"""Bundles: whole histories as one JSON/TOML document, and fast-forward import.
+"""Bundles: whole histories as a stream of records, and fast-forward import.
 
-Format (``format_version`` 1)::
+Format (``format_version`` 2): JSON Lines, UTF-8, one JSON object per line::
 
-    {"format": "msgflux-store-bundle", "format_version": 1,
-     "names": {NAME: {"versions": [{"number", "snapshot", "parent"?, "created_at",
-                                    "message", "author"?, "metadata" (JSON text)}],
-                      "tags": {TAG: NUMBER},
-                      "tag_history": [{"tag", "version"?, "previous_version"?,
-                                       "moved_at", "author"?}]}},
-     "snapshots": {SNAPSHOT_HASH: [[KEY, VALUE_HASH], ...]},
-     "values": {VALUE_HASH: {"type": VALUE_TYPE, "text": STORED_TEXT}}}
+    {"format": "msgflux-store-bundle", "format_version": 2, "names": {NAME: VERSION_COUNT}}
+    {"kind": "value", "hash": VALUE_HASH, "type": VALUE_TYPE, "text": STORED_TEXT}
+    {"kind": "snapshot", "hash": SNAPSHOT_HASH, "entries": [[KEY, VALUE_HASH], ...]}
+    {"kind": "version", "name": NAME, "number": N, "snapshot": SNAPSHOT_HASH, "parent"?: N,
+     "created_at": ISO_TIME, "message": TEXT, "author"?: TEXT, "metadata": JSON_TEXT}
+    {"kind": "tag_event", "name": NAME, "tag": TAG, "version"?: N, "previous_version"?: N,
+     "moved_at": ISO_TIME, "author"?: TEXT}
+    {"kind": "tags", "name": NAME, "tags": {TAG: N}}
+    {"kind": "end", "records": COUNT}
 
-Absent optional fields mean ``None`` (TOML has no null). Every hash is
-recomputed on import before anything is written. The same plan drives
-``StateStore.copy_to`` (push/pull), so a store never trusts another's hashes.
+Each name is one block: its versions in increasing number, then its tag
+events, then one ``tags`` record. A ``version`` names the snapshot of the
+``snapshot`` record just before it (a version with the same content as the
+previous one has no new ``snapshot`` record); a ``snapshot`` record's values
+are in the ``value`` records since the previous snapshot or in that previous
+snapshot. So both sides hold at most two versions' content at a time: memory
+is bounded by the largest version, not by the history. The ``end`` record
+counts the records between header and end, so a truncated file is refused.
+
+Import runs in one write transaction: every record is checked by the same
+rules as a save (:mod:`msgflux.store.validation`) and every hash recomputed
+as the stream is read; the first problem raises and rolls back everything.
+Bundles of ``format_version`` 1 (one JSON or TOML document: ``names``,
+``snapshots``, ``values``) still import, through the same checks; ``.toml``
+export still writes version 1, as TOML cannot be streamed.
+
+Tags only move forward in time: a tag here is changed by an import only if
+the bundle records a move (or removal) of it later than the last one here,
+and those moves are copied with their original times.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
+from msgflux.store import _sql
 from msgflux.store import schema as t
-from msgflux.store.errors import ConflictError, IntegrityError, InvalidInputError
-from msgflux.store.hashing import (
-    VALUE_TYPES,
-    decode_value,
-    encode_value,
-    snapshot_hash,
-    value_hash,
-)
+from msgflux.store._guard import notify_change
+from msgflux.store.errors import ConflictError, IntegrityError, InvalidInputError, NameNotFound
+from msgflux.store.hashing import encode_value, snapshot_hash, value_hash
 from msgflux.store.types import Progress
-from msgflux.store.validation import check_key, check_label, check_tag, check_text
+from msgflux.store.validation import (
+    check_key,
+    check_label,
+    check_metadata_text,
+    check_parent,
+    check_stored_value,
+    check_tag,
+    check_text,
+    check_version_number,
+)
 
 if TYPE_CHECKING:
     from msgflux.store.api import StateStore
 
-__all__ = ["FORMAT", "export", "parse", "apply"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "export", "write", "read", "apply", "document"]
 
 FORMAT = "msgflux-store-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
+Record = dict[str, Any]
+Records = Callable[[], Iterator[Record]]
 
-_EVERY = 1000  # items between progress reports
+_EVERY = 100  # versions between progress reports
 
 
 def _iso(moment: datetime) -> str:
@@ -56,191 +83,325 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
+# -- export ------------------------------------------------------------------------------
+
 def export(connection: Connection, wanted: list[str] | None,
            not_found: Callable[[Connection, str], Exception],
-           progress: Progress) -> dict[str, Any]:
-    """Read the histories of ``wanted`` names (all if ``None``) into a bundle dict."""
-    name_rows = connection.execute(select(t.names.c.id, t.names.c.name).order_by(t.names.c.name))
-    ids = {row.name: row.id for row in name_rows}
+           progress: Progress) -> Iterator[Record]:
+    """Yield the records of the histories of ``wanted`` names (all if ``None``), header to end."""
+    ids = dict(connection.execute(
+        select(t.names.c.name, t.names.c.id).order_by(t.names.c.name)).tuples().all())
     if wanted is not None:
         for name in wanted:
             if name not in ids:
                 raise not_found(connection, name)
         ids = {name: ids[name] for name in dict.fromkeys(wanted)}
-    names: dict[str, Any] = {}
-    snapshot_ids: dict[int, str] = {}
+    counts = dict(connection.execute(
+        select(t.versions.c.name_id, func.count()).group_by(t.versions.c.name_id)).tuples().all())
+    totals = {name: int(counts.get(name_id, 0)) for name, name_id in ids.items()}
+    yield {"format": FORMAT, "format_version": FORMAT_VERSION, "names": totals}
+    records = 0
+    previous_id: int | None = None
+    previous: dict[str, tuple[str, str]] = {}  # value hash -> (type, text) of that snapshot
     for name, name_id in ids.items():
-        versions = []
-        for row in connection.execute(
-                select(t.versions, t.snapshots.c.hash.label("snapshot"))
-                .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
-                .where(t.versions.c.name_id == name_id).order_by(t.versions.c.number)):
-            snapshot_ids[row.snapshot_id] = row.snapshot
-            version = {"number": row.number, "snapshot": row.snapshot,
-                       "created_at": _iso(row.created_at), "message": row.message,
-                       "metadata": row.metadata}
+        rows = connection.execution_options(stream_results=True, yield_per=500).execute(
+            select(t.versions, t.snapshots.c.hash.label("snapshot"))
+            .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
+            .where(t.versions.c.name_id == name_id).order_by(t.versions.c.number))
+        for done, row in enumerate(rows):
+            if done % _EVERY == 0:
+                progress(f"versions of {name}", done, totals[name])
+            if row.snapshot_id != previous_id:
+                content = _content(connection, row.snapshot_id)
+                for _key, digest, kind, text in content:
+                    if digest not in previous:
+                        previous[digest] = (kind, text)  # also dedups within the snapshot
+                        records += 1
+                        yield {"kind": "value", "hash": digest, "type": kind, "text": text}
+                previous = {digest: (kind, text) for _key, digest, kind, text in content}
+                previous_id = row.snapshot_id
+                records += 1
+                yield {"kind": "snapshot", "hash": row.snapshot,
+                       "entries": [[key, digest] for key, digest, _kind, _text in content]}
+            version: Record = {"kind": "version", "name": name, "number": row.number,
+                               "snapshot": row.snapshot, "created_at": _iso(row.created_at),
+                               "message": row.message, "metadata": row.metadata}
             if row.parent is not None:
                 version["parent"] = row.parent
             if row.author is not None:
                 version["author"] = row.author
-            versions.append(version)
-        tags = dict(connection.execute(select(t.tags.c.tag, t.tags.c.version).where(
-            t.tags.c.name_id == name_id).order_by(t.tags.c.tag)).tuples().all())
-        history = []
+            records += 1
+            yield version
+        progress(f"versions of {name}", totals[name], totals[name])
         for row in connection.execute(select(t.tag_events).where(
                 t.tag_events.c.name_id == name_id).order_by(t.tag_events.c.id)):
-            event = {"tag": row.tag, "moved_at": _iso(row.moved_at)}
-            for field in ("version", "previous_version", "author"):
-                if getattr(row, field) is not None:
-                    event[field] = getattr(row, field)
-            history.append(event)
-        names[name] = {"versions": versions, "tags": tags, "tag_history": history}
+            event: Record = {"kind": "tag_event", "name": name, "tag": row.tag,
+                             "moved_at": _iso(row.moved_at)}
+            for column in ("version", "previous_version", "author"):
+                if getattr(row, column) is not None:
+                    event[column] = getattr(row, column)
+            records += 1
+            yield event
+        tags = dict(connection.execute(select(t.tags.c.tag, t.tags.c.version).where(
+            t.tags.c.name_id == name_id).order_by(t.tags.c.tag)).tuples().all())
+        records += 1
+        yield {"kind": "tags", "name": name, "tags": tags}
+    yield {"kind": "end", "records": records}
+
+
+# Run as driver SQL on every snapshot: compiling a select() per snapshot was most
+# of an export's time.
+_CONTENT = ("SELECT e.key, b.hash, b.value_type, b.text FROM entries e "
+            "JOIN blobs b ON b.id = e.blob_id WHERE e.snapshot_id = ? ORDER BY e.position")
+
+
+def _content(connection: Connection, snapshot_id: int) -> list[tuple[str, str, str, str]]:
+    """``(key, value hash, value type, stored text)`` of one snapshot, in saved key order."""
+    sql = _CONTENT if connection.dialect.name == "sqlite" else _CONTENT.replace("?", "%s")
+    return [(row[0], row[1], row[2], row[3])
+            for row in connection.exec_driver_sql(sql, (snapshot_id,)).fetchall()]
+
+
+def write(path: str | os.PathLike[str], records: Iterable[Record]) -> dict[str, int]:
+    """Write ``records`` to ``path`` atomically; return ``{name: versions}`` from the header.
+
+    ``.toml`` gets a version-1 document (built in memory); anything else JSON Lines.
+
+    Raises:
+        msgflux.errors.SerializationError: the file cannot be written.
+    """
+    from msgflux.errors import SerializationError
+
+    target = Path(path)
+    iterator = iter(records)
+    header = next(iterator)
+    if target.suffix.lower() == ".toml":
+        from msgflux import save
+
+        save(document([header, *iterator]), target)
+        return dict(header["names"])
+    folder = target.parent
+    if not folder.is_dir():
+        raise SerializationError(f"cannot save to {target}: the folder {folder} does not exist")
+    if target.is_dir():
+        raise SerializationError(f"cannot save to {target}: it is a directory")
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.",
+                                                 suffix=".tmp")
+    except OSError as error:
+        raise SerializationError(f"cannot save to {target}: {error.strerror or error}") from None
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            _write_line(handle, header)
+            for record in iterator:
+                _write_line(handle, record)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException as error:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        if isinstance(error, OSError):
+            raise SerializationError(f"cannot save to {target}: {error.strerror or error}"
+                                     ) from None
+        raise
+    return dict(header["names"])
+
+
+def _write_line(handle: IO[bytes], record: Record) -> None:
+    handle.write(json.dumps(record, ensure_ascii=False, allow_nan=False,
+                            separators=(",", ":")).encode("utf-8") + b"\n")
+
+
+def document(records: Iterable[Record]) -> dict[str, Any]:
+    """The records of a bundle as one version-1 document (``names``, ``snapshots``, ``values``)."""
+    names: dict[str, Any] = {}
     snapshots: dict[str, list[list[str]]] = {}
     values: dict[str, dict[str, str]] = {}
-    for done, (snapshot_id, snapshot) in enumerate(snapshot_ids.items()):
-        if done % _EVERY == 0:
-            progress("snapshots", done, len(snapshot_ids))
-        rows = connection.execute(
-            select(t.entries.c.key, t.blobs.c.hash, t.blobs.c.value_type, t.blobs.c.text)
-            .join(t.blobs, t.blobs.c.id == t.entries.c.blob_id)
-            .where(t.entries.c.snapshot_id == snapshot_id).order_by(t.entries.c.position))
-        entries = []
-        for key, digest, kind, text in rows:
-            entries.append([key, digest])
-            values.setdefault(digest, {"type": kind, "text": text})
-        snapshots[snapshot] = entries
-    progress("snapshots", len(snapshot_ids), len(snapshot_ids))
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "names": names,
-            "snapshots": snapshots, "values": values}
+    for record in records:
+        kind = record.get("kind")
+        if kind == "value":
+            values[record["hash"]] = {"type": record["type"], "text": record["text"]}
+        elif kind == "snapshot":
+            snapshots[record["hash"]] = record["entries"]
+        elif kind in ("version", "tag_event", "tags"):
+            history = names.setdefault(record["name"],
+                                       {"versions": [], "tags": {}, "tag_history": []})
+            fields = {key: value for key, value in record.items() if key not in ("kind", "name")}
+            if kind == "version":
+                history["versions"].append(fields)
+            elif kind == "tag_event":
+                history["tag_history"].append(fields)
+            else:
+                history["tags"] = fields["tags"]
+    return {"format": FORMAT, "format_version": 1, "names": names, "snapshots": snapshots,
+            "values": values}
 
 
-@dataclass
-class _Plan:
-    names: dict[str, dict[str, Any]]
-    snapshots: dict[str, list[tuple[str, str]]]
-    values: dict[str, tuple[str, str]]
+# -- reading a file ----------------------------------------------------------------------
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("a key appears twice in one record")
+    return result
 
 
-def _field(record: Any, field: str, kinds: type | tuple[type, ...], where: str,
-           optional: bool = False) -> Any:
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _parse_line(line: bytes, number: int) -> Record:
+    try:
+        record = json.loads(line, object_pairs_hook=_no_duplicates,
+                            parse_constant=_refuse_constant)
+    except RecursionError:
+        raise InvalidInputError(f"bundle line {number} is nested too deeply") from None
+    except ValueError as error:
+        raise InvalidInputError(f"bundle line {number} is not valid JSON ({error})") from None
     if not isinstance(record, dict):
-        raise InvalidInputError(f"bundle {where} must be an object")
-    if field not in record:
-        if optional:
-            return None
-        raise InvalidInputError(f"bundle {where} lacks {field!r}")
-    value = record[field]
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in (
-            kinds if isinstance(kinds, tuple) else (kinds,))):
-        raise InvalidInputError(f"bundle {where}.{field} has the wrong type "
-                                f"({type(value).__name__})")
+        raise InvalidInputError(f"bundle line {number} is not a JSON object")
+    return record
+
+
+def read(path: str | os.PathLike[str]) -> Records:
+    """A function that yields the records of the bundle at ``path`` (each call reads it afresh).
+
+    A version-2 file is streamed line by line; a version-1 document (JSON or
+    TOML) is read whole and turned into the same records.
+
+    Raises:
+        InvalidInputError: the file cannot be read or is not a bundle.
+    """
+    source = Path(path)
+    try:
+        with source.open("rb") as handle:
+            first = handle.readline()
+    except OSError as error:
+        raise InvalidInputError(f"cannot read bundle {source}: {error.strerror or error}"
+                                ) from None
+    header = None
+    if source.suffix.lower() != ".toml":
+        try:
+            header = json.loads(first)
+        except (ValueError, RecursionError):
+            header = None
+    if isinstance(header, dict) and header.get("format_version") == FORMAT_VERSION:
+        return lambda: _stream(source)
+    data = _load_document(source)
+    return lambda: _from_document(data)
+
+
+def _stream(source: Path) -> Iterator[Record]:
+    with source.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                yield _parse_line(line, number)
+
+
+def _load_document(source: Path) -> Any:
+    from msgflux import load
+    from msgflux.errors import MsgfluxError
+
+    try:
+        return load(source)
+    except (MsgfluxError, OSError, RecursionError) as error:
+        raise InvalidInputError(f"cannot read bundle: {error}") from None
+
+
+def _from_document(data: Any) -> Iterator[Record]:
+    """The records of a version-1 document, in stream order (structure checked as it goes)."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InvalidInputError(f"not a msgflux-store bundle (expected format {FORMAT!r})")
+    if data.get("format_version") != 1:
+        raise InvalidInputError(f"bundle format_version {data.get('format_version')!r} is not "
+                                f"supported (this release reads 1 and {FORMAT_VERSION})")
+    names = _object(data, "names", "the bundle")
+    snapshots = _object(data, "snapshots", "the bundle")
+    values = _object(data, "values", "the bundle")
+    for name, history in names.items():
+        _object({"h": history}, "h", f"names[{name!r}]")
+    yield {"format": FORMAT, "format_version": 1,
+           "names": {name: len(history["versions"]) if isinstance(history.get("versions"), list)
+                     else 0 for name, history in names.items()}}
+    records = 0
+    previous: set[str] = set()
+    previous_snapshot: str | None = None
+    for name, history in names.items():
+        versions = history.get("versions")
+        if not isinstance(versions, list):
+            raise InvalidInputError(f"bundle names[{name!r}].versions must be a list")
+        if not versions:
+            continue  # nothing to import (as version 1 bundles always did)
+        for index, version in enumerate(versions):
+            if not isinstance(version, dict):
+                raise InvalidInputError(f"bundle names[{name!r}].versions[{index}] must be "
+                                        "an object")
+            digest = version.get("snapshot")
+            if digest != previous_snapshot and isinstance(digest, str):
+                entries = snapshots.get(digest)
+                if not isinstance(entries, list):
+                    raise IntegrityError(f"bundle {name!r} version {version.get('number')!r} "
+                                         f"refers to snapshot {digest[:12]}, which the bundle "
+                                         "lacks")
+                used: set[str] = set()
+                for entry in entries:
+                    value_digest = entry[1] if isinstance(entry, list) and len(entry) == 2 \
+                        else None
+                    if isinstance(value_digest, str) and value_digest not in previous \
+                            and value_digest not in used and value_digest in values:
+                        value = values[value_digest]
+                        if not isinstance(value, dict):
+                            raise InvalidInputError(f"bundle values[{value_digest[:12]}] must "
+                                                    "be an object")
+                        used.add(value_digest)
+                        records += 1
+                        yield {"kind": "value", "hash": value_digest, "type": value.get("type"),
+                               "text": value.get("text")}
+                previous = {entry[1] for entry in entries
+                            if isinstance(entry, list) and len(entry) == 2
+                            and isinstance(entry[1], str)}
+                previous_snapshot = digest
+                records += 1
+                yield {"kind": "snapshot", "hash": digest, "entries": entries}
+            records += 1
+            yield {**version, "kind": "version", "name": name}
+        tag_history = history.get("tag_history", [])
+        if not isinstance(tag_history, list):
+            raise InvalidInputError(f"bundle names[{name!r}].tag_history must be a list")
+        for event in tag_history:
+            if not isinstance(event, dict):
+                raise InvalidInputError(f"bundle names[{name!r}].tag_history has a non-object")
+            records += 1
+            yield {**event, "kind": "tag_event", "name": name}
+        records += 1
+        yield {"kind": "tags", "name": name, "tags": history.get("tags")}
+    yield {"kind": "end", "records": records}
+
+
+def _object(record: Any, key: str, where: str) -> dict[str, Any]:
+    value = record.get(key) if isinstance(record, dict) else None
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"bundle: {where} lacks an object {key!r}")
     return value
 
 
-def parse(data: Any, progress: Progress) -> _Plan:
-    """Check a bundle's structure and every hash; raise before anything is written.
+# -- import ------------------------------------------------------------------------------
 
-    Raises:
-        InvalidInputError: malformed structure. IntegrityError: a hash does not match.
-    """
-
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise InvalidInputError(f"not a msgflux-store bundle (expected format {FORMAT!r})")
-    if data.get("format_version") != FORMAT_VERSION:
-        raise InvalidInputError(f"bundle format_version {data.get('format_version')!r} is not "
-                                f"supported (this release reads {FORMAT_VERSION})")
-    values: dict[str, tuple[str, str]] = {}
-    records = _field(data, "values", dict, "")
-    for done, (digest, record) in enumerate(records.items()):
-        if done % _EVERY == 0:
-            progress("values", done, len(records))
-        kind = _field(record, "type", str, f"values[{digest[:12]}]")
-        text = _field(record, "text", str, f"values[{digest[:12]}]")
-        if kind not in VALUE_TYPES:
-            raise InvalidInputError(f"bundle value {digest[:12]} has unknown type {kind!r}")
-        try:
-            value = decode_value(kind, text)
-            actual = value_hash(value)
-        except (ValueError, UnicodeEncodeError, RecursionError) as error:
-            raise IntegrityError(f"bundle value {digest[:12]} is unreadable: {error}") from None
-        if actual != digest:
-            raise IntegrityError(f"bundle value {digest[:12]} does not match its hash "
-                                 f"(content hashes to {actual[:12]})")
-        # Store exactly what a save would: the raw string or the canonical JSON.
-        values[digest] = encode_value(value)
-    snapshots: dict[str, list[tuple[str, str]]] = {}
-    for digest, entries in _field(data, "snapshots", dict, "").items():
-        if not isinstance(entries, list) or not all(
-                isinstance(entry, list) and len(entry) == 2 and all(isinstance(part, str)
-                                                                   for part in entry)
-                for entry in entries):
-            raise InvalidInputError(f"bundle snapshot {digest[:12]} must be a list of [key, hash]")
-        pairs = [(key, value) for key, value in entries]
-        for key, value in pairs:
-            if not key:
-                raise InvalidInputError(f"bundle snapshot {digest[:12]} has an empty key")
-            check_key(key)
-            if value not in values:
-                raise IntegrityError(f"bundle snapshot {digest[:12]} key {key!r} refers to a "
-                                     f"value {value[:12]} the bundle lacks")
-        if len(dict(pairs)) != len(pairs):
-            raise InvalidInputError(f"bundle snapshot {digest[:12]} repeats a key")
-        actual = snapshot_hash(dict(pairs))
-        if actual != digest:
-            raise IntegrityError(f"bundle snapshot {digest[:12]} does not match its hash "
-                                 f"(content hashes to {actual[:12]})")
-        snapshots[digest] = pairs
-    names: dict[str, dict[str, Any]] = {}
-    for name, history in _field(data, "names", dict, "").items():
-        check_label("name", name)
-        where = f"names[{name!r}]"
-        versions: list[dict[str, Any]] = []
-        for index, record in enumerate(_field(history, "versions", list, where)):
-            at = f"{where}.versions[{index}]"
-            version = {
-                "number": _field(record, "number", int, at),
-                "snapshot": _field(record, "snapshot", str, at),
-                "parent": _field(record, "parent", int, at, optional=True),
-                "created_at": _parse_time(_field(record, "created_at", str, at), at),
-                "message": _field(record, "message", str, at),
-                "author": _field(record, "author", str, at, optional=True),
-                "metadata": _field(record, "metadata", str, at),
-            }
-            check_text(f"{at}.message", version["message"], optional=False)
-            check_text(f"{at}.author", version["author"], optional=True)
-            if version["snapshot"] not in snapshots:
-                raise IntegrityError(f"bundle {at} refers to a snapshot the bundle lacks")
-            try:
-                meta = json.loads(version["metadata"])
-            except ValueError:
-                meta = None
-            if not isinstance(meta, dict):
-                raise InvalidInputError(f"bundle {at}.metadata is not a JSON object")
-            if not 1 <= version["number"] <= 2**31 - 1 or (
-                    versions and version["number"] <= versions[-1]["number"]):
-                raise InvalidInputError(f"bundle {at}.number must increase from 1")
-            versions.append(version)
-        tags = _field(history, "tags", dict, where)
-        for tag in tags:
-            check_tag(tag)
-        numbers = {version["number"] for version in versions}
-        for tag, number in tags.items():
-            if not isinstance(number, int) or number not in numbers:
-                raise InvalidInputError(f"bundle {where} tag {tag!r} points at a missing version")
-        events = []
-        for index, record in enumerate(_field(history, "tag_history", list, where)):
-            at = f"{where}.tag_history[{index}]"
-            events.append({
-                "tag": _field(record, "tag", str, at),
-                "version": _field(record, "version", int, at, optional=True),
-                "previous_version": _field(record, "previous_version", int, at, optional=True),
-                "moved_at": _parse_time(_field(record, "moved_at", str, at), at),
-                "author": _field(record, "author", str, at, optional=True),
-            })
-            check_label("tag", events[-1]["tag"])
-            check_text(f"{at}.author", events[-1]["author"], optional=True)
-        names[name] = {"versions": versions, "tags": tags, "tag_history": events}
-    return _Plan(names, snapshots, values)
+def _field(record: Record, name: str, kinds: type | tuple[type, ...], where: str,
+           optional: bool = False) -> Any:
+    if name not in record or (optional and record[name] is None):
+        if optional:
+            return None
+        raise InvalidInputError(f"bundle {where} lacks {name!r}")
+    value = record[name]
+    allowed = kinds if isinstance(kinds, tuple) else (kinds,)
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        raise InvalidInputError(f"bundle {where}: {name!r} has the wrong type "
+                                f"({type(value).__name__})")
+    return value
 
 
 def _parse_time(text: str, where: str) -> datetime:
@@ -248,105 +409,362 @@ def _parse_time(text: str, where: str) -> datetime:
         moment = datetime.fromisoformat(text)
         # Stored in UTC: a time valid in its own offset but past year 9999 in
         # UTC could be written and then never read back.
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(
-            UTC)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
     except (ValueError, OverflowError):
         raise InvalidInputError(f"bundle {where} has a malformed time {text!r}") from None
 
 
-def apply(connection: Connection, plan: _Plan, store: StateStore,
-          progress: Progress) -> dict[str, list[int]]:
-    """Fast-forward each name of ``plan`` into the store on ``connection``.
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
-    Raises :class:`ConflictError` (the whole transaction rolls back) when a
-    name's history here and in the plan disagree on a shared version number.
-    """
-    from msgflux.store.api import _Prepared
 
-    copied: dict[str, list[int]] = {}
-    for name, history in plan.names.items():
-        incoming = history["versions"]
-        if not incoming:
-            copied[name] = []
-            continue
-        name_id, head = store._lock_name(connection, name, create=True)
-        is_new = head == 0
-        here = dict(connection.execute(
-            select(t.versions.c.number, t.snapshots.c.hash)
-            .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
-            .where(t.versions.c.name_id == name_id)).tuples().all())
-        theirs = {version["number"]: version["snapshot"] for version in incoming}
-        for number in here.keys() & theirs.keys():
-            if here[number] != theirs[number]:
+@dataclass
+class _Name:
+    """What the importer knows about the name whose block it is reading."""
+
+    name: str
+    name_id: int | None  # None until the first version of a new name is written
+    head: int  # the head here before the import
+    is_new: bool
+    total: int
+    last: int = 0  # the last incoming number
+    saw_head: bool = False  # the incoming history contains our head
+    last_found: bool = False  # the last incoming number <= head exists here with its hash
+    appended: list[int] = field(default_factory=list)
+    tag_last: dict[str, datetime] = field(default_factory=dict)  # last move here, per tag
+    tag_final: dict[str, int | None] = field(default_factory=dict)  # newer moves' outcome
+    done: int = 0
+
+
+class _Importer:
+    """Applies a record stream to the store on one write connection (see the module docstring)."""
+
+    def __init__(self, connection: Connection, store: StateStore, progress: Progress) -> None:
+        self.connection = connection
+        self.store = store
+        self.progress = progress
+        self.totals: dict[str, int] = {}
+        self.seen: set[str] = set()
+        self.current: _Name | None = None
+        self.copied: dict[str, list[int]] = {}
+        self.values: dict[str, tuple[str, str]] = {}  # pending value records (checked on use)
+        self.snapshot: tuple[str, list[tuple[str, str]]] | None = None  # pending snapshot
+        # the last snapshot written: hash, entries and its values as stored
+        self.last: tuple[str, list[tuple[str, str]], dict[str, tuple[str, str]]] | None = None
+        self.records = 0
+        self.blob_ids: dict[str, int] = {}  # value hash -> blob id, of the last snapshot stored
+
+    def run(self, records: Iterator[Record]) -> dict[str, list[int]]:
+        header = next(records, None)
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise InvalidInputError(f"not a msgflux-store bundle (expected format {FORMAT!r})")
+        if header.get("format_version") not in (1, FORMAT_VERSION):
+            raise InvalidInputError(
+                f"bundle format_version {header.get('format_version')!r} is not supported "
+                f"(this release reads 1 and {FORMAT_VERSION})")
+        totals = header.get("names")
+        if isinstance(totals, dict):
+            self.totals = {str(name): count for name, count in totals.items()
+                           if isinstance(count, int)}
+        for record in records:
+            kind = record.get("kind")
+            if kind == "end":
+                if record.get("records") != self.records:
+                    raise InvalidInputError(
+                        f"bundle is inconsistent: its end record counts {record.get('records')!r} "
+                        f"records, the file has {self.records}")
+                self._finish_name()
+                if next(records, None) is not None:
+                    raise InvalidInputError("bundle has records after its end record")
+                return self.copied
+            self.records += 1
+            handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+            if handler is None:
+                raise InvalidInputError(f"bundle record {self.records} has unknown kind {kind!r}")
+            handler(self, record)
+        raise InvalidInputError("bundle is truncated: it has no end record (an interrupted "
+                                "export or copy?); nothing was imported")
+
+    # -- content --------------------------------------------------------------------------
+
+    def _value(self, record: Record) -> None:
+        digest = _field(record, "hash", str, f"record {self.records}")
+        kind = record.get("type")
+        text = record.get("text")
+        if not isinstance(kind, str) or not isinstance(text, str):
+            raise InvalidInputError(f"bundle value {digest[:12]} needs a string type and text")
+        self.values[digest] = (kind, text)
+
+    def _snapshot(self, record: Record) -> None:
+        digest = _field(record, "hash", str, f"record {self.records}")
+        entries = record.get("entries")
+        pairs: list[tuple[str, str]] = []
+        if isinstance(entries, list):
+            for entry in entries:
+                if type(entry) is not list or len(entry) != 2 or type(entry[0]) is not str \
+                        or type(entry[1]) is not str:
+                    break
+                pairs.append((entry[0], entry[1]))
+        if not isinstance(entries, list) or len(pairs) != len(entries):
+            raise InvalidInputError(f"bundle snapshot {digest[:12]} must be a list of "
+                                    "[key, value hash]")
+        self.snapshot = (digest, pairs)
+
+    def _content(self, digest: str, where: str) -> tuple[list[tuple[str, str]],
+                                                          dict[str, tuple[str, str]]]:
+        """Check the pending snapshot a version names; return its entries and stored values."""
+        last = self.last
+        if self.snapshot is None or self.snapshot[0] != digest:
+            if last is not None and last[0] == digest and self.snapshot is None:
+                return last[1], last[2]
+            raise IntegrityError(f"bundle {where} refers to snapshot {digest[:12]}, which is "
+                                 "not the snapshot record before it")
+        pairs = self.snapshot[1]
+        known_keys = {key for key, _ in last[1]} if last is not None else set()
+        known = last[2] if last is not None else {}
+        stored: dict[str, tuple[str, str]] = {}
+        hashes: dict[str, str] = {}
+        for key, value_digest in pairs:
+            at = f"{where}, key {key!r}"
+            if not key:
+                raise InvalidInputError(f"bundle {at}: empty key")
+            if key not in known_keys:
+                try:
+                    check_key(key)
+                except InvalidInputError as error:
+                    raise InvalidInputError(f"bundle {where}: {error}") from None
+            if key in hashes:
+                raise InvalidInputError(f"bundle {at}: the key appears twice")
+            hashes[key] = value_digest
+            if value_digest in stored:
+                continue
+            if value_digest in known:
+                stored[value_digest] = known[value_digest]
+                continue
+            raw = self.values.get(value_digest)
+            if raw is None:
+                raise IntegrityError(f"bundle {at} refers to value {value_digest[:12]}, which "
+                                     "the bundle lacks")
+            value = check_stored_value(raw[0], raw[1], f"bundle {at}")
+            actual = value_hash(value)
+            if actual != value_digest:
+                raise IntegrityError(f"bundle {at}: value {value_digest[:12]} does not match its "
+                                     f"hash (the content hashes to {actual[:12]})")
+            stored[value_digest] = encode_value(value)  # what a save would store
+        actual = snapshot_hash(hashes)
+        if actual != digest:
+            raise IntegrityError(f"bundle {where}: snapshot {digest[:12]} does not match its "
+                                 f"hash (the content hashes to {actual[:12]})")
+        self.last = (digest, pairs, stored)
+        self.snapshot = None
+        self.values = {}
+        return pairs, stored
+
+    # -- versions -------------------------------------------------------------------------
+
+    def _start_name(self, name: str) -> _Name:
+        current = self.current
+        if current is not None and current.name == name:
+            return current
+        self._finish_name()
+        check_label("name", name)
+        if name in self.seen:
+            raise InvalidInputError(f"bundle: the records of {name!r} are not in one block")
+        self.seen.add(name)
+        notify_change(self.connection, name)  # PostgreSQL followers; delivered on commit
+        try:
+            name_id: int | None
+            name_id, head = self.store._lock_name(self.connection, name, create=False)
+        except NameNotFound:
+            name_id, head = None, 0  # created with its first version, not before
+        state = _Name(name, name_id, head, head == 0, self.totals.get(name, 0))
+        if name_id is not None:
+            state.tag_last = {tag: _utc(moment) for tag, moment in self.connection.execute(
+                select(t.tag_events.c.tag, func.max(t.tag_events.c.moved_at))
+                .where(t.tag_events.c.name_id == name_id).group_by(t.tag_events.c.tag)
+            ).tuples()}
+        self.current = state
+        return state
+
+    def _name_id(self, state: _Name) -> int:
+        if state.name_id is None:
+            state.name_id, _head = self.store._lock_name(self.connection, state.name, create=True)
+        return state.name_id
+
+    def _version(self, record: Record) -> None:
+        name = _field(record, "name", str, f"record {self.records}")
+        state = self._start_name(name)
+        at = f"{name!r} record {self.records}"
+        number = check_version_number(_field(record, "number", int, at), f"bundle {at}")
+        where = f"{name!r} version {number}"
+        if number <= state.last:
+            raise InvalidInputError(f"bundle {where}: version numbers must increase "
+                                    f"(it follows version {state.last})")
+        parent = check_parent(number, _field(record, "parent", int, where, optional=True),
+                              f"bundle {where}")
+        digest = _field(record, "snapshot", str, where)
+        created_at = _parse_time(_field(record, "created_at", str, where), where)
+        message = check_text(f"bundle {where}: message", _field(record, "message", str, where),
+                             optional=False)
+        author = check_text(f"bundle {where}: author",
+                            _field(record, "author", str, where, optional=True), optional=True)
+        metadata = check_metadata_text(_field(record, "metadata", str, where), f"bundle {where}")
+        pairs, stored = self._content(digest, where)
+        state.last = number
+        if state.done % _EVERY == 0:
+            self.progress(f"versions of {name}", state.done, state.total)
+        state.done += 1
+        if number <= state.head and state.name_id is not None:
+            here = self.connection.execute(
+                select(t.snapshots.c.hash)
+                .join(t.versions, t.versions.c.snapshot_id == t.snapshots.c.id)
+                .where(t.versions.c.name_id == state.name_id, t.versions.c.number == number)
+            ).scalar()
+            if here is not None and here != digest:
                 raise ConflictError(
-                    f"{name!r} diverged: version {number} is {here[number][:12]} here and "
-                    f"{theirs[number][:12]} in the source; nothing was copied")
-        their_head = max(theirs, default=0)
-        if here and head not in theirs and head < their_head:
-            raise ConflictError(f"{name!r} diverged: version {head} here is unknown to the "
-                                "source; nothing was copied")
-        if head > their_head:
-            if their_head and their_head not in here:
-                raise ConflictError(f"{name!r} diverged: the source's head {their_head} is "
-                                    "not in this history; nothing was copied")
-            copied[name] = []
-            continue  # this history is ahead: nothing to fast-forward, tags left alone
-        new = [version for version in incoming if version["number"] > head]
-        for done, version in enumerate(new):
-            if done % 100 == 0:
-                progress(f"versions of {name}", done, len(new))
-            pairs = plan.snapshots[version["snapshot"]]
-            prepared = _Prepared([key for key, _ in pairs], [digest for _, digest in pairs],
-                                 {digest: plan.values[digest] for _, digest in pairs},
-                                 version["snapshot"])
-            snapshot_id, _ids = store._store_snapshot(connection, prepared)
-            connection.execute(insert(t.versions).values(
-                name_id=name_id, number=version["number"], snapshot_id=snapshot_id,
-                parent=version["parent"], created_at=version["created_at"],
-                message=version["message"], author=version["author"],
-                metadata=version["metadata"]))
-        if new:
-            connection.execute(update(t.names).where(t.names.c.id == name_id)
-                               .values(head=max(head, their_head)))
-        if is_new:
-            for event in history["tag_history"]:
-                connection.execute(insert(t.tag_events).values(name_id=name_id, **event))
-            for tag, number in history["tags"].items():
+                    f"{name!r} diverged: version {number} is {here[:12]} here and "
+                    f"{digest[:12]} in the source; nothing was copied")
+            state.last_found = here is not None
+            state.saw_head = state.saw_head or number == state.head
+            return
+        if state.head and not state.saw_head:
+            raise ConflictError(f"{name!r} diverged: version {state.head} here is unknown to "
+                                "the source; nothing was copied")
+        from msgflux.store.api import _Prepared
+
+        prepared = _Prepared([key for key, _ in pairs], [value for _, value in pairs],
+                             stored, digest)
+        name_id = self._name_id(state)
+        # The previous snapshot's value ids, known to exist in this transaction: a
+        # one-key change then looks up and inserts one value, as a save does.
+        snapshot_id, ids = self.store._store_snapshot(self.connection, prepared, self.blob_ids)
+        if ids is not None:
+            self.blob_ids = ids
+        _sql.execute(self.connection, "insert_version", (
+            name_id, number, snapshot_id, parent, _sql.time_param(self.connection, created_at),
+            message, author, metadata))
+        state.appended.append(number)
+
+    # -- tags -----------------------------------------------------------------------------
+
+    def _tag_event(self, record: Record) -> None:
+        name = _field(record, "name", str, f"record {self.records}")
+        state = self._start_name(name)
+        where = f"{name!r} tag event (record {self.records})"
+        tag = check_label("tag", _field(record, "tag", str, where))
+        version = _field(record, "version", int, where, optional=True)
+        previous = _field(record, "previous_version", int, where, optional=True)
+        for number in (version, previous):
+            if number is not None:
+                check_version_number(number, f"bundle {where}")
+        moved_at = _parse_time(_field(record, "moved_at", str, where), where)
+        author = check_text(f"bundle {where}: author",
+                            _field(record, "author", str, where, optional=True), optional=True)
+        last = state.tag_last.get(tag)
+        if last is not None and moved_at <= last:
+            return  # this move is already known here, or older than what is here
+        self.connection.execute(insert(t.tag_events).values(
+            name_id=self._name_id(state), tag=tag, version=version, previous_version=previous,
+            moved_at=moved_at, author=author))
+        state.tag_final[tag] = version
+
+    def _tags(self, record: Record) -> None:
+        name = _field(record, "name", str, f"record {self.records}")
+        state = self._start_name(name)
+        where = f"{name!r} tags"
+        tags = _field(record, "tags", dict, where)
+        for tag, number in tags.items():
+            check_tag(tag)
+            if isinstance(number, bool) or not isinstance(number, int):
+                raise InvalidInputError(f"bundle {where}: tag {tag!r} must point at a version "
+                                        "number")
+            check_version_number(number, f"bundle {where}")
+        if state.name_id is None and (tags or state.tag_final):
+            raise InvalidInputError(f"bundle {where}: {name!r} has tags but no versions")
+        if state.name_id is not None:
+            self._sync_tags(state, tags, state.name_id)
+        self._finish_name()
+
+    def _sync_tags(self, state: _Name, wanted: dict[str, int], name_id: int) -> None:
+        """Apply the bundle's tags that moved later than here (see the module docstring)."""
+        from msgflux.store.api import _now
+
+        connection = self.connection
+        current = dict(connection.execute(select(t.tags.c.tag, t.tags.c.version).where(
+            t.tags.c.name_id == name_id)).tuples().all())
+        changes: dict[str, int | None] = {}
+        for tag in state.tag_final:  # moved or removed in the bundle after the last move here
+            changes[tag] = wanted.get(tag)
+        for tag, number in wanted.items():  # tags the bundle has no history for: only new ones
+            if tag not in state.tag_final and tag not in current and tag not in state.tag_last:
+                changes[tag] = number
+                connection.execute(insert(t.tag_events).values(
+                    name_id=name_id, tag=tag, version=number, previous_version=None,
+                    moved_at=_now(), author="import"))
+        for tag, target in changes.items():
+            if target is None:
+                connection.execute(delete(t.tags).where(t.tags.c.name_id == name_id,
+                                                        t.tags.c.tag == tag))
+                continue
+            number = target
+            present = connection.execute(select(t.versions.c.number).where(
+                t.versions.c.name_id == name_id, t.versions.c.number == number)).scalar()
+            if present is None:
+                if state.is_new or number > max(state.last, state.head):
+                    raise InvalidInputError(f"bundle {state.name!r} tags: tag {tag!r} points "
+                                            f"at version {number}, which the bundle lacks")
+                continue  # pruned here: nothing to point the tag at
+            if tag in current:
+                if current[tag] != number:
+                    connection.execute(update(t.tags).where(
+                        t.tags.c.name_id == name_id, t.tags.c.tag == tag
+                    ).values(version=number))
+            else:
                 connection.execute(insert(t.tags).values(name_id=name_id, tag=tag,
                                                          version=number))
-        else:
-            _sync_tags(connection, name_id, history["tags"])
-        copied[name] = [version["number"] for version in new]
-    return copied
+        state.tag_final = {}
+
+    def _finish_name(self) -> None:
+        state = self.current
+        if state is None:
+            return
+        self.current = None
+        if state.head > state.last and state.last and not state.last_found:
+            raise ConflictError(f"{state.name!r} diverged: the source's head {state.last} is "
+                                "not in this history; nothing was copied")
+        if state.appended and state.name_id is not None:
+            self.connection.execute(update(t.names).where(t.names.c.id == state.name_id)
+                                    .values(head=max(state.head, state.last)))
+        if state.tag_final:
+            raise InvalidInputError(f"bundle: {state.name!r} has tag events but no tags record")
+        self.progress(f"versions of {state.name}", state.total, state.total)
+        self.copied[state.name] = state.appended
 
 
-def _sync_tags(connection: Connection, name_id: int, wanted: dict[str, int]) -> None:
-    """Make this name's tags match ``wanted``, recording every move and removal.
+_HANDLERS: dict[str, Callable[[_Importer, Record], None]] = {
+    "value": _Importer._value,
+    "snapshot": _Importer._snapshot,
+    "version": _Importer._version,
+    "tag_event": _Importer._tag_event,
+    "tags": _Importer._tags,
+}
 
-    A tag pointing at a version pruned here is left where it is (there is
-    nothing to point it at).
+
+def apply(connection: Connection, records: Records, store: StateStore,
+          progress: Progress) -> dict[str, list[int]]:
+    """Fast-forward the store on ``connection`` to the histories in ``records()``.
+
+    Raises:
+        InvalidInputError: a record breaks a rule (named by name, version and key).
+        IntegrityError: a hash does not match its content.
+        ConflictError: a history here and in the bundle disagree.
+        The caller's transaction then rolls back: nothing is written.
     """
-    from msgflux.store.api import _now
+    stream = records()
+    try:
+        return _Importer(connection, store, progress).run(stream)
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
 
-    current = dict(connection.execute(select(t.tags.c.tag, t.tags.c.version).where(
-        t.tags.c.name_id == name_id)).tuples().all())
-    present = set(connection.execute(select(t.versions.c.number).where(
-        t.versions.c.name_id == name_id, t.versions.c.number.in_(set(wanted.values())))
-    ).scalars())
-    for tag in current.keys() - wanted.keys():
-        connection.execute(delete(t.tags).where(t.tags.c.name_id == name_id,
-                                                t.tags.c.tag == tag))
-        connection.execute(insert(t.tag_events).values(
-            name_id=name_id, tag=tag, version=None, previous_version=current[tag],
-            moved_at=_now(), author="import"))
-    for tag, number in wanted.items():
-        if current.get(tag) == number or number not in present:
-            continue
-        if tag in current:
-            connection.execute(update(t.tags).where(t.tags.c.name_id == name_id,
-                                                    t.tags.c.tag == tag).values(version=number))
-        else:
-            connection.execute(insert(t.tags).values(name_id=name_id, tag=tag, version=number))
-        connection.execute(insert(t.tag_events).values(
-            name_id=name_id, tag=tag, version=number, previous_version=current.get(tag),
-            moved_at=_now(), author="import"))

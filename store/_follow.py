@@ -529,8 +529,7 @@ class Follower:
             self._number = int(row.number)
         if row.number == current:
             return None
-        return store._version(connection, self.name, row), store._content(connection,
-                                                                           row.snapshot_id)
+        return store._load_in(connection, self.name, int(row.number))
 
     def _check_fits(self, version: Version, state: Mapping[str, Any]) -> None:
         wanted = list(self.module.state_dict())

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, text
 
 from msgflux.store import schema as t
+from msgflux.store._decode import metadata_problem, tolerant_text
 from msgflux.store.hashing import canonical_json, decode_value, snapshot_hash, value_hash
 from msgflux.store.types import Problem, Progress, VerifyReport
 
@@ -27,14 +28,32 @@ _EVERY = 5000  # rows between progress reports
 
 
 def verify(connection: Connection, progress: Progress) -> VerifyReport:
-    """Check the whole store on ``connection``; see the module docstring."""
+    """Check the whole store on ``connection``; see the module docstring.
+
+    Text that is not valid UTF-8 (a corrupted page) is read with
+    ``surrogateescape`` and reported like any other unreadable row, so one bad
+    row never stops the scan.
+    """
+    with tolerant_text(connection):
+        return _verify(connection, progress)
+
+
+def _shown(text: Any) -> Any:
+    """Text with undecodable bytes shown as escapes (safe to print), other values as they are."""
+    if isinstance(text, str):
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
+
+
+def _verify(connection: Connection, progress: Progress) -> VerifyReport:
     problems: list[Problem] = list(_database_checks(connection))
+    problems.extend(_check_versions(connection))
     bad_blobs, blob_count = _check_blobs(connection, progress)
     users = _blob_users(connection, bad_blobs) if bad_blobs else {}
     for blob_id, reason in bad_blobs.items():
         places = users.get(blob_id) or [(None, None, None)]
         for name, number, key in places:
-            problems.append(Problem("value", reason, name, number, key))
+            problems.append(Problem("value", reason, _shown(name), number, _shown(key)))
     bad_snapshots, snapshots_checked = _check_snapshots(connection, progress)
     for snapshot_id, (reason, keys) in bad_snapshots.items():
         versions = connection.execute(
@@ -49,9 +68,10 @@ def verify(connection: Connection, progress: Progress) -> VerifyReport:
             if lost:
                 for key in lost:
                     problems.append(Problem("snapshot", f"{reason}; key missing (present in "
-                                            "the neighbouring versions)", name, number, key))
+                                            "the neighbouring versions)", _shown(name), number,
+                                            _shown(key)))
             else:
-                problems.append(Problem("snapshot", reason, name, number))
+                problems.append(Problem("snapshot", reason, _shown(name), number))
     version_count = connection.execute(select(func.count()).select_from(t.versions)).scalar_one()
     return VerifyReport(tuple(problems), blobs_checked=blob_count,
                         snapshots_checked=snapshots_checked, versions_checked=version_count)
@@ -92,6 +112,41 @@ def _check_blobs(connection: Connection, progress: Progress) -> tuple[dict[int, 
     return bad, total
 
 
+def _check_versions(connection: Connection) -> list[Problem]:
+    """Every version whose metadata, message or author cannot be read back (named)."""
+    problems: list[Problem] = []
+    rows = connection.execution_options(yield_per=5000).execute(
+        select(t.names.c.name, t.versions.c.number, t.versions.c.metadata,
+               t.versions.c.message, t.versions.c.author)
+        .join(t.names, t.names.c.id == t.versions.c.name_id)
+        .order_by(t.names.c.name, t.versions.c.number))
+    for name, number, metadata, message, author in rows:
+        reasons = []
+        if _unencodable(name):
+            reasons.append("the name is not valid UTF-8")
+        reason = metadata_problem(metadata)
+        if reason is None and _unencodable(metadata):
+            reason = "stored metadata is not valid UTF-8"
+        if reason is not None:
+            problems.append(Problem("metadata", reason, _shown(name), number))
+        for field, value in (("message", message), ("author", author)):
+            if value is not None and _unencodable(value):
+                reasons.append(f"the {field} is not valid UTF-8")
+        for reason in reasons:
+            problems.append(Problem("version", reason, _shown(name), number))
+    return problems
+
+
+def _unencodable(text: Any) -> bool:
+    if not isinstance(text, str):
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _blob_users(connection: Connection, blob_ids: dict[int, str]) -> dict[int, list[Any]]:
     users: dict[int, list[Any]] = defaultdict(list)
     rows = connection.execute(
@@ -117,7 +172,11 @@ def _check_snapshots(connection: Connection, progress: Progress
         seen.add(snapshot_id)
         expected_hash, key_count = stored.get(snapshot_id, ("?", -1))
         reasons = []
-        actual = snapshot_hash(hashes)
+        try:
+            actual = snapshot_hash(hashes)
+        except ValueError as error:  # a key that is not valid UTF-8
+            bad[snapshot_id] = (f"a key is unreadable ({error})", set(hashes))
+            return
         if actual != expected_hash:
             reasons.append(f"snapshot hash mismatch: stored {expected_hash[:12]}, "
                            f"content {actual[:12]}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from msgflux._values import check_state_dict
 from msgflux.errors import StateValueError
 from msgflux.store import _bundle, _guard, _split, _sql, _where
 from msgflux.store import schema as t
+from msgflux.store._decode import damage, decode_metadata, decode_rows
 from msgflux.store._follow import Follower
 from msgflux.store.engine import (
     STATEMENT_TIMEOUT,
@@ -43,7 +43,6 @@ from msgflux.store.errors import (
 )
 from msgflux.store.hashing import (
     canonical_json,
-    decode_value,
     encode_value,
     snapshot_hash,
     value_hash,
@@ -64,6 +63,7 @@ from msgflux.store.validation import (
     check_label,
     check_tag,
     check_text,
+    check_version_number,
     metadata_text,
 )
 
@@ -83,7 +83,6 @@ class _Unset:
 
 _UNSET: Final = _Unset()
 _MAX_NUMBER = 2**31 - 1
-_HEX = re.compile(r"[0-9a-f]{4,64}")
 _CHUNK = 500
 # At most 16,384 strings of at most 16,384 characters (<= 1 GiB worst case,
 # a few MB for real prompts); longer values are hashed every time.
@@ -118,9 +117,9 @@ def _no_progress(phase: str, done: int, total: int) -> None:
     pass
 
 
-def _decode_rows(rows: list[tuple[str, str, str]]) -> dict[str, Any]:
-    """``(key, value_type, text)`` rows as a state dict (strings need no decoding)."""
-    return {key: text if kind == "str" else decode_value(kind, text) for key, kind, text in rows}
+def _version_label(name: str, ref: Any) -> Callable[[], str]:
+    return lambda: ("the latest version" if ref in (0, "latest", "head")
+                    else f"version {ref!r}") + f" of {name!r}"
 
 
 def _plain_number(ref: Any) -> int | None:
@@ -436,8 +435,9 @@ class StateStore:
             else:
                 known = dict(_sql.fetch_all(connection, "snapshot_blob_ids",
                                             (head.snapshot_id,)))
-        snapshot_id, blob_ids = self._store_snapshot(connection, prepared, known)
         number, created_at = head.head + 1, _now()
+        check_version_number(number, f"saving {name!r}")
+        snapshot_id, blob_ids = self._store_snapshot(connection, prepared, known)
         _sql.execute(connection, "insert_version", (
             head.name_id, number, snapshot_id, current, _sql.time_param(connection, created_at),
             message, author, metadata))
@@ -531,7 +531,8 @@ class StateStore:
             return self._version(connection, name,
                                  self._resolve(connection, name, name_id, head, ref))
 
-        return read_transaction(self._engine, f"reading {name!r}", work)
+        with damage(_version_label(name, ref)):
+            return read_transaction(self._engine, f"reading {name!r}", work)
 
     def log(self, name: str, *, key: str | None = None, limit: int | None = None) -> list[Version]:
         """Versions of ``name``, newest first.
@@ -566,7 +567,8 @@ class StateStore:
             return [self._version(connection, name, row, tags=tuple(tags.get(row.number, ())))
                     for row in rows]
 
-        return read_transaction(self._engine, f"reading the log of {name!r}", work)
+        with damage(lambda: f"the log of {name!r}"):
+            return read_transaction(self._engine, f"reading the log of {name!r}", work)
 
     @staticmethod
     def _numbers_changing(connection: Connection, name_id: int, key: str) -> list[int]:
@@ -605,10 +607,12 @@ class StateStore:
             # The common case (a number or "latest"): one indexed query, no Version.
             statement, params = (("content_of_head", (name,)) if number == 0
                                  else ("content_of_number", (number, name)))
-            rows = read_statement(self._engine, f"loading {name!r}",
-                                  lambda connection: _sql.fetch_all(connection, statement, params))
+            where = _version_label(name, ref)
+            with damage(where):
+                rows = read_statement(self._engine, f"loading {name!r}", lambda connection:
+                                      _sql.fetch_all(connection, statement, params))
             if rows:  # nothing: an unknown version (or an empty state), resolved below
-                state = _decode_rows(rows)
+                state = decode_rows(rows, where)
                 return {key: value for key, value in state.items()
                         if key.startswith(prefix)} if prefix else state
         return self._load(name, ref, prefix)[1]  # references by tag or hash; every error
@@ -619,9 +623,10 @@ class StateStore:
         if prefix is not None and not isinstance(prefix, str):
             raise InvalidInputError(f"prefix must be a string, not {type(prefix).__name__}")
 
-        version, state = read_transaction(
-            self._engine, f"loading {name!r}",
-            lambda connection: self._load_in(connection, name, ref))
+        with damage(_version_label(name, ref)):
+            version, state = read_transaction(
+                self._engine, f"loading {name!r}",
+                lambda connection: self._load_in(connection, name, ref))
         if prefix:
             state = {key: value for key, value in state.items() if key.startswith(prefix)}
         return version, state
@@ -631,11 +636,9 @@ class StateStore:
         """The version ``ref`` names and its whole state, read on ``connection``."""
         name_id, head = self._name_row(connection, name)
         row = self._resolve(connection, name, name_id, head, ref)
-        return self._version(connection, name, row), self._content(connection, row.snapshot_id)
-
-    @staticmethod
-    def _content(connection: Connection, snapshot_id: int) -> dict[str, Any]:
-        return _decode_rows(_sql.fetch_all(connection, "content", (snapshot_id,)))
+        return self._version(connection, name, row), decode_rows(
+            _sql.fetch_all(connection, "content", (row.snapshot_id,)),
+            _version_label(name, row.number))
 
     def load_into(self, module: Module, name: str, ref: VersionRef = "latest", *,
                   prefix: str | None = None, strict: bool = True) -> Version:
@@ -1048,69 +1051,68 @@ class StateStore:
 
     def export_bundle(self, path: str | os.PathLike[str], names: Iterable[str] | None = None,
                       *, progress: Progress | None = None) -> dict[str, int]:
-        """Write whole histories (all names, or ``names``) to one ``.json`` or ``.toml`` bundle.
+        """Write whole histories (all names, or ``names``) to one bundle file.
 
+        The bundle is JSON Lines (see :mod:`msgflux.store._bundle`), written as
+        the history is read, in memory bounded by the largest version; a
+        ``.toml`` path gets the older one-document format (built in memory).
         Numbers, hashes, messages, metadata, tags and tag history are kept.
         Returns ``{name: number of versions}``. ``progress(phase, done, total)``
-        is called as snapshots are read.
+        is called as versions are read.
 
         Raises:
             NameNotFound; msgflux.errors.SerializationError if the file can't be written.
         """
-        from msgflux import save
-
-        data = self._bundle(names, progress)
-        save(data, path)
-        return {name: len(history["versions"]) for name, history in data["names"].items()}
+        wanted = self._wanted(names)
+        report = progress or _no_progress
+        return read_transaction(self._engine, "exporting", lambda connection: _bundle.write(
+            path, _bundle.export(connection, wanted, self._name_not_found, report)))
 
     def import_bundle(self, path: str | os.PathLike[str], *,
                       progress: Progress | None = None) -> dict[str, list[int]]:
         """Import a bundle written by :meth:`export_bundle`; return ``{name: new version numbers}``.
 
-        Every hash is checked first. Importing the same bundle twice is a no-op.
-        A history that diverged from the one here raises :class:`ConflictError`
-        and nothing is written. ``progress(phase, done, total)`` is called as
-        values are checked and versions written.
+        The file is read as a stream, in one transaction: every record is checked
+        by the rules a save applies and every hash recomputed as it is read, and
+        the first problem rolls everything back. Importing the same bundle twice
+        is a no-op. Tags only move forward in time: a tag moved here after the
+        bundle's last move of it stays where it is. ``progress(phase, done,
+        total)`` is called as versions are written.
 
         Raises:
-            InvalidInputError (malformed file), IntegrityError (wrong hashes), ConflictError.
+            InvalidInputError (malformed file or a value, metadata, number or tag
+            a save would refuse; the message names the version and key),
+            IntegrityError (wrong hashes), ConflictError (diverged history).
+            Nothing is written then.
         """
-        from msgflux import load
-        from msgflux.errors import SerializationError
-
-        try:
-            data = load(path)
-        except (SerializationError, OSError) as error:
-            raise InvalidInputError(f"cannot read bundle: {error}") from None
-        return self._import(data, progress)
+        return self._import(_bundle.read(path), progress)
 
     def copy_to(self, other: StateStore, names: Iterable[str] | None = None) -> dict[str, list[int]]:
         """Publish histories to another store, fast-forward only (``push``; ``pull`` is the reverse).
 
         Copies the versions ``other`` lacks with their numbers and hashes and
-        moves its tags to match. Returns ``{name: copied version numbers}``.
+        moves its tags forward to match, streaming as :meth:`import_bundle` does.
+        Returns ``{name: copied version numbers}``.
 
         Raises:
             ConflictError: a history diverged between the stores; nothing is written.
+            InvalidInputError, IntegrityError: as :meth:`import_bundle`.
         """
-        return other._import(self._bundle(names))
+        wanted = self._wanted(names)
+        return read_transaction(self._engine, "exporting", lambda connection: other._import(
+            lambda: _bundle.export(connection, wanted, self._name_not_found, _no_progress)))
 
-    def _bundle(self, names: Iterable[str] | None,
-                progress: Progress | None = None) -> dict[str, Any]:
-        wanted = None if names is None else [check_label("name", name) for name in names]
-        return read_transaction(self._engine, "exporting", lambda connection: _bundle.export(
-            connection, wanted, self._name_not_found, progress or _no_progress))
+    @staticmethod
+    def _wanted(names: Iterable[str] | None) -> list[str] | None:
+        return None if names is None else [check_label("name", name) for name in names]
 
-    def _import(self, data: Any, progress: Progress | None = None) -> dict[str, list[int]]:
+    def _import(self, records: _bundle.Records,
+                progress: Progress | None = None) -> dict[str, list[int]]:
         report = progress or _no_progress
-        plan = _bundle.parse(data, report)
-
-        def work(connection: Connection) -> dict[str, list[int]]:
-            for name in plan.names:  # PostgreSQL followers; sent on commit
-                _guard.notify_change(connection, name)
-            return _bundle.apply(connection, plan, self, report)
-
-        return write_transaction(self._engine, "importing", work, lock_timeout=self.lock_timeout)
+        return write_transaction(
+            self._engine, "importing",
+            lambda connection: _bundle.apply(connection, records, self, report),
+            lock_timeout=self.lock_timeout)
 
     # -- row helpers ------------------------------------------------------------------------
 
@@ -1163,7 +1165,8 @@ class StateStore:
                 .order_by(t.tags.c.tag)).scalars())
         return Version(name=name, number=row.number, snapshot=row.snapshot, parent=row.parent,
                        created_at=_utc(row.created_at), message=row.message, author=row.author,
-                       metadata=json.loads(row.metadata), tags=tags)
+                       metadata=decode_metadata(row.metadata, lambda: f"version {row.number} "
+                                                f"of {name!r}"), tags=tags)
 
     def _describe(self, connection: Connection, name: str, name_id: int) -> str:
         numbers = list(connection.execute(select(t.versions.c.number).where(
@@ -1175,42 +1178,10 @@ class StateStore:
 
     def _resolve(self, connection: Connection, name: str, name_id: int, head: int,
                  ref: Any) -> Row[Any]:
-        """Find the version row ``ref`` names; raise with what exists if there is none."""
-        number: int | None = None
-        if isinstance(ref, bool) or not isinstance(ref, int | str):
-            raise InvalidInputError(
-                f"a version is a number, 'latest', a tag or a snapshot-hash prefix, not {ref!r}")
-        if isinstance(ref, int):
-            number = ref
-        elif ref in ("latest", "head"):
-            number = head
-        elif ref.isdigit() and ref.isascii():
-            # int() refuses more than 4300 digits; anything past 10 is out of range anyway.
-            number = int(ref) if len(ref) <= 10 else _MAX_NUMBER + 1
-        else:
-            number = self._tag_target(connection, name_id, ref)
-            if number is None and _HEX.fullmatch(ref):
-                matches = connection.execute(
-                    select(t.versions.c.number, t.snapshots.c.hash)
-                    .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
-                    .where(t.versions.c.name_id == name_id,
-                           t.snapshots.c.hash.like(ref + "%"))
-                    .order_by(t.versions.c.number.desc())).all()
-                if len({row.hash for row in matches}) > 1:
-                    raise InvalidInputError(
-                        f"snapshot prefix {ref!r} of {name!r} is ambiguous: it matches "
-                        f"{', '.join(sorted({row.hash[:12] for row in matches}))}")
-                number = matches[0].number if matches else None
-            if number is None:
-                raise VersionNotFound(f"version {ref!r} of {name!r} not found (no such tag or "
-                                      f"snapshot): {self._describe(connection, name, name_id)}")
-        row = None
-        if 1 <= number <= _MAX_NUMBER:
-            row = self._version_rows(connection, name_id, number=number).first()
-        if row is None:
-            raise VersionNotFound(f"version {ref!r} of {name!r} not found: "
-                                  f"{self._describe(connection, name, name_id)}")
-        return row
+        """Find the version row ``ref`` names (the rule is in :mod:`msgflux.store._refs`)."""
+        from msgflux.store._refs import resolve
+
+        return resolve(self, connection, name, name_id, head, ref)
 
 
 def _same(old: Any, new: Any) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -460,7 +461,11 @@ def _cmd_sql(args: argparse.Namespace, out: _Output) -> int:
         result = store.query(args.sql, params, timeout=args.timeout)
     fmt = "json" if out.json else args.format
     if fmt == "json":
-        out.dump({"columns": result.columns, "rows": [list(row) for row in result]})
+        # JSON has no NaN or infinity (SQLite computes them, PostgreSQL stores them):
+        # they print as null, so the output is always valid JSON.
+        out.dump({"columns": result.columns,
+                  "rows": [[None if type(cell) is float and not math.isfinite(cell) else cell
+                            for cell in row] for row in result]})
     elif fmt == "csv":
         writer = csv.writer(out.stream, lineterminator="\n")
         writer.writerow(result.columns)
@@ -914,7 +919,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "plain VACUUM on PostgreSQL (StateStore.gc(vacuum=True))")
 
     sub = _add(commands, "export", _cmd_export,
-               "write whole histories to a .json/.toml bundle (StateStore.export_bundle)",
+               "write whole histories to a bundle file, JSON Lines (StateStore.export_bundle)",
                "  msgflux-store export backup.json\n  msgflux-store export one.json pipeline",
                common, '{"file", "names": {name: number of versions}}')
     sub.add_argument("file", metavar="FILE")

@@ -126,6 +126,11 @@ def create_store_engine(url: URL, *, lock_timeout: float, durability: str,
         folder = Path(url.database or "").parent
         if not folder.is_dir():
             raise DatabaseError(f"cannot open {url.database}: folder {folder} does not exist")
+        # Before the first connection (which switches the file to WAL): another
+        # application's database must be refused untouched.
+        from msgflux.store.migrate import check_sqlite_file
+
+        check_sqlite_file(str(url.database))
         engine = create_engine(
             url,
             # Connections are kept open: closing the last connection to a WAL

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # alembic is imported only when a migration is needed
     from alembic.script import ScriptDirectory
 
 __all__ = ["SCHEMA_HEAD", "head_revision", "current_revision", "upgrade", "check_current",
-           "alembic_config"]
+           "alembic_config", "check_sqlite_file"]
 
 #: The newest schema revision. Opening a store already at this revision needs
 #: no alembic import (a tenth of a second per command-line call);
@@ -145,3 +145,66 @@ def check_current(engine: Engine, connection: Connection) -> None:
             f"{where} is at schema revision {revision!r}, not {SCHEMA_HEAD!r}: run "
             f"`msgflux-store --db {where} db upgrade` or open it with migrate=True"
         )
+
+
+def check_sqlite_file(path: str) -> None:
+    """Refuse a SQLite file that is not empty and is not a store, before anything touches it.
+
+    Called before the store's engine exists, on a ``mode=ro`` connection: the
+    engine's first connection switches the file to WAL, which would already
+    modify another application's database. A missing or zero-byte file, or a
+    database without any table, becomes a store; a database with an
+    ``alembic_version`` row this package knows and the store's tables is
+    opened; anything else is refused and left byte for byte as it was.
+
+    Raises:
+        SchemaError: the file is not a SQLite database, or is another
+            application's database, or was written by a newer release.
+        DatabaseError: the file cannot be read.
+    """
+    import sqlite3
+    from pathlib import Path
+
+    from msgflux.store.errors import DatabaseError
+
+    file = Path(path)
+    try:
+        if not file.is_file() or file.stat().st_size == 0:
+            return
+    except OSError as error:
+        raise DatabaseError(f"cannot open {path}: {error.strerror or error}") from None
+    # With no -wal or -journal file beside it the file holds everything committed:
+    # read it as immutable, which creates no -wal/-shm files (a plain read-only
+    # open of a WAL database would leave both behind).
+    settled = not any(Path(f"{file}{suffix}").exists() for suffix in ("-wal", "-journal"))
+    try:
+        connection = sqlite3.connect(
+            file.absolute().as_uri() + ("?mode=ro&immutable=1" if settled else "?mode=ro"),
+            uri=True)
+    except sqlite3.Error as error:
+        raise DatabaseError(f"cannot open {path} read-only: {error}") from None
+    try:
+        objects = {name: kind for kind, name in connection.execute(
+            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}
+        revisions: list[str] = []
+        if objects.get("alembic_version") == "table":
+            revisions = [row[0] for row in connection.execute(
+                "SELECT version_num FROM alembic_version")]
+    except sqlite3.DatabaseError as error:
+        text = str(error)
+        if "not a database" in text:
+            raise SchemaError(f"{path} is not a msgflux store: it is not a SQLite database "
+                              f"({text}); the file was left untouched") from None
+        raise DatabaseError(f"cannot read {path}: {text}") from None
+    finally:
+        connection.close()
+    if not objects:
+        return  # an empty database: it becomes a store
+    if len(revisions) == 1 and {"names", "versions"} <= objects.keys():
+        _check_known(revisions[0], path)
+        return
+    listed = ", ".join(sorted(objects)[:8]) + (", ..." if len(objects) > 8 else "")
+    raise SchemaError(
+        f"{path} is not a msgflux store: it is a SQLite database with other content ({listed}) "
+        "and no msgflux-state schema revision; it was left untouched. Give the store a new "
+        "or empty file")

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import tomllib
 
+import pytest
+
 import msgflux
+from msgflux.store import StateStore
 
 VERSION_FIELDS = {"name", "number", "snapshot", "parent", "created_at", "message", "author",
                   "metadata", "tags"}
@@ -131,3 +135,18 @@ def test_a_missing_name_version_or_tag_is_one_line_naming_what_exists(history, c
         assert result.err.startswith("msgflux-store: error: "), result.err
         assert expected in result.err
         assert len(result.err.splitlines()) == 1 and "Traceback" not in result.err
+
+
+def test_sql_json_prints_non_finite_numbers_as_null(store_url, cli):
+    # SQLite computes infinity from 1e999 and NaN from inf - inf; PostgreSQL has float8 literals.
+    with StateStore(store_url) as store:
+        store.save("p", {"k": 1})
+        dialect = store.dialect
+    query = ("SELECT 1e999 AS big, -1e999 AS small, 1e999 - 1e999 AS nan, 1.5 AS fine"
+             if dialect == "sqlite" else
+             "SELECT 'Infinity'::float8 AS big, '-Infinity'::float8 AS small, "
+             "'NaN'::float8 AS nan, 1.5::float8 AS fine")
+    result = cli("sql", query, "--json", db=store_url)
+    assert result.code == 0, result.err
+    assert json.loads(result.out, parse_constant=lambda name: pytest.fail(name)) == {
+        "columns": ["big", "small", "nan", "fine"], "rows": [[None, None, None, 1.5]]}

@@ -126,3 +126,10 @@ def paths_in(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         for index, value in enumerate(node):
             found += paths_in(value, (*prefix, index))
     return found
+
+
+def bundle_document(path: Any) -> dict[str, Any]:
+    """A bundle file (any format) as one version-1 document, to tamper with and import."""
+    from msgflux.store import _bundle
+
+    return _bundle.document(_bundle.read(path)())

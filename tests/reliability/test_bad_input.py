@@ -28,7 +28,7 @@ from msgflux.errors import MsgfluxError, SerializationError, StateValueError
 from msgflux.store import StateStore, StoreError
 from msgflux.store.hashing import canonical_json
 
-from ._support import dump, expected_snapshot, paths_in, raw_engine
+from ._support import bundle_document, dump, expected_snapshot, paths_in, raw_engine
 from .conftest import BAD_INPUT_CASES
 
 EXAMPLES = {"sqlite": 200, "postgresql": 25}
@@ -183,6 +183,45 @@ def test_version_references_resolve_or_refuse(harness, tmp_path):
             assert same(store.load(name, number_of), store.load(name, ref))
 
 
+def test_tampered_streams_are_refused_or_import_consistently(harness, tmp_path):
+    """The streaming layout: change, drop, repeat or reorder 1-3 records of a real export."""
+    harness.store.export_bundle(tmp_path / "original.json")
+    original = [json.loads(line) for line in
+                (tmp_path / "original.json").read_text(encoding="utf-8").splitlines()]
+    targets = paths_in(original)[1:]
+
+    @explore(harness, data=st.data())
+    def case(data):
+        tampered = copy.deepcopy(original)
+        for _ in range(data.draw(st.integers(1, 3), label="mutations")):
+            how = data.draw(st.sampled_from(["change", "drop", "repeat", "swap"]), label="how")
+            if how != "change":
+                index = data.draw(st.integers(0, len(tampered) - 1), label="record")
+                other = data.draw(st.integers(0, len(tampered) - 1), label="other")
+                if how == "drop":
+                    del tampered[index]
+                elif how == "repeat":
+                    tampered.insert(other, copy.deepcopy(tampered[index]))
+                else:
+                    tampered[index], tampered[other] = tampered[other], tampered[index]
+                continue
+            path = data.draw(st.sampled_from(targets), label="path")
+            parent = tampered
+            try:
+                for part in path[:-1]:
+                    parent = parent[part]
+                parent[path[-1]] = data.draw(BUNDLE_VALUES, label="new value")
+            except (KeyError, IndexError, TypeError):
+                continue
+        file = tmp_path / "stream.json"
+        file.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n"
+                                for record in tampered), encoding="utf-8", errors="surrogatepass")
+        result = harness.attempt(lambda: harness.store.import_bundle(file))
+        if not isinstance(result, StoreError):
+            report = harness.store.verify()
+            assert report.ok, str(report)
+
+
 MALFORMED = ['{"a": NaN}', '{"a": Infinity}', '{"a": 1, "a": 2}', "[1, 2]", '"text"',
              '{"a": 1e999}', "{", '{"a": "\\ud800"}', '{"": 1}', "\ufeff{}", "[" * 5000,
              "a = ", "a = 1\na = 2", "a = 1979-05-27T07:32:00Z", '"\\ud800" = 1', "x = [1, 'a'",
@@ -232,7 +271,8 @@ BUNDLE_VALUES = st.one_of(st.sampled_from(
 
 def test_tampered_bundles_are_refused_or_import_consistently(harness, tmp_path):
     """Change 1-3 places of a real export (a hash, a value, a number, a key...) and import it."""
-    original = harness.store._bundle(None)  # fixed before Hypothesis draws anything
+    harness.store.export_bundle(tmp_path / "original.json")
+    original = bundle_document(tmp_path / "original.json")  # fixed before Hypothesis draws
     targets = paths_in(original)[1:]
 
     @explore(harness, data=st.data(), suffix=st.sampled_from([".json", ".toml"]))

@@ -110,3 +110,27 @@ class Pipeline(nn.Module):
     def forward(self, x: Any, **kwargs: Any) -> Any:
         return x + " | " + self.analyzer.instructions
 
+
+
+# -- bundles -----------------------------------------------------------------------------------
+
+def bundle_document(path: Any) -> dict[str, Any]:
+    """A bundle file (any format) as one version-1 document, to inspect or tamper with."""
+    from msgflux.store import _bundle
+
+    return _bundle.document(_bundle.read(path)())
+
+
+def bundle_records(path: Any) -> list[dict[str, Any]]:
+    """The records of a JSON Lines (version 2) bundle, header and end included."""
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def write_records(path: Any, records: list[dict[str, Any]]) -> None:
+    """Write records as a JSON Lines bundle, fixing the end record's count."""
+    body = [record for record in records[1:] if record.get("kind") != "end"]
+    lines = [records[0], *body, {"kind": "end", "records": len(body)}]
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in lines:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from store_testkit import dump_store
+from store_testkit import bundle_document, dump_store
 
 from msgflux.store import ConflictError, IntegrityError, InvalidInputError, StateStore
 
@@ -62,7 +62,7 @@ def test_export_of_some_names(store: StateStore, tmp_path: Path) -> None:
     _history(store)
     path = tmp_path / "agent.json"
     assert store.export_bundle(path, names=["agent"]) == {"agent": 1}
-    assert list(json.loads(path.read_text())["names"]) == ["agent"]
+    assert list(bundle_document(path)["names"]) == ["agent"]
 
 
 def test_import_fast_forwards_an_older_copy(store: StateStore, tmp_path: Path) -> None:
@@ -99,7 +99,7 @@ def test_a_bundle_with_a_wrong_hash_is_refused_and_nothing_is_written(
     store.save("p", {"prompt": "Be brief.", "k": 1})
     path = tmp_path / "b.json"
     store.export_bundle(path)
-    data = json.loads(path.read_text())
+    data = bundle_document(path)  # tampered as a version-1 document, which still imports
     if tamper == "value":
         record = next(r for r in data["values"].values() if r["text"] == "Be brief.")
         record["text"] = "Be brieg."

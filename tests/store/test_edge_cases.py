@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from store_testkit import dump_store
+from store_testkit import bundle_document, dump_store
 
 from msgflux.store import (
     ConflictError,
@@ -91,7 +91,7 @@ def test_refused_import_of_a_bundle_with_an_unstorable_key_writes_nothing(
     store.save("p", {"k": 1})
     path = tmp_path / "bundle.json"
     store.export_bundle(path)
-    bundle = json.loads(path.read_text())
+    bundle = bundle_document(path)
     (snapshot,) = bundle["snapshots"]
     bundle["snapshots"][snapshot][0][0] = "k\x00"
     path.write_text(json.dumps(bundle))

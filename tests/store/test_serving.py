@@ -491,8 +491,8 @@ def test_a_split_tag_moved_by_an_import_is_no_longer_a_split(store: StateStore,
     history(store)
     with StateStore(tmp_path / "other.db") as other:
         store.copy_to(other)
-        other.tag("p", 4, "production")
         store.split("p", "production", {2: 0.5, 3: 0.5})
+        other.tag("p", 4, "production")  # later than the split: the import moves the tag
         module = Wide()
         with store.follow(module, "p", "production", route_key="u") as follower:
             other.copy_to(store)  # moves production to 4 (bundles know nothing of splits)

@@ -165,3 +165,78 @@ def test_malformed_references_are_refused(three: StateStore) -> None:
     for ref in (True, 1.5, None, ["1"]):
         with pytest.raises(InvalidInputError):
             three.get("pipeline", ref)  # type: ignore[arg-type]
+
+
+# -- one rule for references (issue 8, item 8) ----------------------------------------------
+
+def _state_whose_hash_starts(predicate: object, salt: str = "") -> dict[str, str]:
+    for attempt in counter():
+        state = {"prompt": f"{salt}{attempt}"}
+        if predicate(expected_snapshot(state)):  # type: ignore[operator]
+            return state
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("tag", ["cafe", "2463cae0", "DEADBEEF", "0" * 64, "abcd1234ef"])
+def test_a_tag_that_looks_like_a_snapshot_hash_is_refused(three: StateStore, tag: str) -> None:
+    before = three.tag_history("pipeline")
+    with pytest.raises(InvalidInputError, match=f"tag '{tag}' is not allowed"):
+        three.tag("pipeline", 1, tag)
+    assert three.tags("pipeline") == {} and three.tag_history("pipeline") == before
+    # the full hash of a stored snapshot too
+    with pytest.raises(InvalidInputError, match="snapshot-hash prefix"):
+        three.tag("pipeline", 1, three.get("pipeline", 2).snapshot)
+    # short hex words and ordinary names stay allowed
+    for allowed in ("abc", "release-1", "cafe-2", "prod"):
+        assert three.tag("pipeline", 1, allowed).number == 1
+
+
+def test_a_digit_string_is_a_version_if_it_exists_else_a_hash_prefix(store: StateStore) -> None:
+    store.save("p", {"prompt": "first"})
+    digits = _state_whose_hash_starts(lambda h: h[:6].isdigit())
+    store.save("p", digits)
+    prefix = expected_snapshot(digits)[:6]
+    # no version has that number: the digits are a prefix of version 2's snapshot
+    assert store.get("p", prefix).number == 2
+    assert store.load("p", prefix) == digits
+    # "1" and "2" are version numbers (too short to be prefixes)
+    assert store.load("p", "1") == {"prompt": "first"} and store.get("p", "2").number == 2
+    # an int is always a number
+    with pytest.raises(VersionNotFound):
+        store.get("p", int(prefix))
+
+
+def test_a_digit_string_that_is_both_a_version_and_a_prefix_is_ambiguous(store: StateStore) -> None:
+    store.save("p", {"prompt": "first"})
+    other = _state_whose_hash_starts(lambda h: h.startswith("0001"))
+    store.save("p", other)
+    # "0001" is version 1 and a prefix of version 2's snapshot: refused, never a guess
+    for call in (lambda: store.load("p", "0001"), lambda: store.get("p", "0001"),
+                 lambda: store.diff("p", "0001", 2), lambda: store.rollback("p", "0001"),
+                 lambda: store.tag("p", "0001", "prod")):
+        with pytest.raises(InvalidInputError, match="'0001' of 'p' is ambiguous"):
+            call()
+    assert [v.number for v in store.log("p")] == [2, 1] and store.tags("p") == {}
+    assert store.load("p", 1) == {"prompt": "first"}  # an int is unambiguous
+    assert store.load("p", expected_snapshot(other)[:8]) == other  # a longer prefix
+
+
+def test_the_same_version_by_number_and_by_prefix_is_not_ambiguous(store: StateStore) -> None:
+    for index in range(1, 12):
+        store.save("p", {"prompt": f"v{index}"})
+    # a version whose own snapshot hash starts with its number written with zeros
+    state = _state_whose_hash_starts(lambda h: h.startswith("0012"), salt="s")
+    store.save("p", state)
+    assert store.get("p", "0012").number == 12 and store.load("p", "0012") == state
+
+
+def test_an_old_tag_that_looks_like_another_snapshot_is_ambiguous(store: StateStore,
+                                                                  db: sa.Engine) -> None:
+    first = _state_whose_hash_starts(lambda h: h.startswith("beef"))
+    store.save("p", first)
+    store.save("p", {"prompt": "second"})
+    with db.begin() as connection:  # a tag written by an older release, before the rule
+        connection.execute(sa.text("INSERT INTO tags (name_id, tag, version) "
+                                   "SELECT id, 'beef', 2 FROM names WHERE name = 'p'"))
+    with pytest.raises(InvalidInputError, match="'beef' of 'p' is ambiguous"):
+        store.load("p", "beef")

@@ -1,0 +1,102 @@
+"""Version references: the one rule that turns a reference into a version.
+
+* an ``int`` is a version number;
+* ``"latest"`` / ``"head"`` is the newest version;
+* a string of digits is a version number if that version exists, and
+  otherwise a snapshot-hash prefix (4 or more digits); when it is both (a
+  version with that number exists *and* a different snapshot of the name
+  starts with those digits) it is refused as ambiguous;
+* any other string is a tag or a snapshot-hash prefix (4 to 64 hex digits).
+  New tags can never look like a prefix (:func:`~msgflux.store.validation.check_tag`);
+  a tag from an older release that does, and also matches another snapshot,
+  is refused as ambiguous.
+
+So the store never silently loads other content than the reference could mean.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Row, select
+
+from msgflux.store import schema as t
+from msgflux.store.errors import InvalidInputError, VersionNotFound
+from msgflux.store.validation import MAX_VERSION, looks_like_hash
+
+if TYPE_CHECKING:
+    from msgflux.store.api import StateStore
+
+__all__ = ["resolve"]
+
+
+def _prefix_matches(connection: Connection, name_id: int, prefix: str) -> list[Row[Any]]:
+    """``(number, hash)`` of this name's versions whose snapshot hash starts with ``prefix``."""
+    return list(connection.execute(
+        select(t.versions.c.number, t.snapshots.c.hash)
+        .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
+        .where(t.versions.c.name_id == name_id, t.snapshots.c.hash.like(prefix.lower() + "%"))
+        .order_by(t.versions.c.number.desc())).all())
+
+
+def resolve(store: StateStore, connection: Connection, name: str, name_id: int, head: int,
+            ref: Any) -> Row[Any]:
+    """Find the version row ``ref`` names (see the module docstring).
+
+    Raises:
+        InvalidInputError: a malformed or ambiguous reference.
+        VersionNotFound: nothing matches; the message says what exists.
+    """
+    if isinstance(ref, bool) or not isinstance(ref, int | str):
+        raise InvalidInputError(
+            f"a version is a number, 'latest', a tag or a snapshot-hash prefix, not {ref!r}")
+    if isinstance(ref, int):
+        return _numbered(store, connection, name, name_id, ref, ref)
+    if ref in ("latest", "head"):
+        return _numbered(store, connection, name, name_id, head, ref)
+    row: Row[Any] | None = None
+    meaning = ""
+    if ref.isdigit() and ref.isascii():
+        # int() refuses more than 4300 digits; anything past 10 is out of range anyway.
+        number = int(ref) if len(ref) <= 10 else MAX_VERSION + 1
+        if 1 <= number <= MAX_VERSION:
+            row = store._version_rows(connection, name_id, number=number).first()
+            meaning = f"version {number}"
+    else:
+        tagged = store._tag_target(connection, name_id, ref)
+        if tagged is not None:
+            row = store._version_rows(connection, name_id, number=tagged).first()
+            meaning = f"tag {ref!r} (version {tagged})"
+    if looks_like_hash(ref):
+        matches = _prefix_matches(connection, name_id, ref)
+        hashes = sorted({match.hash for match in matches})
+        if row is not None and hashes and hashes != [row.snapshot]:
+            raise InvalidInputError(
+                f"reference {ref!r} of {name!r} is ambiguous: it is {meaning} and a prefix of "
+                f"snapshot {', '.join(digest[:12] for digest in hashes)}; give the number as "
+                "an int, or a longer prefix")
+        if row is None and matches:
+            if len(hashes) > 1:
+                raise InvalidInputError(
+                    f"snapshot prefix {ref!r} of {name!r} is ambiguous: it matches "
+                    f"{', '.join(digest[:12] for digest in hashes)}")
+            row = store._version_rows(connection, name_id, number=matches[0].number).first()
+    if row is None:
+        if ref.isdigit() and ref.isascii():
+            what = " (no such version or snapshot)" if len(ref) >= 4 else ""
+        else:
+            what = " (no such tag or snapshot)"
+        raise VersionNotFound(f"version {ref!r} of {name!r} not found{what}: "
+                              f"{store._describe(connection, name, name_id)}")
+    return row
+
+
+def _numbered(store: StateStore, connection: Connection, name: str, name_id: int, number: int,
+              ref: Any) -> Row[Any]:
+    row = None
+    if 1 <= number <= MAX_VERSION:
+        row = store._version_rows(connection, name_id, number=number).first()
+    if row is None:
+        raise VersionNotFound(f"version {ref!r} of {name!r} not found: "
+                              f"{store._describe(connection, name, name_id)}")
+    return row
