@@ -7,6 +7,7 @@ Usage (from the repository root, in the project's venv)::
     python benchmarks/run.py --deep          # save time at version ~100 vs ~100,000
     python benchmarks/run.py --tools         # report, bundles, prune + gc, verify, log at scale
     python benchmarks/run.py --keys 50 --versions 1000 --loads 200 --json out.json
+    python benchmarks/run.py --serving       # the serving targets (benchmarks/serving.py)
 
 Workload (see ``workload.py``): a state dict of ``--keys`` prompts (30-300
 words from a fixed vocabulary, fixed seed), ``--versions`` saves each
@@ -459,6 +460,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--serving" in argv:  # its own options: python benchmarks/serving.py --help
+        import serving
+
+        return serving.main([arg for arg in argv if arg != "--serving"])
     args = parse_args(argv)
     print(environment())
     keep = args.workdir is not None

@@ -11,6 +11,7 @@ Example::
     v1 = store.save("pipeline", module, message="baseline", metadata={"score": 0.71})
 """
 
+from msgflux.store._follow import Follower
 from msgflux.store.api import StateStore, VersionRef
 from msgflux.store.errors import (
     ConflictError,
@@ -19,6 +20,7 @@ from msgflux.store.errors import (
     InvalidInputError,
     LockTimeout,
     NameNotFound,
+    ProtectedTagError,
     QueryTimeout,
     ReadOnlyError,
     SchemaError,
@@ -40,6 +42,7 @@ from msgflux.store.types import (
 __all__ = [
     "StateStore",
     "VersionRef",
+    "Follower",
     "Version",
     "StateDiff",
     "TagEvent",
@@ -54,6 +57,7 @@ __all__ = [
     "NameNotFound",
     "VersionNotFound",
     "ConflictError",
+    "ProtectedTagError",
     "IntegrityError",
     "SchemaError",
     "ReadOnlyError",

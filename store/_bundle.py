@@ -48,6 +48,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from msgflux.store import _sql
 from msgflux.store import schema as t
+from msgflux.store._guard import notify_change
 from msgflux.store.errors import ConflictError, IntegrityError, InvalidInputError, NameNotFound
 from msgflux.store.hashing import encode_value, snapshot_hash, value_hash
 from msgflux.store.types import Progress
@@ -570,6 +571,7 @@ class _Importer:
         if name in self.seen:
             raise InvalidInputError(f"bundle: the records of {name!r} are not in one block")
         self.seen.add(name)
+        notify_change(self.connection, name)  # PostgreSQL followers; delivered on commit
         try:
             name_id: int | None
             name_id, head = self.store._lock_name(self.connection, name, create=False)

@@ -16,14 +16,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from sqlalchemy import Connection, CursorResult, Row, and_, delete, insert, select, update
+from sqlalchemy import Connection, CursorResult, Row, and_, delete, insert, select
 from sqlalchemy.engine import URL
 
 from msgflux._values import check_state_dict
 from msgflux.errors import StateValueError
-from msgflux.store import _annotate, _bundle, _sql
+from msgflux.store import _annotate, _bundle, _guard, _split, _sql, _where
 from msgflux.store import schema as t
 from msgflux.store._decode import damage, decode_metadata, decode_rows
+from msgflux.store._follow import Follower
 from msgflux.store.engine import (
     STATEMENT_TIMEOUT,
     create_store_engine,
@@ -288,6 +289,7 @@ class StateStore:
 
         def work(connection: Connection) -> tuple[Version, _BlobMap | None]:
             head = self._lock_head(connection, name, create=True)
+            _guard.notify_change(connection, name)  # PostgreSQL followers; sent on commit
             previous = _annotate.head_key_hashes(self, connection, head)
             if same_keys:
                 _annotate.check_same_keys(name, head, previous, prepared)
@@ -407,6 +409,7 @@ class StateStore:
             head = self._lock_head(connection, name, create=False)
             target = self._resolve(connection, name, head.name_id, head.head, ref)
             prepared = self._stored_snapshot(connection, target.snapshot)
+            _guard.notify_change(connection, name)
             return self._append(connection, name, head, prepared,
                                 message=message if message is not None
                                 else f"rollback to version {target.number}",
@@ -698,15 +701,20 @@ class StateStore:
         return changed
 
     def load(self, name: str, ref: VersionRef = "latest", *,
-             prefix: str | None = None) -> dict[str, Any]:
+             prefix: str | None = None, route_key: str | int | None = None) -> dict[str, Any]:
         """Return the state dict of version ``ref`` of ``name`` (keys in saved order).
 
         With ``prefix`` (e.g. ``"retriever."``) only the keys that start with it.
+        With ``route_key`` (e.g. a user id) and a tag that splits traffic
+        (:meth:`split`), the version that key is routed to: the same key always
+        gets the same version for a given split.
 
         Raises:
             VersionNotFound / NameNotFound, InvalidInputError (bad reference).
         """
         check_label("name", name)
+        if route_key is not None:
+            ref = _split.route(self, name, ref, route_key)
         number = _plain_number(ref)
         if number is not None and (prefix is None or isinstance(prefix, str)):
             # The common case (a number or "latest"): one indexed query, no Version.
@@ -854,10 +862,13 @@ class StateStore:
 
         Every move is recorded in the append-only tag history. ``expected`` is a
         compare-and-swap: move only if the tag still points at that version
-        (``None``: the tag must not exist yet).
+        (``None``: the tag must not exist yet; a ``{version: weight}`` dict: that
+        split). Moving a split tag to one version ends the split. A protected tag
+        (:meth:`protect`) needs ``expected`` and its condition.
 
         Raises:
-            VersionNotFound, InvalidInputError (bad tag), ConflictError (``expected``).
+            VersionNotFound, InvalidInputError (bad tag), ConflictError (``expected``),
+            ProtectedTagError (a guard refused; the refusal is audited).
 
         Example::
 
@@ -866,63 +877,137 @@ class StateStore:
         check_label("name", name)
         check_tag(tag)
         check_text("author", author, optional=True)
-        self._check_expected(expected, "expected")
-
-        def work(connection: Connection) -> Version:
-            name_id, head = self._lock_name(connection, name, create=False)
-            row = self._resolve(connection, name, name_id, head, ref)
-            previous = self._tag_target(connection, name_id, tag)
-            self._check_tag_expected(name, tag, previous, expected)
-            if previous != row.number:
-                if previous is None:
-                    connection.execute(insert(t.tags).values(name_id=name_id, tag=tag,
-                                                             version=row.number))
-                else:
-                    connection.execute(update(t.tags).where(
-                        t.tags.c.name_id == name_id, t.tags.c.tag == tag).values(version=row.number))
-                connection.execute(insert(t.tag_events).values(
-                    name_id=name_id, tag=tag, version=row.number, previous_version=previous,
-                    moved_at=_now(), author=author))
-            return self._version(connection, name, row)
-
-        return write_transaction(self._engine, f"tagging {name!r}", work,
-                                 lock_timeout=self.lock_timeout)
+        if expected is not _UNSET:
+            _guard.check_expected(expected)
+        return _guard.guarded_write(self, f"tagging {name!r}", lambda connection: _guard.move(
+            self, connection, name, tag, {ref: 1.0}, expected=expected,
+            has_expected=expected is not _UNSET, author=author))
 
     def untag(self, name: str, tag: str, *, author: str | None = None,
-              expected: int | None | _Unset = _UNSET) -> int:
-        """Remove ``tag`` from ``name``; return the version it pointed at. The removal is recorded.
+              expected: int | None | _Unset = _UNSET, force: bool = False) -> int:
+        """Remove ``tag`` (and its split) from ``name``; return the version it pointed at.
+
+        The removal is recorded. A protected tag needs ``force=True`` (audited).
 
         Raises:
-            VersionNotFound: the tag does not exist; ConflictError (``expected``).
+            VersionNotFound: the tag does not exist; ConflictError (``expected``);
+            ProtectedTagError: the tag is protected and ``force`` is false.
         """
         check_label("name", name)
         check_label("tag", tag)
         check_text("author", author, optional=True)
-        self._check_expected(expected, "expected")
+        if expected is not _UNSET:
+            _guard.check_expected(expected)
+        return _guard.guarded_write(self, f"untagging {name!r}", lambda connection: _guard.remove(
+            self, connection, name, tag, expected=expected, has_expected=expected is not _UNSET,
+            force=bool(force), author=author))
 
-        def work(connection: Connection) -> int:
-            name_id, _head = self._lock_name(connection, name, create=False)
-            previous = self._tag_target(connection, name_id, tag)
-            if previous is None:
-                raise VersionNotFound(f"tag {tag!r} of {name!r} not found: "
-                                      f"{self._describe(connection, name, name_id)}")
-            self._check_tag_expected(name, tag, previous, expected)
-            connection.execute(delete(t.tags).where(t.tags.c.name_id == name_id,
-                                                    t.tags.c.tag == tag))
-            connection.execute(insert(t.tag_events).values(
-                name_id=name_id, tag=tag, version=None, previous_version=previous,
-                moved_at=_now(), author=author))
-            return previous
+    def split(self, name: str, tag: str, weights: Mapping[VersionRef, float], *,
+              author: str | None = None,
+              expected: int | Mapping[int, float] | None | _Unset = _UNSET) -> dict[int, float]:
+        """Point ``tag`` at several versions with weights summing to 1 (a traffic split).
 
-        return write_transaction(self._engine, f"untagging {name!r}", work,
-                                 lock_timeout=self.lock_timeout)
+        ``store.load(name, tag, route_key=user_id)`` and followers with a
+        ``route_key`` then pick one version per key, deterministically. The
+        split is recorded in the tag history; :meth:`tag` to one version ends it.
+        ``get``/``tags`` report the heaviest version. Returns ``{version: weight}``.
 
-    @staticmethod
-    def _check_tag_expected(name: str, tag: str, previous: int | None, expected: Any) -> None:
-        if expected is not _UNSET and expected != previous:
-            where = f"version {previous}" if previous is not None else "nothing"
-            raise ConflictError(f"tag {tag!r} of {name!r} points at {where}, not {expected} "
-                                "(expected): it was moved in between")
+        Raises:
+            InvalidInputError: fewer than two versions, weights not positive or not
+            summing to 1, two references to one version; VersionNotFound;
+            ConflictError (``expected``); ProtectedTagError.
+
+        Example::
+
+            store.split("pipeline", "production", {12: 0.9, 13: 0.1})
+        """
+        check_label("name", name)
+        check_tag(tag)
+        check_text("author", author, optional=True)
+        targets = _split.check_weights(weights)
+        if expected is not _UNSET:
+            _guard.check_expected(expected)
+        return _guard.guarded_write(self, f"splitting {name!r}", lambda connection: (
+            _guard.move(self, connection, name, tag, targets, expected=expected,
+                        has_expected=expected is not _UNSET, author=author),
+            self._weights(connection, name, tag))[1])
+
+    def tag_weights(self, name: str, tag: str) -> dict[int, float]:
+        """What ``tag`` points at: ``{version: 1.0}``, or ``{version: weight}`` for a split.
+
+        Raises:
+            NameNotFound; VersionNotFound if the tag does not exist.
+        """
+        check_label("name", name)
+        check_label("tag", tag)
+        return read_transaction(self._engine, f"reading tag {tag!r} of {name!r}",
+                                lambda connection: self._weights(connection, name, tag))
+
+    def _weights(self, connection: Connection, name: str, tag: str) -> dict[int, float]:
+        name_id, _head = self._name_row(connection, name)
+        weights = _split.current_target(connection, name_id, tag)
+        if weights is None:
+            raise VersionNotFound(f"tag {tag!r} of {name!r} not found: "
+                                  f"{self._describe(connection, name, name_id)}")
+        return weights
+
+    def protect(self, name: str, tag: str, *, require_expected: bool = True,
+                where: str | None = None, author: str | None = None) -> None:
+        """Guard ``tag``: later moves need ``expected=`` and (with ``where``) a condition.
+
+        ``where`` is a comparison on the target version's metadata, e.g.
+        ``"score>=0.8"`` (see :mod:`msgflux.store._where`), checked in the
+        move's own transaction. ``untag`` then needs ``force=True``. Protecting
+        again replaces the policy. The change is kept in the audit record
+        (view ``state_tag_audit``); view ``state_tag_policies`` lists policies.
+
+        Raises:
+            NameNotFound; InvalidInputError (bad tag or condition).
+
+        Example::
+
+            store.protect("pipeline", "production", where="score>=0.8")
+        """
+        check_label("name", name)
+        check_tag(tag)
+        check_text("author", author, optional=True)
+        condition = None if where is None else _where.parse_condition(where).text
+        _guard.guarded_write(self, f"protecting tag {tag!r} of {name!r}", lambda connection: (
+            _guard.protect(self, connection, name, tag, require_expected=bool(require_expected),
+                           where=condition, author=author)))
+
+    def unprotect(self, name: str, tag: str, *, author: str | None = None) -> None:
+        """Remove the guard of ``tag`` (audited).
+
+        Raises:
+            NameNotFound; VersionNotFound if the tag is not protected.
+        """
+        check_label("name", name)
+        check_label("tag", tag)
+        check_text("author", author, optional=True)
+        _guard.guarded_write(self, f"unprotecting tag {tag!r} of {name!r}", lambda connection: (
+            _guard.unprotect(self, connection, name, tag, author=author)))
+
+    def follow(self, module: Module, name: str, ref: VersionRef = "latest", *,
+               cache: str | os.PathLike[str] | None = None,
+               on_change: Callable[[Version | None, Version], None] | None = None,
+               route_key: str | int | None = None) -> Follower:
+        """Load ``ref`` of ``name`` into ``module`` now and keep it following that tag.
+
+        Returns a :class:`~msgflux.store.Follower`: ``refresh()`` swaps in a
+        new version when the tag (or ``"latest"``) moved, ``start(interval)``
+        does it in a thread. See :class:`~msgflux.store.Follower`.
+
+        Raises:
+            VersionNotFound, StateDictError (the version does not fit the module),
+            DatabaseError when the database is away and there is no usable ``cache``.
+
+        Example::
+
+            follower = store.follow(pipeline, "pipeline", "production", cache="prod.json")
+        """
+        return Follower(self, module, name, ref, cache=cache, on_change=on_change,
+                        route_key=route_key)
 
     def tags(self, name: str) -> dict[str, int]:
         """The tags of ``name`` and the version each points at, sorted by tag.
@@ -956,7 +1041,8 @@ class StateStore:
             if tag is not None:
                 query = query.where(t.tag_events.c.tag == tag)
             return [TagEvent(name, row.tag, row.version, row.previous_version,
-                             _utc(row.moved_at), row.author)
+                             _utc(row.moved_at), row.author,
+                             _split.parse_weights_text(row.weights))
                     for row in connection.execute(query.order_by(t.tag_events.c.id))]
 
         return read_transaction(self._engine, f"reading the tag history of {name!r}", work)
@@ -1017,6 +1103,7 @@ class StateStore:
                 select(t.versions.c.number).where(t.versions.c.name_id == name_id)
                 .order_by(t.versions.c.number.desc()).offset(keep_last)).scalars())
             tagged = set(self._tags_by_version(connection, name_id))
+            tagged |= _split.split_versions(connection, name_id)
             doomed = sorted(number for number in numbers if number not in tagged)
             if dry_run:
                 return doomed

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from msgflux.errors import MsgfluxError, SerializationError
-from msgflux.store import _cli_loop
+from msgflux.store import _cli_loop, _cli_serving
 from msgflux.store.errors import NameNotFound, StoreError
 from msgflux.store.types import Progress, format_ranges
 
@@ -625,16 +625,20 @@ def _cmd_tag(args: argparse.Namespace, out: _Output) -> int:
     with _store(args) as store:
         version = store.tag(args.name, args.version, args.tag, author=args.author,
                             **_cas(args, "expect", "expected"))
+        if args.protect or args.where is not None:
+            store.protect(args.name, args.tag, where=args.where, author=args.author)
     if out.json:
         out.dump(version_json(version))
     else:
-        out.line(f"tagged {version.name}@{version.number} as {args.tag}")
+        guard = (f" (protected{f', where {args.where}' if args.where is not None else ''})"
+                 if args.protect or args.where is not None else "")
+        out.line(f"tagged {version.name}@{version.number} as {args.tag}{guard}")
     return EXIT_OK
 
 
 def _cmd_untag(args: argparse.Namespace, out: _Output) -> int:
     with _store(args) as store:
-        number = store.untag(args.name, args.tag, author=args.author,
+        number = store.untag(args.name, args.tag, author=args.author, force=args.force,
                              **_cas(args, "expect", "expected"))
     if out.json:
         out.dump({"name": args.name, "tag": args.tag, "version": number})
@@ -1009,6 +1013,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--author", metavar="A", help="who moved it (kept in the tag history)")
     sub.add_argument("--expect", type=_expected_head, metavar="N", default=argparse.SUPPRESS,
                      help="move only if TAG points at version N ('none': TAG must be new)")
+    sub.add_argument("--protect", action="store_true",
+                     help="then protect TAG: later moves need --expect (StateStore.protect)")
+    sub.add_argument("--where", metavar="COND",
+                     help="then protect TAG with a condition on the target's metadata, "
+                          "e.g. 'score>=0.8' (implies --protect)")
 
     sub = _add(commands, "untag", _cmd_untag, "remove TAG from NAME (StateStore.untag)",
                "  msgflux-store untag pipeline staging", common,
@@ -1018,6 +1027,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--author", metavar="A", help="who removed it (kept in the tag history)")
     sub.add_argument("--expect", type=_expected_head, metavar="N", default=argparse.SUPPRESS,
                      help="remove only if TAG points at version N")
+    sub.add_argument("--force", action="store_true", help="remove a protected tag (audited)")
 
     sub = _add(commands, "rollback", _cmd_rollback,
                "append a version equal to VERSION; history is kept (StateStore.rollback)",
@@ -1029,6 +1039,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_version_options(sub)
     sub.add_argument("-m", "--message", metavar="MSG", default=None,
                      help="default: 'rollback to version N'")
+
+    _cli_serving.add_commands(commands, common, _add)
 
     # maintenance
     _add(commands, "verify", _cmd_verify,

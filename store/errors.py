@@ -14,6 +14,7 @@ __all__ = [
     "NameNotFound",
     "VersionNotFound",
     "ConflictError",
+    "ProtectedTagError",
     "IntegrityError",
     "SchemaError",
     "ReadOnlyError",
@@ -44,6 +45,11 @@ class NameNotFound(VersionNotFound):
 
 class ConflictError(StoreError):
     """A compare-and-swap failed or two histories diverged; nothing was written."""
+
+
+class ProtectedTagError(ConflictError):
+    """A guarded tag refused a move: ``expected=`` missing, its condition unmet, or untag
+    without ``force=True``. Nothing moved; the refusal is kept in the tag audit record."""
 
 
 class IntegrityError(StoreError):

@@ -13,6 +13,10 @@ Layout, content-addressed:
 * ``names`` / ``versions``: the linear history of each name; ``names.head``
   is the last version number handed out, so numbers are never reused.
 * ``tags`` and the append-only ``tag_events``.
+* Serving (``store/_guard.py``, ``store/_split.py``): ``tag_splits`` holds the
+  weighted versions of a tag that splits traffic (no rows for a single-version
+  tag, whose ``tags.version`` is all there is); ``tag_policies`` the guarded
+  tags; ``tag_audit`` every policy change and refused move.
 
 Blob and snapshot ids are never reused (AUTOINCREMENT on SQLite, sequences on
 PostgreSQL), so an id remembered by a writer can never name other content.
@@ -24,8 +28,10 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -38,7 +44,7 @@ from sqlalchemy import (
 )
 
 __all__ = ["metadata", "names", "versions", "snapshots", "entries", "blobs", "tags", "tag_events",
-           "version_annotations", "name_events"]
+           "tag_splits", "tag_policies", "tag_audit", "version_annotations", "name_events"]
 
 # Named constraints let alembic's batch mode (table copy on SQLite) find and alter them.
 NAMING_CONVENTION = {
@@ -131,6 +137,46 @@ tag_events = Table(
     Column("version", Integer, nullable=True),
     Column("previous_version", Integer, nullable=True),
     Column("moved_at", DateTime(timezone=True), nullable=False),
+    Column("author", Text, nullable=True),
+    # A split: canonical JSON {"version": weight, ...}; NULL for a single-version move.
+    Column("weights", Text, nullable=True),
+    Index(None, "name_id", "tag"),
+)
+
+# While a tag splits traffic: one row per version with its weight (they sum to 1);
+# tags.version then holds the heaviest of them (what get() and tags() report).
+tag_splits = Table(
+    "tag_splits",
+    metadata,
+    Column("name_id", ID, primary_key=True),
+    Column("tag", Text, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("weight", Float, nullable=False),
+    ForeignKeyConstraint(["name_id", "version"], ["versions.name_id", "versions.number"]),
+)
+
+tag_policies = Table(
+    "tag_policies",
+    metadata,
+    Column("name_id", ID, ForeignKey("names.id"), primary_key=True),
+    Column("tag", Text, primary_key=True),
+    Column("require_expected", Boolean, nullable=False),
+    Column("condition", Text, nullable=True),
+    Column("protected_at", DateTime(timezone=True), nullable=False),
+    Column("author", Text, nullable=True),
+)
+
+tag_audit = Table(
+    "tag_audit",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name_id", ID, ForeignKey("names.id"), nullable=False),
+    Column("tag", Text, nullable=False),
+    Column("action", String(16), nullable=False),  # protect, unprotect, refused, forced-untag
+    Column("version", Integer, nullable=True),
+    Column("weights", Text, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
     Column("author", Text, nullable=True),
     Index(None, "name_id", "tag"),
 )

@@ -80,7 +80,11 @@ class Version:
 
 @dataclass(frozen=True)
 class TagEvent:
-    """One move or removal of a tag (``version`` is ``None`` for a removal)."""
+    """One move or removal of a tag (``version`` is ``None`` for a removal).
+
+    For a traffic split, ``weights`` is ``{version: weight}`` and ``version`` the
+    heaviest of them; ``weights`` is ``None`` for a single-version move.
+    """
 
     name: str
     tag: str
@@ -88,6 +92,7 @@ class TagEvent:
     previous_version: int | None
     moved_at: datetime
     author: str | None
+    weights: dict[int, float] | None = field(default=None, hash=False, compare=True)
 
 
 def _lines(value: Any) -> list[str]:

@@ -7,14 +7,14 @@ Adds the append-only tables ``annotations`` and ``name_events`` and their views
 ``versions.metadata`` and records each key here.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

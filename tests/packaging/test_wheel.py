@@ -44,6 +44,7 @@ def test_wheel_holds_the_store_and_its_migrations(wheel: Path) -> None:
         "msgflux/store/migrations/script.py.mako",
         "msgflux/store/migrations/versions/0001_initial.py",
         "msgflux/store/migrations/versions/0002_views.py",
+        "msgflux/store/migrations/versions/0004_serving.py",
     ):
         assert expected in names, f"{expected} missing from {wheel.name}"
     assert not any(name.startswith(("store/", "migrations/", "tests/")) for name in names)

@@ -17,7 +17,7 @@ from msgflux.store.hashing import snapshot_hash, value_hash
 #: Every table of the store, in dump order (alembic_version included: a refused
 #: call must not touch the schema stamp either).
 TABLES = ("alembic_version", "names", "versions", "snapshots", "entries", "blobs", "tags",
-          "tag_events")
+          "tag_events", "tag_splits", "tag_policies", "tag_audit")
 
 
 def state_for(writer: int, index: int) -> dict[str, Any]:

@@ -15,8 +15,12 @@ COLUMNS = {
                       "author", "metadata", "key_count"],
     "state_values": ["name", "version", "key", "value", "value_type", "value_hash"],
     "state_changes": ["name", "version", "key", "change", "old_value", "new_value"],
-    "state_tags": ["name", "tag", "version"],
-    "state_tag_history": ["name", "tag", "version", "previous_version", "moved_at", "author"],
+    "state_tags": ["name", "tag", "version", "weight"],
+    "state_tag_history": ["name", "tag", "version", "previous_version", "moved_at", "author",
+                          "weights"],
+    "state_tag_policies": ["name", "tag", "require_expected", "condition", "protected_at",
+                           "author"],
+    "state_tag_audit": ["name", "tag", "action", "version", "weights", "reason", "at", "author"],
 }
 
 
