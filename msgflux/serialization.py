@@ -144,17 +144,7 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise SerializationError(
             f"cannot load {source}: the file is not valid UTF-8 (byte {error.start})"
         ) from None
-    data = _decode_toml(text, source) if suffix == ".toml" else _decode_json(text, source)
-    if not isinstance(data, dict):
-        raise SerializationError(
-            f"cannot load {source}: the top level is a {_json_type_name(data)}, but a state "
-            "file must hold an object (a mapping of keys to values)"
-        )
-    try:
-        check_state_dict(data)
-    except StateValueError as error:
-        raise SerializationError(f"cannot load {source}: {error}") from error
-    return data
+    return _parse(text, "toml" if suffix == ".toml" else "json", source)
 
 
 def loads(text: str, fmt: str, source: str = "<stdin>") -> dict[str, Any]:
@@ -167,8 +157,12 @@ def loads(text: str, fmt: str, source: str = "<stdin>") -> dict[str, Any]:
     """
     if fmt not in ("toml", "json"):
         raise SerializationError(f"unknown format {fmt!r}: use 'toml' or 'json'")
-    where = Path(source)
-    data = _decode_toml(text, where) if fmt == "toml" else _decode_json(text, where)
+    return _parse(text, fmt, Path(source))
+
+
+def _parse(text: str, fmt: str, source: Path) -> dict[str, Any]:
+    """The state dict in ``text``: decoded, an object at the top, every value allowed."""
+    data = _decode_toml(text, source) if fmt == "toml" else _decode_json(text, source)
     if not isinstance(data, dict):
         raise SerializationError(
             f"cannot load {source}: the top level is a {_json_type_name(data)}, but a state "

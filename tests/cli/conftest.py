@@ -8,46 +8,25 @@ Subprocesses are slow (~0.4 s each), so tests group their checks per call.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_testkit import Result
+from cli_testkit import run_cli as _run
 
-_DROPPED = ("NO_COLOR", "FORCE_COLOR", "MSGFLUX_STORE", "COLUMNS", "TERM")
-
-
-@dataclass
-class Result:
-    """What a run printed and returned."""
-
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
+_MODULE = [sys.executable, "-m", "msgflux.store"]
 
 Run = Callable[..., Result]
 
 
 def run_cli(*args: str, db: str | None = None, env: dict[str, str] | None = None,
             cwd: str | Path | None = None, program: list[str] | None = None) -> Result:
-    """Run ``msgflux-store [--db DB] ARGS...`` and capture its output."""
-    environment = {key: value for key, value in os.environ.items() if key not in _DROPPED}
-    environment.update(env or {})
-    command = (program or [sys.executable, "-m", "msgflux.store"])
-    command = [*command, *(["--db", db] if db is not None else []), *args]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, encoding="utf-8",
-                          env=environment, cwd=cwd, timeout=120)
-    return Result(done.returncode, done.stdout, done.stderr)
+    """Run ``msgflux-store [--db DB] ARGS...`` (``python -m msgflux.store`` by default)."""
+    return _run(*args, db=db, env=env, cwd=cwd, program=program or _MODULE)
 
 
 def run_all(calls: Sequence[Sequence[str]], **options: Any) -> list[Result]:
