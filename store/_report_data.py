@@ -9,7 +9,9 @@ meaning are a documented contract, so it does not depend on how the tables
 lay content out.
 
 Only the contents of the newest versions (and the parent of the oldest of
-them) are read: older versions are summarised from ``state_history`` alone.
+them), of the head and of at most :data:`STATES_SHOWN` tagged versions are
+read: older versions are summarised from ``state_history`` alone. Tags come
+from ``state_tags``, one row per version of a traffic split, with its weight.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, DateTime, Integer, Text, text
+from sqlalchemy import Connection, DateTime, Float, Integer, Text, text
 
 from msgflux.store.engine import read_transaction
 from msgflux.store.errors import IntegrityError
@@ -33,13 +35,18 @@ if TYPE_CHECKING:
 # {key: (value_hash, value)}
 State = dict[str, tuple[str, Any]]
 
+#: At most this many versions' full states are read for the report's "current state"
+#: section: the head, then the versions tags point at (newest first).
+STATES_SHOWN = 20
+
 _HISTORY = text(
     "SELECT version, snapshot, parent_version, created_at, message, author, metadata "
     "FROM state_history WHERE name = :name ORDER BY version"
 ).columns(version=Integer, snapshot=Text, parent_version=Integer,
           created_at=DateTime(timezone=True), message=Text, author=Text, metadata=Text)
-_TAGS = text("SELECT tag, version FROM state_tags WHERE name = :name ORDER BY tag").columns(
-    tag=Text, version=Integer)
+_TAGS = text(
+    "SELECT tag, version, weight FROM state_tags WHERE name = :name ORDER BY tag, version"
+).columns(tag=Text, version=Integer, weight=Float)
 _VALUES_FROM = text(
     "SELECT version, key, value_type, value_hash, value FROM state_values "
     "WHERE name = :name AND version >= :low")
@@ -54,11 +61,30 @@ class History:
 
     name: str
     versions: list[Version]
-    tags: dict[str, int]
+    #: ``{tag: {version: weight}}``: weight 1.0 for a plain tag, one entry per version
+    #: of a traffic split.
+    targets: dict[str, dict[int, float]]
     #: Index into ``versions`` of the first version shown with its diff.
     detailed_from: int
-    #: Contents of the detailed versions and of their parents that still exist.
+    #: Contents of the detailed versions, of their parents that still exist, and of the
+    #: versions in ``current``.
     states: dict[int, State]
+    #: The versions whose full state the report shows: the head, then tagged versions
+    #: newest first, at most :data:`STATES_SHOWN` (the rest are in ``unread``).
+    current: list[int]
+    #: Tagged versions beyond :data:`STATES_SHOWN`, newest first (contents not read).
+    unread: list[int]
+
+    @property
+    def tags(self) -> dict[str, int]:
+        """``{tag: version}``; a split reports its heaviest version (lowest on ties)."""
+        return {tag: min(weights, key=lambda number: (-weights[number], number))
+                for tag, weights in self.targets.items()}
+
+    def weight(self, tag: str, number: int) -> float | None:
+        """The weight of ``number`` in ``tag``'s split; None for a plain tag."""
+        weights = self.targets.get(tag, {})
+        return weights.get(number) if len(weights) > 1 else None
 
     @property
     def detailed(self) -> list[Version]:
@@ -116,10 +142,11 @@ def _read(connection: Connection, name: str, detailed: int) -> History:
         # prune + gc committed between two of them shows versions without content.
         # (Allowed as the first statement of any transaction, whatever BEGIN chose.)
         connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-    tags = {str(tag): int(number) for tag, number in connection.execute(_TAGS, {"name": name})}
+    targets: dict[str, dict[int, float]] = {}
     by_version: dict[int, list[str]] = {}
-    for tag, number in tags.items():
-        by_version.setdefault(number, []).append(tag)
+    for tag, number, weight in connection.execute(_TAGS, {"name": name}):
+        targets.setdefault(str(tag), {})[int(number)] = 1.0 if weight is None else float(weight)
+        by_version.setdefault(int(number), []).append(str(tag))
     versions = [_version(name, row, tuple(by_version.get(int(row[0]), ())))
                 for row in connection.execute(_HISTORY, {"name": name})]
     start = max(0, len(versions) - detailed)
@@ -134,7 +161,18 @@ def _read(connection: Connection, name: str, detailed: int) -> History:
                 and base not in states:
             _add_values(states, connection.execute(
                 _VALUES_OF, {"name": name, "number": base}), name)
-    return History(name=name, versions=versions, tags=tags, detailed_from=start, states=states)
+    wanted = sorted(by_version, reverse=True)
+    if versions:
+        head = versions[-1].number
+        wanted = [head, *(number for number in wanted if number != head)]
+    current, unread = wanted[:STATES_SHOWN], wanted[STATES_SHOWN:]
+    for number in current:
+        if number not in states:
+            _add_values(states, connection.execute(
+                _VALUES_OF, {"name": name, "number": number}), name)
+            states.setdefault(number, {})  # a version may hold no keys
+    return History(name=name, versions=versions, targets=targets, detailed_from=start,
+                   states=states, current=current, unread=unread)
 
 
 def _version(name: str, row: Any, tags: tuple[str, ...]) -> Version:

@@ -1,25 +1,35 @@
 """The HTML history report of one name: ``render_report(store, name) -> str``.
 
 One self-contained page (inline CSS and SVG, no script, no network request, a
-Content-Security-Policy that forbids both): a timeline of the versions, a line
-chart of every numeric metadata field, and the newest versions' diffs against
+Content-Security-Policy that forbids both): a table of contents, a line chart
+of every numeric metadata field (tagged versions marked, each point a link to
+its version), a timeline with a column per numeric metadata field and tag
+badges (a traffic split's weight on each of its versions), the full current
+state of the head and of each tag, and the newest versions' diffs against
 their parents with changed words highlighted. Every stored string reaches the
 page through :func:`html.escape`, so a value holding ``<script>`` is shown as
 text and never runs.
 
 Bounded at any history length (20,000 versions of 50 keys: see the README):
 
-* the newest ``recent`` versions (default 200) are shown with their diffs;
-  older ones are summarised: the timeline groups them in at most 100 rows of
-  version ranges, lists every tagged one on its own, and the charts still
-  plot them. The page states the command that shows any version's diff
-  (``msgflux-store diff NAME N``);
+* the newest ``recent`` versions (default 200) are shown with their diffs,
+  the newest :data:`OPEN` of them open and older ones folded in ``<details>``
+  groups of :data:`OPEN` (the table of contents links each group);
+  older versions are summarised: the timeline groups them in at most 100 rows
+  of version ranges, lists every tagged one on its own, and a folded table
+  lists every one of them with its metadata (so every version has an anchor
+  on the page); the charts still plot them. The page states the command that
+  shows any version's diff (``msgflux-store diff NAME N``);
 * a value's diff is line-level first, word-level only inside short changed
   lines, and capped ("n more lines changed"), see :mod:`._report_diff`; a
   version shows at most 20 keys, and once the page holds about 4 MB of diffs
   older versions list their changed keys without a diff;
 * charts plot at most the minimum and maximum of each of 240 buckets of
-  versions, plus every tagged point and the best (highest) one.
+  versions (one per 2 pixels), plus every tagged point and the best (highest)
+  one; the tables keep every value;
+* the current-state section shows at most 20 versions (head first, then
+  tagged ones newest first), and once it holds about 2 MB later ones list
+  their keys only.
 
 The history is read in one read transaction through the store's own read
 path (not through :meth:`StateStore.query`), see :mod:`._report_data`.
@@ -48,7 +58,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from msgflux.store._report_data import History, read_history
+from msgflux.store._report_data import History, State, read_history
 from msgflux.store._report_diff import Row, Segment, _append, value_rows, word_diff
 from msgflux.store.errors import InvalidInputError
 from msgflux.store.types import StateDiff, Version
@@ -56,10 +66,17 @@ from msgflux.store.types import StateDiff, Version
 if TYPE_CHECKING:
     from msgflux.store.api import StateStore
 
-__all__ = ["DiffLine", "Segment", "classify_lines", "render_report", "word_diff", "RECENT"]
+__all__ = ["DiffLine", "Segment", "classify_lines", "downsample", "render_report",
+           "word_diff", "OPEN", "RECENT"]
 
 #: Versions shown with their diffs by default (the newest ones).
 RECENT = 200
+#: Diffs shown open; older ones fold in <details> groups of this many.
+OPEN = 50
+# The current-state section stops showing values once it holds this many characters.
+_STATE_BUDGET = 2_000_000
+# Tagged-version blocks of the current-state section shown open (the head's always is).
+_STATES_OPEN = 3
 # Older versions are grouped into at most this many timeline rows.
 _SUMMARY_ROWS = 100
 # A key's diff with more rows (or characters) than this is folded in <details>.
@@ -172,8 +189,14 @@ def _render(store: StateStore, name: str, *, recent: int = RECENT) -> tuple[str,
 def _page(history: History) -> str:
     name = history.name
     generated = datetime.now(UTC)
-    diffs = [history.diff(version) for version in history.detailed]
+    diffs = {version.number: history.diff(version) for version in history.detailed}
+    # Every version has an element of its own on the page: a detailed one its article, an
+    # older tagged one its row in "Tagged older versions", any other its row in the
+    # folded table of every older version.
     numbers = {version.number for version in history.versions}
+    keys = _numeric_keys(history.versions)
+    charted = _charted(history.versions, keys)
+    groups = _diff_groups(history)
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
@@ -182,26 +205,35 @@ def _page(history: History) -> str:
         ("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
          "style-src 'unsafe-inline'; img-src data:\">\n"),
         f"<title>History of {escape(name)} \u2014 msgflux-store</title>\n",
-        f"<style>{_CSS}</style>\n</head>\n<body>\n<header>\n",
+        f"<style>{_CSS}</style>\n</head>\n<body>\n<header id=\"top\">\n",
         f"<h1>History of <code>{escape(name)}</code></h1>\n",
         (f"<p class=\"summary\">{_summary(history)} \u00b7 generated "
          f"{escape(_time(generated))}</p>\n"),
         _how_to_diff(history),
+        _contents(history, charted, groups),
         "</header>\n<main>\n",
-        _charts(history.versions),
-        _timeline(history, diffs),
-        "<section id=\"changes\">\n<h2>Changes</h2>\n",
+        _charts(history, keys, charted),
+        _timeline(history, diffs, keys[:_MAX_CHARTS]),
+        _current(history),
+        "<section id=\"changes\">\n", _heading("Changes"),
     ]
-    # Versions with an element of their own on the page: the detailed ones, tagged older ones.
-    anchored = {version.number for version in history.detailed} | {
-        version.number for version in history.summarised if version.tags}
     budget = _DIFF_BUDGET
-    for version, diff in zip(reversed(history.detailed), reversed(diffs), strict=True):
-        section = _version_section(name, version, diff, budget > 0,
-                                   parent_exists=version.parent in numbers, anchored=anchored,
-                                   base=history.base(version))
-        budget -= len(section)
-        parts.append(section)
+    for index, group in enumerate(groups):
+        sections = []
+        for version in group:
+            section = _version_section(name, version, diffs[version.number], budget > 0,
+                                       parent_exists=version.parent in numbers,
+                                       anchored=numbers, base=history.base(version),
+                                       badges=_badges(history, version))
+            budget -= len(section)
+            sections.append(section)
+        if index == 0:
+            parts.extend(sections)
+        else:  # older diffs fold, a group of OPEN at a time
+            parts.append(f"<details class=\"fold\" id=\"{_fold_id(group)}\"><summary>Versions "
+                         f"{_range(group[::-1])}: {len(group):,} older diffs (folded)</summary>\n")
+            parts.extend(sections)
+            parts.append("</details>\n")
     if history.summarised:
         parts.append(f"<p class=\"nochange\">Versions {_range(history.summarised)} are "
                      "summarised in the timeline; their diffs are not on this page.</p>\n")
@@ -209,14 +241,68 @@ def _page(history: History) -> str:
     return "".join(parts)
 
 
-def _command(name: str, number: int | str) -> str:
-    """The shell command that prints one version's diff against its parent, escaped for HTML."""
-    return escape(f"msgflux-store diff {shlex.quote(name)} {number}")
+def _heading(title: str) -> str:
+    """A section heading with its back-to-top link."""
+    return (f"<h2>{title} "
+            "<a class=\"top\" href=\"#top\">\u2191 top</a></h2>\n")
+
+
+def _diff_groups(history: History) -> list[list[Version]]:
+    """The detailed versions newest first, in groups of :data:`OPEN` (the first one open)."""
+    newest = history.detailed[::-1]
+    return [newest[start:start + OPEN] for start in range(0, len(newest), OPEN)]
+
+
+def _fold_id(group: list[Version]) -> str:
+    return f"fold-{group[0].number}-{group[-1].number}"
+
+
+def _contents(history: History, charted: list[tuple[str, list[Point]]],
+              groups: list[list[Version]]) -> str:
+    """The table of contents: every section, chart, current state and group of diffs."""
+    charts = "".join(f"<li><a href=\"#chart-{index}\"><code>{escape(key)}</code></a></li>"
+                     for index, (key, _points) in enumerate(charted))
+    items = [f"<li><a href=\"#charts\">Metadata charts</a>"
+             f"{f'<ol>{charts}</ol>' if charts else ''}</li>\n"]
+    timeline = "<li><a href=\"#timeline\">Timeline</a>"
+    if history.summarised:
+        timeline += (f"<ol><li><a href=\"#older\">Older versions {_range(history.summarised)}"
+                     "</a></li><li><a href=\"#every-older\">Every older version</a></li></ol>")
+    items.append(timeline + "</li>\n")
+    head = history.versions[-1].number if history.versions else None
+    tags = {version.number: version.tags for version in history.versions if version.tags}
+    states = []
+    for number in history.current:
+        labels = (["head"] if number == head else []) + [
+            escape(tag) for tag in tags.get(number, ())]
+        shown = ", ".join(labels[:4]) + (f" +{len(labels) - 4}" if len(labels) > 4 else "")
+        states.append(f"<li><a href=\"#state-v{number}\">v{number}</a> {shown}</li>")
+    items.append(f"<li><a href=\"#state\">Current state</a><ol>{''.join(states)}</ol></li>\n")
+    changes = []
+    for index, group in enumerate(groups):
+        target = "changes" if index == 0 else _fold_id(group)
+        label = "open" if index == 0 else "folded"
+        changes.append(f"<li><a href=\"#{target}\">Versions {_range(group[::-1])}</a> "
+                       f"({label})</li>")
+    items.append(f"<li><a href=\"#changes\">Changes</a>"
+                 f"{f'<ol>{chr(10).join(changes)}</ol>' if changes else ''}</li>\n")
+    return ("<nav class=\"toc\" aria-label=\"Contents\"><h2 id=\"contents\">Contents</h2>\n<ol>\n"
+            + "".join(items) + "</ol>\n</nav>\n")
+
+
+def _command(name: str, number: int | str, action: str = "diff") -> str:
+    """The shell command that prints one version's diff against its parent (or ``show``s it),
+    escaped for HTML."""
+    return escape(f"msgflux-store {action} {shlex.quote(name)} {number}")
 
 
 def _range(versions: list[Version]) -> str:
     first, last = versions[0].number, versions[-1].number
     return f"{first:,}" if first == last else f"{first:,}\u2013{last:,}"
+
+
+def _percent(weight: float) -> str:
+    return f"{weight * 100:.4g}%"
 
 
 def _summary(history: History) -> str:
@@ -227,13 +313,21 @@ def _summary(history: History) -> str:
     text = (f"{len(versions):,} version{'s' if len(versions) != 1 else ''} "
             f"({_range(versions)}) \u00b7 latest <a href=\"#v{latest.number}\">"
             f"{latest.number}</a>")
-    if history.tags:
-        listed = list(history.tags.items())[:_MAX_TAGS_LISTED]
-        text += " \u00b7 tags " + ", ".join(
-            f"<a href=\"#v{number}\" class=\"tag\">{escape(tag)}\u2192{number}</a>"
-            for tag, number in listed)
-        if len(history.tags) > len(listed):
-            text += f" and {len(history.tags) - len(listed):,} more"
+    if history.targets:
+        listed = list(history.targets.items())[:_MAX_TAGS_LISTED]
+        links = []
+        for tag, weights in listed:
+            if len(weights) == 1:
+                number = next(iter(weights))
+                links.append(f"<a href=\"#v{number}\" class=\"tag\">{escape(tag)}\u2192{number}"
+                             "</a>")
+            else:
+                links.append(f"<span class=\"tag split\">{escape(tag)}\u2192" + " / ".join(
+                    f"<a href=\"#v{number}\">{number}</a> {_percent(weight)}"
+                    for number, weight in sorted(weights.items())) + "</span>")
+        text += " \u00b7 tags " + ", ".join(links)
+        if len(history.targets) > len(listed):
+            text += f" and {len(history.targets) - len(listed):,} more"
     return text
 
 
@@ -242,6 +336,9 @@ def _how_to_diff(history: History) -> str:
     if history.summarised:
         shown = (f"The newest {len(history.detailed):,} versions are shown with their diffs; "
                  f"the {len(history.summarised):,} older ones are summarised. ")
+    if len(history.detailed) > OPEN:
+        shown += (f"The newest {OPEN} diffs are open, older ones fold in groups of {OPEN} "
+                  "(a link to a version opens its group). ")
     return (f"<p class=\"how\">{shown}Any version's diff against its parent: "
             f"<code>{_command(history.name, 'N')}</code> (with this store's <code>--db</code>)."
             "</p>\n")
@@ -253,9 +350,11 @@ def _time(moment: datetime) -> str:
 
 # -- timeline -------------------------------------------------------------------------------
 
-def _timeline(history: History, diffs: list[StateDiff]) -> str:
+def _timeline(history: History, diffs: dict[int, StateDiff], keys: list[str]) -> str:
+    fields = "".join(f"<th class=\"num field\">{escape(key)}</th>" for key in keys)
     rows = []
-    for version, diff in zip(reversed(history.detailed), reversed(diffs), strict=True):
+    for version in reversed(history.detailed):
+        diff = diffs[version.number]
         counts = " ".join(f"<span class=\"{kind}\">{sign}{count}</span>" for kind, sign, count in (
             ("added", "+", len(diff.added)), ("removed", "\u2212", len(diff.removed)),
             ("changed", "~", len(diff.changed))) if count)
@@ -263,21 +362,48 @@ def _timeline(history: History, diffs: list[StateDiff]) -> str:
             f"<tr><td class=\"num\"><a href=\"#v{version.number}\">{version.number}</a></td>"
             f"<td class=\"time\">{escape(_time(version.created_at))}</td>"
             f"<td>{escape(version.author or '')}</td>"
-            f"<td class=\"message\">{escape(version.message)}</td>"
-            f"<td>{_tag_list(version.tags)}</td><td class=\"counts\">{counts or '='}</td></tr>\n")
-    parts = ["<section id=\"timeline\">\n<h2>Timeline</h2>\n<table class=\"timeline\">\n"
+            f"<td class=\"message\">{escape(version.message)}</td>{_field_cells(version, keys)}"
+            f"<td>{_badges(history, version)}</td><td class=\"counts\">{counts or '='}</td>"
+            "</tr>\n")
+    parts = ["<section id=\"timeline\">\n", _heading("Timeline"), "<table class=\"timeline\">\n"
              "<thead><tr><th>Version</th><th>Time</th><th>Author</th><th>Message</th>"
-             "<th>Tags</th><th>Keys</th></tr></thead>\n<tbody>\n", *rows, "</tbody>\n</table>\n"]
+             f"{fields}<th>Tags</th><th>Keys</th></tr></thead>\n<tbody>\n", *rows,
+             "</tbody>\n</table>\n"]
     if history.summarised:
-        parts.append(_older(history))
+        parts.append(_older(history, keys))
     parts.append("</section>\n")
     return "".join(parts)
 
 
-def _older(history: History) -> str:
-    """The summarised versions: ranges of versions, then every tagged one on its own row."""
+def _field_text(value: Any) -> str:
+    """A numeric metadata value as a table shows it: an int whole, a float to 6 digits."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _field_cells(version: Version, keys: list[str]) -> str:
+    return "".join(
+        f"<td class=\"num field\">{escape(_field_text(version.metadata[key]))}</td>"
+        if key in version.metadata else "<td class=\"num field\"></td>" for key in keys)
+
+
+def _span(group: list[Version], key: str) -> str:
+    """The lowest and highest value of ``key`` in ``group`` ("low\u2013high")."""
+    values = [version.metadata[key] for version in group if key in version.metadata]
+    finite = [value for value in values if _finite(value) is not None]
+    if not finite:
+        return ", ".join(sorted({_field_text(value) for value in values}))
+    low, high = min(finite), max(finite)
+    return _field_text(low) if low == high else f"{_field_text(low)}\u2013{_field_text(high)}"
+
+
+def _older(history: History, keys: list[str]) -> str:
+    """The summarised versions: ranges of versions, every tagged one on its own row, then a
+    folded table of every one of them with its metadata."""
     older = history.summarised
     size = math.ceil(len(older) / _SUMMARY_ROWS)
+    fields = "".join(f"<th class=\"num field\">{escape(key)}</th>" for key in keys)
     rows = []
     for start in reversed(range(0, len(older), size)):
         group = older[start:start + size]
@@ -285,46 +411,142 @@ def _older(history: History) -> str:
         named = ", ".join(escape(author) for author, _count in authors.most_common(3))
         if len(authors) > 3:
             named += f" +{len(authors) - 3}"
-        tags = " ".join(f"<a href=\"#v{version.number}\">{_tag_list(version.tags)}</a>"
+        tags = " ".join(f"<a href=\"#v{version.number}\">{_badges(history, version)}</a>"
                         for version in group if version.tags)
+        spans = "".join(f"<td class=\"num field\">{escape(_span(group, key))}</td>"
+                        for key in keys)
         rows.append(
             f"<tr><td class=\"num\">{_range(group)}</td><td class=\"num\">{len(group):,}</td>"
             f"<td class=\"time\">{escape(_time(group[0].created_at))}</td>"
             f"<td class=\"time\">{escape(_time(group[-1].created_at))}</td><td>{named}</td>"
-            f"<td>{tags}</td><td class=\"message\">{escape(_short(group[-1].message))}</td>"
+            f"{spans}<td>{tags}</td><td class=\"message\">{escape(_short(group[-1].message))}</td>"
             "</tr>\n")
-    parts = [f"<h3>Older versions {_range(older)}</h3>\n<table class=\"timeline older\">\n"
+    parts = [f"<h3 id=\"older\">Older versions {_range(older)}</h3>\n"
+             "<table class=\"timeline older\">\n"
              "<thead><tr><th>Versions</th><th>Count</th><th>From</th><th>To</th>"
-             "<th>Authors</th><th>Tags</th><th>Last message</th></tr></thead>\n<tbody>\n",
+             f"<th>Authors</th>{fields}<th>Tags</th><th>Last message</th></tr></thead>\n<tbody>\n",
              *rows, "</tbody>\n</table>\n"]
     tagged = [version for version in older if version.tags]
     if tagged:
         parts.append("<h3>Tagged older versions</h3>\n<table class=\"timeline\">\n<thead><tr>"
-                     "<th>Version</th><th>Time</th><th>Author</th><th>Message</th><th>Tags</th>"
-                     "<th>Its diff</th></tr></thead>\n<tbody>\n")
+                     "<th>Version</th><th>Time</th><th>Author</th><th>Message</th>"
+                     f"{fields}<th>Tags</th><th>Its diff</th></tr></thead>\n<tbody>\n")
         parts.extend(
             f"<tr id=\"v{version.number}\"><td class=\"num\">{version.number}</td>"
             f"<td class=\"time\">{escape(_time(version.created_at))}</td>"
             f"<td>{escape(version.author or '')}</td>"
             f"<td class=\"message\">{escape(version.message)}</td>"
-            f"<td>{_tag_list(version.tags)}</td>"
+            f"{_field_cells(version, keys)}<td>{_badges(history, version)}</td>"
             f"<td><code>{_command(history.name, version.number)}</code></td></tr>\n"
             for version in reversed(tagged))
         parts.append("</tbody>\n</table>\n")
+    # Every older version, each with an anchor of its own (a tagged one links to its row
+    # above): the tables keep every value the charts thin out.
+    parts.append(f"<details class=\"every\" id=\"every-older\"><summary>Every older version "
+                 f"with its metadata ({len(older):,} rows)</summary>\n<table class=\"timeline\">"
+                 "\n<thead><tr><th>Version</th><th>Time</th><th>Author</th>"
+                 f"{fields}<th>Tags</th><th>Message</th></tr></thead>\n<tbody>\n")
+    parts.extend(
+        (f"<tr><td class=\"num\"><a href=\"#v{version.number}\">{version.number}</a></td>"
+         if version.tags else
+         f"<tr id=\"v{version.number}\"><td class=\"num\">{version.number}</td>")
+        + f"<td class=\"time\">{escape(_time(version.created_at))}</td>"
+        f"<td>{escape(version.author or '')}</td>{_field_cells(version, keys)}"
+        f"<td>{_badges(history, version)}</td>"
+        f"<td class=\"message\">{escape(_short(version.message))}</td></tr>\n"
+        for version in reversed(older))
+    parts.append("</tbody>\n</table>\n</details>\n")
     return "".join(parts)
 
 
-def _tag_list(tags: Iterable[str]) -> str:
-    return " ".join(f"<span class=\"tag\">{escape(tag)}</span>" for tag in tags)
+def _badges(history: History, version: Version) -> str:
+    """The tags pointing at ``version``; a split's tag with this version's weight."""
+    badges = []
+    for tag in version.tags:
+        weight = history.weight(tag, version.number)
+        if weight is None:
+            badges.append(f"<span class=\"tag\">{escape(tag)}</span>")
+        else:
+            badges.append(f"<span class=\"tag split\" title=\"traffic split\">{escape(tag)} "
+                          f"{_percent(weight)}</span>")
+    return " ".join(badges)
+
+
+# -- the current state of the head and of each tag ------------------------------------------
+
+def _current(history: History) -> str:
+    """Every key and value of the head and of each tagged version (bounded, see the module)."""
+    parts = ["<section id=\"state\">\n", _heading("Current state"),
+             "<p class=\"how\">Every key and value of the head and of each tagged version; "
+             "a tagged version's keys that differ from the head are marked.</p>\n"]
+    if not history.versions:
+        return "".join([*parts, "</section>\n"])
+    head = history.versions[-1].number
+    by_number = {version.number: version for version in history.versions}
+    head_state = history.states.get(head, {})
+    budget = _STATE_BUDGET
+    for index, number in enumerate(history.current):
+        version = by_number[number]
+        state = history.states.get(number, {})
+        differs = set() if number == head else {
+            key for key, (digest, _value) in state.items()
+            if key not in head_state or head_state[key][0] != digest}
+        missing = [] if number == head else sorted(set(head_state) - set(state))
+        label = ("<span class=\"tag head\">head</span> " if number == head else "") + _badges(
+            history, version)
+        note = ""
+        if number != head:
+            note = (f", {len(differs):,} differ from the head" if differs or missing
+                    else ", same as the head")
+        summary = (f"<summary><a href=\"#v{number}\">Version {number}</a> {label} \u00b7 "
+                   f"{len(state):,} key{'s' if len(state) != 1 else ''}{note}</summary>\n")
+        if budget > 0:
+            body = _state_values(state, differs)
+            if missing:
+                body += (f"<p class=\"nochange\">Not in this version, in the head: "
+                         f"{_key_names(missing)}</p>\n")
+            budget -= len(body)
+        else:
+            body = (f"<p class=\"nochange\">Keys: {_key_names(sorted(state))}. Values not shown "
+                    "(this page keeps its size bounded): "
+                    f"<code>{_command(history.name, number, 'show')}</code></p>\n")
+        opened = " open" if index < _STATES_OPEN else ""
+        parts.append(f"<details class=\"state\" id=\"state-v{number}\"{opened}>{summary}{body}"
+                     "</details>\n")
+    if history.unread:
+        listed = ", ".join(
+            f"<a href=\"#v{number}\">{number}</a> ({_badges(history, by_number[number])})"
+            for number in history.unread[:_MAX_TAGS_LISTED])
+        more = len(history.unread) - _MAX_TAGS_LISTED
+        parts.append(f"<p class=\"nochange\">{len(history.unread):,} more tagged versions, not "
+                     f"shown here: {listed}{f' and {more:,} more' if more > 0 else ''} "
+                     f"(<code>{_command(history.name, 'N', 'show')}</code>)</p>\n")
+    parts.append("</section>\n")
+    return "".join(parts)
+
+
+def _state_values(state: State, differs: set[str]) -> str:
+    items = []
+    for key in sorted(state):
+        value = state[key][1]
+        text = value if isinstance(value, str) else json.dumps(
+            value, indent=2, sort_keys=True, ensure_ascii=False)
+        mark = " <span class=\"changed\">differs from the head</span>" if key in differs else ""
+        items.append(f"<dt><code class=\"statekey\">{escape(key)}</code>{mark}</dt>"
+                     f"<dd><pre>{escape(text)}</pre></dd>\n")
+    if not items:
+        return "<p class=\"nochange\">no keys</p>\n"
+    return f"<dl class=\"state\">\n{''.join(items)}</dl>\n"
 
 
 # -- one version's diff ---------------------------------------------------------------------
 
 def _version_section(name: str, version: Version, diff: StateDiff, with_diff: bool, *,
-                     parent_exists: bool, anchored: set[int], base: int | None = None) -> str:
+                     parent_exists: bool, anchored: set[int], base: int | None = None,
+                     badges: str = "") -> str:
     head = (f"<article class=\"version\" id=\"v{version.number}\" "
             f"data-version=\"{version.number}\">\n<h3>Version {version.number} "
-            f"{_tag_list(version.tags)}</h3>\n<p class=\"meta\">"
+            f"{badges}<a class=\"top\" href=\"#top\">\u2191 top</a></h3>\n<p class=\"meta\">"
             f"<span class=\"time\">{escape(_time(version.created_at))}</span>")
     if version.author:
         head += f" \u00b7 {escape(version.author)}"
@@ -414,34 +636,51 @@ def _short(value: Any, limit: int = 80) -> str:
 Point = tuple[int, float]
 
 
-def _numeric_fields(versions: list[Version]) -> dict[str, list[Point]]:
-    fields: dict[str, list[Point]] = {}
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float; None for NaN, an infinity or an int beyond float range."""
+    try:
+        point = float(value)
+    except OverflowError:
+        return None
+    return point if math.isfinite(point) else None
+
+
+def _numeric_keys(versions: list[Version]) -> list[str]:
+    """The metadata fields whose every present value is a number (int or float, not bool)."""
+    numeric: dict[str, bool] = {}
     for version in versions:
         for key, value in version.metadata.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                try:
-                    point = float(value)
-                except OverflowError:  # an int beyond float range: not chartable
-                    continue
-                if math.isfinite(point):
-                    fields.setdefault(key, []).append((version.number, point))
-    return dict(sorted(fields.items()))
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            numeric[key] = numeric.get(key, True) and number
+    return sorted(key for key, number in numeric.items() if number)
 
 
-def _charts(versions: list[Version]) -> str:
-    fields = _numeric_fields(versions)
-    if not fields:
-        return ("<section id=\"charts\">\n<h2>Metadata</h2>\n<p class=\"nochange\">no numeric "
+def _charted(versions: list[Version], keys: list[str]) -> list[tuple[str, list[Point]]]:
+    """The fields that get a chart (at most :data:`_MAX_CHARTS`), each with its finite points."""
+    fields: dict[str, list[Point]] = {key: [] for key in keys}
+    for version in versions:
+        for key, value in version.metadata.items():
+            if key in fields and (point := _finite(value)) is not None:
+                fields[key].append((version.number, point))
+    return [(key, points) for key, points in fields.items() if points][:_MAX_CHARTS]
+
+
+def _charts(history: History, keys: list[str], charted: list[tuple[str, list[Point]]]) -> str:
+    heading = _heading("Metadata")
+    if not charted:
+        return (f"<section id=\"charts\">\n{heading}<p class=\"nochange\">no numeric "
                 "metadata to chart</p>\n</section>\n")
-    tags = {version.number: version.tags for version in versions if version.tags}
-    shown = list(fields.items())[:_MAX_CHARTS]
-    charts = "".join(_chart(key, points, tags) for key, points in shown)
+    tags = {version.number: version.tags for version in history.versions if version.tags}
+    charts = "".join(_chart(index, key, points, tags)
+                     for index, (key, points) in enumerate(charted))
     more = ""
-    if len(fields) > len(shown):
-        more = (f"<p class=\"nochange\">{len(fields) - len(shown)} more numeric fields not "
-                "charted</p>\n")
-    return (f"<section id=\"charts\">\n<h2>Metadata</h2>\n<div class=\"charts\">\n{charts}"
-            f"</div>\n{more}</section>\n")
+    left = len([key for key in keys if key not in dict(charted)])
+    if left:
+        more = f"<p class=\"nochange\">{left} more numeric fields not charted</p>\n"
+    return (f"<section id=\"charts\">\n{heading}<p class=\"how\">Each point links to its "
+            "version; <span class=\"swatch tagged\"></span> tagged (a dashed line marks "
+            "each tagged version), <span class=\"swatch best\"></span> best.</p>\n"
+            f"<div class=\"charts\">\n{charts}</div>\n{more}</section>\n")
 
 
 def downsample(points: list[Point], keep: set[int], buckets: int = _BUCKETS) -> list[Point]:
@@ -467,7 +706,7 @@ def _number(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _chart(key: str, points: list[Point], tags: dict[int, tuple[str, ...]]) -> str:
+def _chart(index: int, key: str, points: list[Point], tags: dict[int, tuple[str, ...]]) -> str:
     width, height = 560, 200
     left, right, top, bottom = 64, 16, 14, 34
     best = max(points, key=lambda point: point[1])
@@ -475,9 +714,11 @@ def _chart(key: str, points: list[Point], tags: dict[int, tuple[str, ...]]) -> s
     xs = [number for number, _value in points]
     ys = [value for _number_, value in points]
     x_low, x_high = min(xs), max(xs)
-    y_low, y_high = min(ys), max(ys)
     if x_low == x_high:
         x_low, x_high = x_low - 1, x_high + 1
+    # Tagged versions are marked across the chart's span, even without a value here.
+    x_low, x_high = min(x_low, *tags) if tags else x_low, max(x_high, *tags) if tags else x_high
+    y_low, y_high = min(ys), max(ys)
     if y_low == y_high:
         pad = abs(y_low) * 0.1 or 1.0
         y_low, y_high = y_low - pad, y_high + pad
@@ -495,8 +736,8 @@ def _chart(key: str, points: list[Point], tags: dict[int, tuple[str, ...]]) -> s
     if len(shown) < len(points):
         sampled = (f" \u00b7 {len(points):,} points, drawn as the low and high of "
                    f"{_BUCKETS} runs")
-    svg = [(f"<figure class=\"chart\"><figcaption><code>{label}</code> latest "
-            f"<b>{_number(ys[-1])}</b> (v{xs[-1]}) \u00b7 min {_number(min(ys))} \u00b7 "
+    svg = [(f"<figure class=\"chart\" id=\"chart-{index}\"><figcaption><code>{label}</code> "
+            f"latest <b>{_number(ys[-1])}</b> (v{xs[-1]}) \u00b7 min {_number(min(ys))} \u00b7 "
             f"max {_number(best[1])} (v{best[0]}){sampled}</figcaption>\n"
             f"<svg viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" "
             f"role=\"img\" aria-label=\"{label} across versions\">\n"
@@ -512,30 +753,54 @@ def _chart(key: str, points: list[Point], tags: dict[int, tuple[str, ...]]) -> s
         svg.append(f"<line class=\"axis\" x1=\"{x:.1f}\" y1=\"{top + plot_h}\" x2=\"{x:.1f}\" "
                    f"y2=\"{top + plot_h + 4}\"/><text class=\"tick\" x=\"{x:.1f}\" "
                    f"y=\"{top + plot_h + 17}\" text-anchor=\"middle\">{number}</text>\n")
+    svg.append(_tag_marks(tags, x_at, top, plot_h))
     svg.append(f"<line class=\"axis\" x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" "
                f"y2=\"{top + plot_h}\"/><line class=\"axis\" x1=\"{left}\" y1=\"{top + plot_h}\" "
                f"x2=\"{width - right}\" y2=\"{top + plot_h}\"/>\n"
                f"<text class=\"label\" x=\"{left + plot_w / 2:.1f}\" y=\"{height - 3}\" "
                f"text-anchor=\"middle\">version</text>\n"
                f"<polyline class=\"series\" points=\"{line}\"/>\n")
+    # Every drawn point is a dot linking to its version; when they are dense, small ones
+    # (tagged and best ones stay large and are drawn last, on top).
+    plain_r = 3 if len(shown) <= _MAX_DOTS else 1.8
+    dots: list[str] = []
+    marked: list[str] = []
     for number, value in shown:
-        marked = number in tags or number == best[0]
-        if len(shown) > _MAX_DOTS and not marked:
-            continue
         names = ", ".join(tags.get(number, ()))
         note = f" ({escape(names)})" if names else ""
         note += " best" if number == best[0] else ""
         kind = " class=\"tagged\"" if number in tags else (
             " class=\"best\"" if number == best[0] else "")
-        svg.append(f"<circle{kind} cx=\"{x_at(number):.1f}\" cy=\"{y_at(value):.1f}\" "
-                   f"r=\"{4 if marked else 3}\"><title>v{number}{note}: {label} = "
-                   f"{_number(value)}</title></circle>")
+        special = number in tags or number == best[0]
+        (marked if special else dots).append(
+            f"<a href=\"#v{number}\"><circle{kind} cx=\"{x_at(number):.1f}\" "
+            f"cy=\"{y_at(value):.1f}\" r=\"{4.5 if special else plain_r}\"><title>v{number}"
+            f"{note}: {label} = {_number(value)}</title></circle></a>")
+    svg.extend(dots)
+    svg.extend(marked)
     svg.append("\n</svg></figure>\n")
     return "".join(svg)
 
 
+def _tag_marks(tags: dict[int, tuple[str, ...]], x_at: Any, top: int, plot_h: int) -> str:
+    """A dashed vertical line at each tagged version; its tag names when there is room."""
+    numbers = sorted(tags)
+    xs = [x_at(number) for number in numbers]
+    # Names only when few and at least 70 px apart, so they never overlap.
+    named = len(numbers) <= 8 and all(b - a >= 70 for a, b in zip(xs, xs[1:], strict=False))
+    marks = []
+    for number, x in zip(numbers, xs, strict=True):
+        names = ", ".join(tags[number])
+        marks.append(f"<line class=\"tagline\" x1=\"{x:.1f}\" y1=\"{top}\" x2=\"{x:.1f}\" "
+                     f"y2=\"{top + plot_h}\"><title>v{number}: {escape(names)}</title></line>")
+        if named:
+            marks.append(f"<text class=\"taglabel\" x=\"{x + 3:.1f}\" y=\"{top + 9}\">"
+                         f"{escape(_short(names, 12))}</text>")
+    return "".join(marks) + ("\n" if marks else "")
+
+
 def _x_ticks(low: int, high: int, xs: list[int]) -> list[int]:
-    if len(set(xs)) == 1:
+    if len(set(xs)) == 1 and low == xs[0] - 1 and high == xs[0] + 1:
         return [xs[0]]
     span = high - low
     step = max(1, round(span / 5))
@@ -589,6 +854,20 @@ white-space:pre-wrap;overflow-wrap:anywhere}
 .l.cont{padding-left:24px}.l.gap,.l.more{color:var(--muted);font-style:italic}
 circle.tagged{fill:#bf8700}circle.best{fill:#1a7f37}.how{color:var(--muted)}
 table.older td{font-size:13px}
+.tag.split{background:#fff8c5;color:#7d4e00}.tag.head{background:#dafbe1;color:#116329}
+a.top{font-size:12px;font-weight:400;margin-left:8px;color:var(--muted)}
+nav.toc{border:1px solid var(--line);border-radius:6px;padding:4px 14px;margin:10px 0}
+nav.toc h2{border:0;margin:6px 0 0;font-size:15px}nav.toc ol{margin:4px 0;padding-left:20px}
+nav.toc ol ol{display:flex;flex-wrap:wrap;gap:2px 14px;padding-left:4px;list-style:none}
+.tagline{stroke:#bf8700;stroke-dasharray:2 3;stroke-width:1}
+svg text.taglabel{fill:#9a6700;font-size:10px}
+.swatch{display:inline-block;width:9px;height:9px;border-radius:50%;background:var(--accent)}
+.swatch.tagged{background:#bf8700}.swatch.best{background:#1a7f37}
+th.field,td.field{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+details.fold,details.every,details.state{border:1px solid var(--line);border-radius:6px;
+padding:6px 12px;margin:10px 0}
+details.fold>summary,details.every>summary,details.state>summary{font-weight:600}
+dl.state{margin:6px 0}dl.state dt{margin-top:6px}dl.state dd{margin:0}
 del{background:var(--delw);text-decoration:none;border-radius:2px}
 ins{background:var(--addw);text-decoration:none;border-radius:2px}
 """
