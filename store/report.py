@@ -532,8 +532,10 @@ def _state_values(state: State, differs: set[str]) -> str:
         text = value if isinstance(value, str) else json.dumps(
             value, indent=2, sort_keys=True, ensure_ascii=False)
         mark = " <span class=\"changed\">differs from the head</span>" if key in differs else ""
+        # (HTML drops one newline right after <pre>: a value starting with one keeps it.)
+        lead = "\n" if text.startswith("\n") else ""
         items.append(f"<dt><code class=\"statekey\">{escape(key)}</code>{mark}</dt>"
-                     f"<dd><pre>{escape(text)}</pre></dd>\n")
+                     f"<dd><pre>{lead}{escape(text)}</pre></dd>\n")
     if not items:
         return "<p class=\"nochange\">no keys</p>\n"
     return f"<dl class=\"state\">\n{''.join(items)}</dl>\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html as html_module
+import math
 import os
 import random
 import re
@@ -471,3 +473,350 @@ def test_a_report_during_prune_and_gc_shows_one_consistent_snapshot(store_url):
     finally:
         writer.join(timeout=120)
     assert writer.exitcode == 0 and pages >= 3
+
+
+# -- what a tuner asks: metadata columns, tags, charts, current state, folding, Chromium -------
+
+_VOID = {"meta", "link", "br", "img", "hr", "input", "area", "base", "col", "embed", "source",
+         "track", "wbr"}
+
+
+class _Tree(HTMLParser):
+    """Every element with its attributes and the chain of its ancestors' (tag, attrs)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[str, dict[str, str | None]]] = []
+        self.elements: list[tuple[str, dict[str, str | None],
+                                  list[tuple[str, dict[str, str | None]]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs), list(self.stack)))
+        if tag not in _VOID:
+            self.stack.append((tag, dict(attrs)))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs), list(self.stack)))
+
+    def handle_endtag(self, tag: str) -> None:
+        for index in range(len(self.stack) - 1, -1, -1):
+            if self.stack[index][0] == tag:
+                del self.stack[index:]
+                return
+
+
+def _tree(html: str) -> _Tree:
+    tree = _Tree()
+    tree.feed(html)
+    tree.close()
+    return tree
+
+
+def _classes(attrs: dict[str, str | None]) -> list[str]:
+    return (attrs.get("class") or "").split()
+
+
+def _inside(ancestors: list[tuple[str, dict[str, str | None]]], tag: str, cls: str) -> bool:
+    return any(name == tag and cls in _classes(attrs) for name, attrs in ancestors)
+
+
+def _cell_text(cell: str) -> str:
+    return html_module.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+
+
+def _table(html: str, start: str) -> tuple[list[str], list[list[str]]]:
+    """The header cells and the body rows (cell texts) of the first table at or after
+    ``start``, a piece of markup the page holds once."""
+    body = html[html.index(start):]
+    body = body[:body.index("</table>")]
+    head = [_cell_text(cell) for cell in re.findall(r"<th[^>]*>(.*?)</th>", body)]
+    rows = [[_cell_text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body.split("<tbody>", 1)[1], re.S)]
+    return head, rows
+
+
+def _tuner_history(target: str | Path) -> dict[str, dict[str, object]]:
+    """Four versions with numeric, boolean, mixed and text metadata; production -> 2, a canary
+    split 3 (75%) / 4 (25%). Returns the metadata saved, by version."""
+    metadata: dict[str, dict[str, object]] = {
+        "1": {"score": 0.71, "cost": 3, "flag": True, "mixed": 1, "note": "first"},
+        "2": {"score": 0.785, "cost": 2.5, "flag": False, "mixed": "n/a"},
+        "3": {"score": 0.8, "note": "no cost"},
+        "4": {"score": 0.9125, "cost": 12, "flag": True},
+    }
+    with StateStore(target) as store:
+        for number in range(1, 5):
+            store.save("pipeline", {
+                "generator.system_prompt": f"You are a tuner.\nAnswer in {number} lines.\n",
+                "retriever.k": 2 * number, "generator.model": "gpt-x",
+                **({"evil": SCRIPT} if number == 2 else {})},
+                message=f"step {number}", author="ana", metadata=metadata[str(number)])
+        store.tag("pipeline", 2, "production")
+        store.split("pipeline", "canary", {3: 0.75, 4: 0.25})
+    return metadata
+
+
+def test_the_timeline_has_a_column_per_numeric_field_and_tag_badges_with_split_weights(
+        store_url):
+    _tuner_history(store_url)
+    with StateStore(store_url) as store:
+        html = render_report(store, "pipeline")
+    head, rows = _table(html, "<table class=\"timeline\">")
+    # score and cost are numeric in every version that has them; flag is a bool, mixed holds
+    # a string once, note is text: no column for those.
+    assert head == ["Version", "Time", "Author", "Message", "cost", "score", "Tags", "Keys"]
+    by_version = {row[0]: dict(zip(head, row, strict=True)) for row in rows}
+    assert [row[0] for row in rows] == ["4", "3", "2", "1"]
+    assert [(by_version[n]["score"], by_version[n]["cost"]) for n in "4321"] == [
+        ("0.9125", "12"), ("0.8", ""), ("0.785", "2.5"), ("0.71", "3")]
+    assert [by_version[n]["Tags"] for n in "4321"] == ["canary 25%", "canary 75%",
+                                                        "production", ""]
+    # the split's badges carry its class; the plain tag's does not
+    timeline = html[html.index("<table class=\"timeline\">"):]
+    timeline = timeline[:timeline.index("</table>")]
+    assert timeline.count("class=\"tag split\"") == 2
+    assert timeline.count("<span class=\"tag\">production</span>") == 1
+    # the version headings carry the same badges
+    third = html[html.index("id=\"v3\""):]
+    assert "canary 75%" in third[:third.index("</h3>")]
+    # the summary line names both versions of the split with their weights
+    summary = html[html.index("<p class=\"summary\">"):]
+    summary = _cell_text(summary[:summary.index("</p>")])
+    assert "canary\u21923 75% / 4 25%" in summary and "production\u21922" in summary
+
+
+def test_older_versions_keep_their_metadata_values_in_the_tables(tmp_path):
+    with StateStore(tmp_path / "older.db") as store:
+        for number in range(1, 41):
+            store.save("pipeline", {"k": number}, metadata={"score": number / 8, "cost": number})
+        store.tag("pipeline", 7, "production")
+        html = render_report(store, "pipeline", recent=10)
+    # Every older version has a row with its values in the folded table of every older
+    # version (the tagged one links to its own row in "Tagged older versions").
+    head, rows = _table(html, "<details class=\"every\" id=\"every-older\">")
+    assert head == ["Version", "Time", "Author", "cost", "score", "Tags", "Message"]
+    assert [row[0] for row in rows] == [str(number) for number in range(30, 0, -1)]
+    assert all(row[3] == row[0] and float(row[4]) == int(row[0]) / 8 for row in rows)
+    assert rows[30 - 7][5] == "production"
+    page = _parse(html)
+    assert page.find("tr", id="v8") and page.find("tr", id="v7")
+    # the range table gives each group's low and high
+    head, rows = _table(html, "<table class=\"timeline older\">")
+    assert head[5:7] == ["cost", "score"] and rows[-1][:2] == ["1", "1"]
+    older = dict((row[0], row) for row in rows)
+    assert len(older) == 30 and older["30"][5] == "30" and older["1"][6] == "0.125"
+
+
+def test_chart_points_link_to_their_versions_and_tagged_versions_are_marked(tmp_path):
+    with StateStore(tmp_path / "charts.db") as store:
+        for number in range(1, 1201):
+            store.save("pipeline", {"k": number % 7}, metadata={
+                "score": (number * 37 % 101) / 101, "cost": number})
+            if number % 300 == 0:
+                store.tag("pipeline", number, f"release-{number // 300}")
+        html = render_report(store, "pipeline")
+    tree = _tree(html)
+    ids = {attrs["id"] for _tag, attrs, _up in tree.elements if attrs.get("id")}
+    assert {f"v{number}" for number in range(1, 1201)} <= ids  # every version has an anchor
+    figures = [attrs for tag, attrs, _up in tree.elements if tag == "figure"]
+    assert [figure["id"] for figure in figures] == ["chart-0", "chart-1"]
+    for figure in ("chart-0", "chart-1"):
+        circles = [(attrs, up) for tag, attrs, up in tree.elements if tag == "circle"
+                   and any(a.get("id") == figure for _n, a in up)]
+        # Thinned to the lows and highs of 240 runs plus tagged and best points, not 1,200;
+        # each one a link to its version's anchor.
+        assert 200 < len(circles) <= 2 * 240 + 4 + 1
+        links = [up[-1][1]["href"] for _attrs, up in circles]
+        assert all(up[-1][0] == "a" for _attrs, up in circles)
+        assert all(link.startswith("#v") and link[1:] in ids for link in links)
+        tagged = {link for (attrs, _up), link in zip(circles, links, strict=True)
+                  if "tagged" in _classes(attrs)}
+        assert tagged == {f"#v{number}" for number in (300, 600, 900, 1200)}
+        svg = html[html.index(f"id=\"{figure}\""):]
+        svg = svg[:svg.index("</svg>")]
+        assert svg.count("class=\"tagline\"") == 4
+        assert "<title>v600: release-2</title>" in svg
+    # the cost chart draws 1..1200 exactly at its ends
+    cost = html[html.index("id=\"chart-0\""):]
+    assert "<title>v1200 (release-4) best: cost = 1200</title>" in cost[:cost.index("</svg>")]
+
+
+def test_the_current_state_section_shows_every_key_and_value_of_the_head_and_each_tag(
+        store_url):
+    _tuner_history(store_url)
+    with StateStore(store_url) as store:
+        html = render_report(store, "pipeline")
+        expected = {number: store.load("pipeline", number) for number in (2, 3, 4)}
+    tree = _tree(html)
+    blocks = [attrs["id"] for tag, attrs, up in tree.elements
+              if tag == "details" and "state" in _classes(attrs)]
+    # the head (4, also canary 25%) first, then the tagged versions newest first
+    assert blocks == ["state-v4", "state-v3", "state-v2"]
+    section = html[html.index("<section id=\"state\">"):]
+    section = section[:section.index("</section>")]
+    for number, state in expected.items():
+        block = section[section.index(f"id=\"state-v{number}\""):]
+        block = block[:block.index("</details>")]
+        keys = [_cell_text(key) for key in re.findall(r"<dt>(.*?)</dt>", block)]
+        values = [html_module.unescape(value) for value in re.findall(
+            r"<dd><pre>(.*?)</pre></dd>", block, re.S)]
+        assert [key.removesuffix("differs from the head").strip() for key in keys] == sorted(
+            state)
+        assert values == [value if isinstance(value, str) else str(value)
+                          for _key, value in sorted(state.items())]
+        differs = {key.split()[0] for key in keys if key.endswith("differs from the head")}
+        assert differs == ({"generator.system_prompt", "retriever.k", "evil"} if number == 2
+                           else {"generator.system_prompt", "retriever.k"} if number == 3
+                           else set())
+    summary = section[section.index("id=\"state-v4\""):]
+    assert "class=\"tag head\">head</span>" in summary[:summary.index("</summary>")]
+    assert "canary 25%" in summary[:summary.index("</summary>")]
+    # a stored script in a value is text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in section and "<script" not in html
+
+
+def test_tagged_versions_beyond_the_shown_states_are_listed_with_the_command(tmp_path,
+                                                                             monkeypatch):
+    from msgflux.store import _report_data
+
+    monkeypatch.setattr(_report_data, "STATES_SHOWN", 2)
+    with StateStore(tmp_path / "tags.db") as store:
+        for number in range(1, 6):
+            store.save("pipeline", {"k": number})
+            store.tag("pipeline", number, f"t{number}")
+        html = render_report(store, "pipeline")
+    section = html[html.index("<section id=\"state\">"):]
+    section = section[:section.index("</section>")]
+    assert re.findall(r"id=\"(state-v\d+)\"", section) == ["state-v5", "state-v4"]
+    assert "3 more tagged versions" in section and "msgflux-store show pipeline N" in section
+    assert [int(n) for n in re.findall(r"<a href=\"#v(\d+)\">\1</a> \(", section)] == [3, 2, 1]
+
+
+@pytest.mark.parametrize("versions, folds", [(50, 0), (51, 1), (130, 2), (260, 3)])
+def test_older_diffs_fold_with_a_table_of_contents_and_back_to_top_links(tmp_path, versions,
+                                                                        folds):
+    with StateStore(tmp_path / "fold.db") as store:
+        for number in range(1, versions + 1):
+            store.save("pipeline", {"k": number, "prompt": f"Step {number // 3}."},
+                       metadata={"score": number / versions})
+        html = render_report(store, "pipeline")
+    tree = _tree(html)
+    articles = [(int(attrs["data-version"] or 0), _inside(up, "details", "fold"))
+                for tag, attrs, up in tree.elements
+                if tag == "article" and "version" in _classes(attrs)]
+    detailed = min(versions, 200)
+    assert [number for number, _folded in articles] == list(
+        range(versions, versions - detailed, -1))
+    # the newest 50 open, outside any fold; every older one inside a fold of at most 50
+    assert all(not folded for _number, folded in articles[:50])
+    assert all(folded for _number, folded in articles[50:])
+    fold_ids = [attrs["id"] for tag, attrs, _up in tree.elements
+                if tag == "details" and "fold" in _classes(attrs)]
+    assert len(fold_ids) == folds
+    assert all(not attrs.get("open") for tag, attrs, _up in tree.elements
+               if tag == "details" and "fold" in _classes(attrs))
+    if folds:
+        assert fold_ids[0] == f"fold-{versions - 50}-{max(versions - 99, 1)}"
+    # the table of contents: every link resolves to an id; it lists each fold
+    ids = {attrs["id"] for _tag, attrs, _up in tree.elements if attrs.get("id")}
+    toc = [attrs["href"] for tag, attrs, up in tree.elements
+           if tag == "a" and _inside(up, "nav", "toc")]
+    assert {"#charts", "#timeline", "#state", "#changes", "#chart-0", "#state-v"
+            f"{versions}"} <= set(toc)
+    assert all(href[1:] in ids for href in toc)
+    assert [href for href in toc if href.startswith("#fold-")] == [f"#{i}" for i in fold_ids]
+    # back-to-top: every section and every version, to the page's header
+    tops = [up for tag, attrs, up in tree.elements
+            if tag == "a" and attrs.get("href") == "#top"]
+    assert "top" in ids and tree.elements[[t for t, _a, _u in tree.elements].index(
+        "header")][1].get("id") == "top"
+    assert sum(_inside(up, "article", "version") for up in tops) == detailed
+    assert sum(any(name == "section" for name, _a in up) and not _inside(up, "article",
+               "version") for up in tops) == 4  # charts, timeline, state, changes
+    # and no link anywhere points at nothing
+    assert all(attrs["href"][1:] in ids for tag, attrs, _up in tree.elements
+               if tag == "a" and attrs.get("href"))
+
+
+# -- Chromium at 30, 300 and 3,000 versions -----------------------------------------------------
+
+def _quick_history(target: Path, versions: int) -> None:
+    """``versions`` small versions with score and cost, tags and a split: fast to build."""
+    with StateStore(target) as store:
+        for number in range(1, versions + 1):
+            store.save("pipeline", {"generator.system_prompt": f"You are helpful.\nStep "
+                                    f"{number // 7}.\n", "retriever.k": number % 5},
+                       message=f"step {number}", author=("ana", "bo")[number % 2],
+                       metadata={"score": (number * 37 % 101) / 101, "cost": number / 1000})
+        store.tag("pipeline", max(1, versions // 3), "production")
+        store.split("pipeline", "canary", {versions - 1: 0.9, versions: 0.1})
+
+
+def _chromium_run(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}", *args],
+        capture_output=True, text=True, timeout=180, check=False)
+
+
+def _png_facts(data: bytes) -> tuple[int, int, int]:
+    """Width, height and number of distinct pixel rows of a PNG (8-bit RGB or RGBA)."""
+    import struct
+    import zlib
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks: dict[bytes, list[bytes]] = {}
+    offset = 8
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset:offset + 4])
+        kind = data[offset + 4:offset + 8]
+        chunks.setdefault(kind, []).append(data[offset + 8:offset + 8 + length])
+        offset += 12 + length
+    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][0][:10])
+    assert depth == 8 and colour in (2, 6)
+    raw = zlib.decompress(b"".join(chunks[b"IDAT"]))
+    stride = width * (4 if colour == 6 else 3) + 1
+    # Filtered rows (without their filter byte) are compared: a blank page has one distinct
+    # row, a drawn page many; exact pixels are not needed for that.
+    rows = {raw[index * stride + 1:(index + 1) * stride] for index in range(height)}
+    return width, height, len(rows)
+
+
+@pytest.mark.parametrize("versions", [30, 300, pytest.param(3000, marks=pytest.mark.slow)])
+def test_chromium_draws_the_report_at_30_300_and_3000_versions(tmp_path, versions):
+    chromium = os.environ.get(CHROMIUM_ENV)
+    if not chromium:
+        pytest.skip(f"{CHROMIUM_ENV} is not set: no headless Chromium to open the report")
+    _quick_history(tmp_path / "history.db", versions)
+    with StateStore(tmp_path / "history.db") as store:
+        report = tmp_path / f"history-{versions}.html"
+        report.write_text(render_report(store, "pipeline"), encoding="utf-8")
+    screenshot = tmp_path / f"report-{versions}.png"
+    drawn = _chromium_run(chromium, tmp_path / "profile", f"--screenshot={screenshot}",
+                          "--window-size=1280,2000", report.as_uri())
+    assert drawn.returncode == 0, drawn.stderr[-2000:]
+    data = screenshot.read_bytes()
+    width, height, distinct = _png_facts(data)
+    assert (width, height) == (1280, 2000)
+    assert len(data) > 20_000 and distinct > 200, (len(data), distinct)  # not a blank page
+    dumped = _chromium_run(chromium, tmp_path / "profile", "--dump-dom", report.as_uri())
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    tree = _tree(dumped.stdout)
+    detailed = min(versions, 200)
+    articles = [attrs for tag, attrs, _up in tree.elements
+                if tag == "article" and "version" in _classes(attrs)]
+    assert len(articles) == detailed and articles[0]["data-version"] == str(versions)
+    folds = [attrs for tag, attrs, _up in tree.elements
+             if tag == "details" and "fold" in _classes(attrs)]
+    assert len(folds) == math.ceil(detailed / 50) - 1
+    assert len([1 for tag, _attrs, _up in tree.elements if tag == "svg"]) == 2
+    states = [attrs["id"] for tag, attrs, _up in tree.elements
+              if tag == "details" and "state" in _classes(attrs)]
+    assert states == [f"state-v{versions}", f"state-v{versions - 1}",
+                      f"state-v{max(1, versions // 3)}"]
+    ids = {attrs["id"] for _tag, attrs, _up in tree.elements if attrs.get("id")}
+    assert {f"v{number}" for number in range(1, versions + 1)} <= ids
+    assert all(attrs["href"][1:] in ids for tag, attrs, _up in tree.elements
+               if tag == "a" and attrs.get("href"))
+    assert not [1 for tag, _attrs, _up in tree.elements if tag == "script"]
