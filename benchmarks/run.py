@@ -6,6 +6,7 @@ Usage (from the repository root, in the project's venv)::
     python benchmarks/run.py --quick         # the same, smaller: under a minute
     python benchmarks/run.py --deep          # save time at version ~100 vs ~100,000
     python benchmarks/run.py --tools         # report, bundles, prune + gc, verify, log at scale
+    python benchmarks/run.py --report-render # the report at 30/300/3,000 versions, drawn in Chromium
     python benchmarks/run.py --keys 50 --versions 1000 --loads 200 --json out.json
     python benchmarks/run.py --serving       # the serving targets (benchmarks/serving.py)
 
@@ -450,9 +451,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="versions of the history --tools times log(limit=20) on")
     parser.add_argument("--skip-log", action="store_true", help="--tools without the log timing")
     parser.add_argument("--rebuild", action="store_true",
-                        help="--tools: rebuild the cached histories")
+                        help="--tools, --report-render: rebuild the cached histories")
+    parser.add_argument("--report-render", action="store_true",
+                        help="time the HTML report's generation and Chromium's drawing of it "
+                             "(see report_render.py)")
+    parser.add_argument("--report-versions", default="30,300,3000",
+                        help="--report-render: history sizes, comma-separated")
+    parser.add_argument("--chromium", default=None,
+                        help="--report-render: the Chromium binary (default "
+                             "$MSGFLUX_TEST_CHROMIUM, else chromium on the PATH)")
     args = parser.parse_args(argv)
-    args.keys = args.keys or ([50] if args.deep or args.tools else [50, 500])
+    args.keys = args.keys or ([50] if args.deep or args.tools or args.report_render
+                              else [50, 500])
     args.versions = args.versions or (40 if args.quick else 200)
     args.loads = args.loads or (30 if args.quick else 100)
     args.deep_versions = args.deep_versions or (3_000 if args.quick else 100_000)
@@ -477,6 +487,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tools_report import main_tools
 
             return 0 if main_tools(args, workdir) else 1
+        if args.report_render:
+            from report_render import main_report_render
+
+            return 0 if main_report_render(args, workdir) else 1
         results = compare(args, workdir)
         print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
         print()

@@ -710,7 +710,7 @@ def _number(value: float) -> str:
 
 def _chart(index: int, key: str, points: list[Point], tags: dict[int, tuple[str, ...]]) -> str:
     width, height = 560, 200
-    left, right, top, bottom = 64, 16, 14, 34
+    left, right, top, bottom = 64, 16, 16, 34
     best = max(points, key=lambda point: point[1])
     shown = downsample(points, {*tags, best[0]})
     xs = [number for number, _value in points]
@@ -755,7 +755,7 @@ def _chart(index: int, key: str, points: list[Point], tags: dict[int, tuple[str,
         svg.append(f"<line class=\"axis\" x1=\"{x:.1f}\" y1=\"{top + plot_h}\" x2=\"{x:.1f}\" "
                    f"y2=\"{top + plot_h + 4}\"/><text class=\"tick\" x=\"{x:.1f}\" "
                    f"y=\"{top + plot_h + 17}\" text-anchor=\"middle\">{number}</text>\n")
-    svg.append(_tag_marks(tags, x_at, top, plot_h))
+    svg.append(_tag_marks(tags, x_at, top, plot_h, width))
     svg.append(f"<line class=\"axis\" x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" "
                f"y2=\"{top + plot_h}\"/><line class=\"axis\" x1=\"{left}\" y1=\"{top + plot_h}\" "
                f"x2=\"{width - right}\" y2=\"{top + plot_h}\"/>\n"
@@ -784,7 +784,8 @@ def _chart(index: int, key: str, points: list[Point], tags: dict[int, tuple[str,
     return "".join(svg)
 
 
-def _tag_marks(tags: dict[int, tuple[str, ...]], x_at: Any, top: int, plot_h: int) -> str:
+def _tag_marks(tags: dict[int, tuple[str, ...]], x_at: Any, top: int, plot_h: int,
+               edge: int) -> str:
     """A dashed vertical line at each tagged version; its tag names when there is room."""
     numbers = sorted(tags)
     xs = [x_at(number) for number in numbers]
@@ -796,7 +797,10 @@ def _tag_marks(tags: dict[int, tuple[str, ...]], x_at: Any, top: int, plot_h: in
         marks.append(f"<line class=\"tagline\" x1=\"{x:.1f}\" y1=\"{top}\" x2=\"{x:.1f}\" "
                      f"y2=\"{top + plot_h}\"><title>v{number}: {escape(names)}</title></line>")
         if named:
-            marks.append(f"<text class=\"taglabel\" x=\"{x + 3:.1f}\" y=\"{top + 9}\">"
+            # in the margin above the plot, clear of the series
+            anchor = "end" if x > edge - 30 else "middle"
+            marks.append(f"<text class=\"taglabel\" x=\"{x:.1f}\" y=\"{top - 3}\" "
+                         f"text-anchor=\"{anchor}\">"
                          f"{escape(_short(names, 12))}</text>")
     return "".join(marks) + ("\n" if marks else "")
 
