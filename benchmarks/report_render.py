@@ -10,7 +10,9 @@ every 2,500). On a copy it times:
 * drawing: headless Chromium loading the page and writing a 1280x2000
   screenshot (``chromium --headless --screenshot``), wall time, median of 3;
   the same for a blank page, and the difference (what the report itself
-  costs). The screenshots are kept in the work folder (``--workdir``).
+  costs); and the CPU time of all Chromium's processes for both (steadier than
+  wall time when other jobs load the machine). The screenshots are kept in the
+  work folder (``--workdir``).
 
 Target: the 3,000-version page draws in under :data:`DRAW_SECONDS` (the wall
 time, Chromium's start-up included). Chromium: ``--chromium``, else
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -44,9 +47,13 @@ def chromium_binary(given: str | None) -> str:
     return found
 
 
-def draw(chromium: str, page: Path, screenshot: Path, profile: Path) -> float:
-    """Seconds for headless Chromium to load ``page`` and write its screenshot."""
+def draw(chromium: str, page: Path, screenshot: Path, profile: Path) -> tuple[float, float]:
+    """Wall and CPU seconds (every Chromium process) to load ``page`` and write its screenshot.
+
+    CPU time is less sensitive than wall time to other jobs on a busy machine.
+    """
     screenshot.unlink(missing_ok=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -55,9 +62,11 @@ def draw(chromium: str, page: Path, screenshot: Path, profile: Path) -> float:
          f"--screenshot={screenshot}", f"--window-size={WINDOW}", page.as_uri()],
         capture_output=True, text=True, timeout=300, check=False)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0 or not screenshot.exists():
         raise RuntimeError(f"chromium failed on {page}: {done.stderr[-2000:]}")
-    return seconds
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu
 
 
 def measure(versions: int, keys: int, seed: int, chromium: str, workdir: Path, *,
@@ -86,8 +95,11 @@ def measure(versions: int, keys: int, seed: int, chromium: str, workdir: Path, *
         drawn.append(draw(chromium, output, workdir / f"report-{versions}.png", profile))
         empty.append(draw(chromium, blank, workdir / "blank.png", profile))
     return {"versions": versions, "generate_s": statistics.median(timings),
-            "bytes": output.stat().st_size, "draw_s": statistics.median(drawn),
-            "blank_s": statistics.median(empty),
+            "bytes": output.stat().st_size,
+            "draw_s": statistics.median(wall for wall, _cpu in drawn),
+            "blank_s": statistics.median(wall for wall, _cpu in empty),
+            "draw_cpu_s": statistics.median(cpu for _wall, cpu in drawn),
+            "blank_cpu_s": statistics.median(cpu for _wall, cpu in empty),
             "screenshot": str(workdir / f"report-{versions}.png")}
 
 
@@ -100,17 +112,18 @@ def main_report_render(args: Any, workdir: Path) -> bool:
     results = [measure(size, args.keys[0], args.seed, chromium, workdir, rebuild=args.rebuild)
                for size in sizes]
     print()
-    print("| versions | generate (render_report) | page | Chromium draws it | blank page | "
-          "difference |")
-    print("|---|---|---|---|---|---|")
+    print("| versions | generate (render_report) | page | Chromium draws it (wall) | blank page "
+          "(wall) | difference | CPU: report, blank |")
+    print("|---|---|---|---|---|---|---|")
     for result in results:
         print(f"| {result['versions']:,} | {result['generate_s']:.3f} s | "
               f"{result['bytes'] / 1e6:.2f} MB | {result['draw_s']:.2f} s | "
-              f"{result['blank_s']:.2f} s | {result['draw_s'] - result['blank_s']:+.2f} s |")
+              f"{result['blank_s']:.2f} s | {result['draw_s'] - result['blank_s']:+.2f} s | "
+              f"{result['draw_cpu_s']:.2f} s, {result['blank_cpu_s']:.2f} s |")
     print()
     passed = True
     for result in results:
-        if result["versions"] >= 3000:
+        if result["versions"] == 3000:  # the target is set at 3,000 versions
             ok = result["draw_s"] < DRAW_SECONDS
             passed &= ok
             print(f"{'PASS' if ok else 'FAIL'}  the {result['versions']:,}-version report draws "
