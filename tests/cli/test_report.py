@@ -713,7 +713,7 @@ def test_older_diffs_fold_with_a_table_of_contents_and_back_to_top_links(tmp_pat
     fold_ids = [attrs["id"] for tag, attrs, _up in tree.elements
                 if tag == "details" and "fold" in _classes(attrs)]
     assert len(fold_ids) == folds
-    assert all(not attrs.get("open") for tag, attrs, _up in tree.elements
+    assert all("open" not in attrs for tag, attrs, _up in tree.elements
                if tag == "details" and "fold" in _classes(attrs))
     if folds:
         assert fold_ids[0] == f"fold-{versions - 50}-{max(versions - 99, 1)}"
