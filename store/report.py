@@ -163,9 +163,13 @@ def classify_lines(lines: Iterable[str]) -> list[DiffLine]:
 def render_report(store: StateStore, name: str, *, recent: int = RECENT) -> str:
     """Return the HTML history report of ``name``: one self-contained page, no script.
 
-    The newest ``recent`` versions are shown with their diffs; older ones are
-    summarised (timeline ranges, chart points, tags). The history is read in
-    one read transaction.
+    The page holds a table of contents, a chart per numeric metadata field
+    (points link to their versions, tagged versions marked), the timeline with
+    a column per numeric metadata field and tag badges, the full state of the
+    head and of each tagged version, and the newest ``recent`` versions' diffs
+    (the newest :data:`OPEN` open, older ones folded in ``<details>``); older
+    versions are summarised (timeline ranges, a folded row each, chart points,
+    tags). The history is read in one read transaction.
 
     Raises:
         NameNotFound: ``name`` has no history. InvalidInputError: ``recent`` is
