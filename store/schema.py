@@ -43,7 +43,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["metadata", "names", "versions", "snapshots", "entries", "blobs", "tags", "tag_events",
+__all__ = ["metadata", "names", "versions", "snapshots", "keys", "spans", "blobs", "tags", "tag_events",
            "tag_splits", "tag_policies", "tag_audit", "version_annotations", "name_events"]
 
 # Named constraints let alembic's batch mode (table copy on SQLite) find and alter them.
@@ -83,14 +83,33 @@ snapshots = Table(
     sqlite_autoincrement=True,
 )
 
-entries = Table(
-    "entries",
+# Keys interned per name: a key's text is stored once per history, and spans
+# name it by a small integer.
+keys = Table(
+    "keys",
     metadata,
-    Column("snapshot_id", ID, ForeignKey("snapshots.id"), primary_key=True),
-    Column("key", Text, primary_key=True),
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("name_id", ID, ForeignKey("names.id"), nullable=False),
+    Column("key", Text, nullable=False),
+    UniqueConstraint("name_id", "key"),
+)
+
+# "Key K of this name had value B at position P from version SINCE until
+# version UNTIL (exclusive; NULL: still at the head)". ORIGIN is the version
+# that gave the key this value (a span split only by a change of key order
+# keeps it), which is what blame reports. WITHOUT ROWID on SQLite: the primary
+# key is the row, stored once.
+spans = Table(
+    "spans",
+    metadata,
+    Column("name_id", ID, primary_key=True),
+    Column("key_id", ID, ForeignKey("keys.id"), primary_key=True),
+    Column("since", Integer, primary_key=True),
+    Column("until", Integer, nullable=True),
     Column("position", Integer, nullable=False),
     Column("blob_id", ID, ForeignKey("blobs.id"), nullable=False),
-    Index(None, "blob_id"),
+    Column("origin", Integer, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 names = Table(
