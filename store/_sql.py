@@ -25,9 +25,11 @@ from sqlalchemy import Connection, exc
 # The value of each key of a version: the key's span with the greatest SINCE at
 # or before the version, unless it ended by then. One primary-key seek per key
 # of the name (the same rule as the views in migrations/versions/0006_spans.py).
+# On SQLite "{{cross}}" is CROSS JOIN, which keeps keys in the outer loop: left
+# to itself the planner scans every span of the name (the whole history).
 def _at(number: str) -> str:
     return f"""
-        JOIN spans s ON s.name_id = k.name_id AND s.key_id = k.id
+        {{cross}} spans s ON s.name_id = k.name_id AND s.key_id = k.id
             AND s.since = (SELECT MAX(x.since) FROM spans x
                            WHERE x.name_id = k.name_id AND x.key_id = k.id AND x.since <= {number})
             AND (s.until IS NULL OR s.until > {number})"""
@@ -77,13 +79,13 @@ _STATEMENTS = {
         WHERE k.name_id = ?""",
     "content_of_number": f"""
         SELECT k.key, b.value_type, b.text FROM names n
-        JOIN versions v ON v.name_id = n.id AND v.number = ?
-        JOIN keys k ON k.name_id = n.id {_at("v.number")}
+        {{cross}} versions v ON v.name_id = n.id AND v.number = ?
+        {{cross}} keys k ON k.name_id = n.id {_at("v.number")}
         JOIN blobs b ON b.id = s.blob_id
         WHERE n.name = ? ORDER BY s.position""",
     "content_of_head": f"""
         SELECT k.key, b.value_type, b.text FROM names n
-        JOIN keys k ON k.name_id = n.id {_at("n.head")}
+        {{cross}} keys k ON k.name_id = n.id {_at("n.head")}
         JOIN blobs b ON b.id = s.blob_id
         WHERE n.name = ? ORDER BY s.position""",
     "content": f"""
@@ -116,9 +118,9 @@ _STATEMENTS = {
 }
 
 _LOCKS = {
-    "sqlite": {"lock_names": "", "share_blobs": ""},
+    "sqlite": {"lock_names": "", "share_blobs": "", "cross": "CROSS JOIN"},
     # A concurrent gc must not delete a value between our lookup and our insert.
-    "postgresql": {"lock_names": "FOR UPDATE", "share_blobs": "FOR SHARE"},
+    "postgresql": {"lock_names": "FOR UPDATE", "share_blobs": "FOR SHARE", "cross": "JOIN"},
 }
 
 _BLOB_IDS = "SELECT hash, id FROM blobs WHERE hash IN ({marks}) {share_blobs}"

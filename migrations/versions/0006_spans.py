@@ -34,9 +34,11 @@ _BATCH = 5_000
 
 # The value of each key of version v: the span of that key with the greatest
 # SINCE <= v, if it has not ended by v. One index seek per key of the name.
+# "{span_join}" is CROSS JOIN on SQLite, which keeps keys outside spans in the
+# loop nest (else the planner may scan every span of the name).
 _AT = """
     JOIN keys k ON k.name_id = v.name_id
-    JOIN spans s ON s.name_id = v.name_id AND s.key_id = k.id
+    {span_join} spans s ON s.name_id = v.name_id AND s.key_id = k.id
         AND s.since = (SELECT MAX(x.since) FROM spans x
                        WHERE x.name_id = v.name_id AND x.key_id = k.id AND x.since <= v.number)
         AND (s.until IS NULL OR s.until > v.number)
@@ -237,7 +239,12 @@ def upgrade() -> None:
     op.drop_index("ix_entries_blob_id", table_name="entries")
     op.drop_table("entries")
     for view, body in VIEWS.items():
-        op.execute(f"CREATE VIEW {view} AS {body}")
+        op.execute(f"CREATE VIEW {view} AS {_for_dialect(body)}")
+
+
+def _for_dialect(sql: str) -> str:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    return sql.replace("{span_join}", "CROSS JOIN" if sqlite else "JOIN")
 
 
 def downgrade() -> None:
@@ -257,12 +264,12 @@ def downgrade() -> None:
     )
     op.create_index("ix_entries_blob_id", "entries", ["blob_id"])
     # One row per key of every snapshot a version uses, read at one version of it.
-    bind.execute(sa.text(f"""
+    bind.execute(sa.text(_for_dialect(f"""
         INSERT INTO entries (snapshot_id, key, position, blob_id)
         SELECT v.snapshot_id, k.key, s.position, s.blob_id
         FROM versions v {_AT}
         WHERE v.id IN (SELECT MIN(u.id) FROM versions u GROUP BY u.snapshot_id)
-    """))
+    """)))
     op.drop_table("spans")
     op.drop_table("keys")
     for view, body in OLD_VIEWS.items():
