@@ -60,7 +60,7 @@ def saves(keys: int, count: int, folder: Path) -> dict[str, float]:
     for index in range(count + 20):
         state = stream.next_state()
         for label, backend in backends.items():
-            took = _timed(lambda backend=backend: backend.save(state))
+            took = _timed(lambda backend=backend, state=state: backend.save(state))
             if index >= 20:  # warm caches and the first version
                 times[label].append(took)
     for backend in backends.values():
@@ -98,7 +98,7 @@ def deep(folder: Path, versions: int, keys: int = 50) -> dict[str, Any]:
         state = stream.next_state()
         for value in state.values():
             distinct.setdefault(value, len(value.encode()))
-        took = _timed(lambda: store.save(state))
+        took = _timed(lambda state=state: store.save(state))
         delta.save(state)
         floor.save(state)
         if number <= 200:
@@ -161,8 +161,8 @@ def blame_500(folder: Path, versions: int = 1000) -> float:
     for _ in range(versions):
         store.save(stream.next_state())
     rng = random.Random(4)
-    took = [_timed(lambda n=rng.randint(1, versions): store.store.blame("pipeline", n))
-            for _ in range(30)]
+    numbers = [rng.randint(1, versions) for _ in range(30)]
+    took = [_timed(lambda n=n: store.store.blame("pipeline", n)) for n in numbers]
     store.close()
     return _ms(took)
 
@@ -177,7 +177,7 @@ def postgres(url: str, versions: int) -> dict[str, float]:
     save: list[float] = []
     for _ in range(versions):
         state = stream.next_state()
-        save.append(_timed(lambda: store.save("bench-history", state)))
+        save.append(_timed(lambda state=state: store.save("bench-history", state)))
     rng = random.Random(5)
     loads = [_timed(lambda: store.load("bench-history", rng.randint(1, versions)))
              for _ in range(100)]

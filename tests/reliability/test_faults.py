@@ -245,13 +245,16 @@ def test_lock_held_past_the_timeout_raises_lock_timeout(store_url, request):
 
 # -- dropped PostgreSQL connection -----------------------------------------------------
 
-def _terminate_at_spans(store: StateStore, admin: sa.Engine, times: int) -> list[int]:
-    """Kill the store's own backend while it is about to insert the spans, ``times`` times."""
+def _terminate_mid_save(store: StateStore, admin: sa.Engine, times: int) -> list[int]:
+    """Kill the store's own backend mid-save, ``times`` times: after it locked the name and
+    before it writes any content (at the follower notification, the first statement
+    that goes through SQLAlchemy's execution events; the content is written on the
+    driver's cursor)."""
     killed: list[int] = []
 
     @event.listens_for(store._engine, "before_cursor_execute")
     def _terminate(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
-        if statement.lstrip().upper().startswith("INSERT INTO SPANS") and len(killed) < times:
+        if statement.lstrip().upper().startswith("SELECT PG_NOTIFY") and len(killed) < times:
             pid = conn.connection.dbapi_connection.info.backend_pid
             with admin.connect() as other:
                 other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
@@ -267,7 +270,7 @@ def test_postgres_connection_dropped_mid_save_is_retried(postgres_url, request):
     admin = sa.create_engine(postgres_url.split("?")[0], isolation_level="AUTOCOMMIT")
     before = dump(engine)
     with StateStore(postgres_url, lock_timeout=10) as store:
-        killed = _terminate_at_spans(store, admin, times=1)
+        killed = _terminate_mid_save(store, admin, times=1)
         version = store.save("pipeline", {"prompt": "survives", "temperature": 0.5})
         assert len(killed) == 1
         assert version.number == 3
@@ -278,7 +281,7 @@ def test_postgres_connection_dropped_mid_save_is_retried(postgres_url, request):
     assert len(after["versions"]) == 3 and structure_problems(engine) == []
     engine.dispose()
     admin.dispose()
-    record(request, "pg_terminate_backend at the spans insert: retried transparently, "
+    record(request, "pg_terminate_backend mid-save (name locked): retried transparently, "
                     "exactly one new version")
 
 
@@ -289,7 +292,7 @@ def test_postgres_connection_dropped_every_time_gives_a_clear_error(postgres_url
     admin = sa.create_engine(postgres_url.split("?")[0], isolation_level="AUTOCOMMIT")
     before = dump(engine)
     with StateStore(postgres_url, lock_timeout=1) as store:
-        killed = _terminate_at_spans(store, admin, times=1_000)
+        killed = _terminate_mid_save(store, admin, times=1_000)
         with pytest.raises(DatabaseError, match="saving 'pipeline'") as caught:
             store.save("pipeline", {"prompt": "never", "temperature": 0.5})
         assert len(killed) >= 2, "a dropped connection is retried"
