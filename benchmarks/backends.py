@@ -9,6 +9,11 @@
   ``IN`` lookup. One persistent connection. This is the floor the store is
   measured against; with ``hash_cache=True`` it also keeps the store's
   in-process cache of string hashes.
+* :class:`DeltaFloor`: the least a database can write per save, by hand:
+  one row per *changed* key (``changes(key_id, version, blob_id)``, WITHOUT
+  ROWID), the new values, and a version row with its snapshot hash; the
+  previous version's value hashes are kept in memory. A load reads, per key,
+  the change with the greatest version at or before the one asked for.
 * :class:`NaiveSqlite`: the same tables without content addressing of values:
   every save re-hashes every value and inserts a blob row for every key.
 * :class:`TomlFiles`: one TOML file per version (``tomli_w`` / ``tomllib``).
@@ -32,8 +37,8 @@ from typing import Any
 
 import tomli_w
 
-__all__ = ["Backend", "StoreBackend", "SqliteFloor", "NaiveSqlite", "TomlFiles", "GitToml",
-           "tree_bytes"]
+__all__ = ["Backend", "StoreBackend", "SqliteFloor", "DeltaFloor", "NaiveSqlite", "TomlFiles",
+           "GitToml", "tree_bytes"]
 
 NAME = "pipeline"
 
@@ -301,6 +306,88 @@ class SqliteFloor(Backend):
     def clear_caches(self) -> None:
         if self._cache is not None:
             self._cache.clear()
+
+    def disk_bytes(self) -> int:
+        return _sqlite_files_bytes(self.path)
+
+    def compacted_bytes(self) -> int:
+        return _checkpointed_bytes(self.path)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+_DELTA_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blobs (id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE,
+                                  value_type TEXT NOT NULL, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS changes (key_id INTEGER NOT NULL, version INTEGER NOT NULL,
+                                    blob_id INTEGER, PRIMARY KEY (key_id, version))
+                                    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS versions (number INTEGER PRIMARY KEY, snapshot TEXT NOT NULL,
+                                     created_at TEXT NOT NULL);
+"""
+
+
+class DeltaFloor(Backend):
+    """Only the changed keys, by hand: see the module docstring."""
+
+    label = "delta-rows floor"
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "delta.db"
+        self.connection = sqlite3.connect(self.path, isolation_level=None)
+        self.connection.execute("PRAGMA journal_mode = WAL")
+        self.connection.execute("PRAGMA synchronous = NORMAL")
+        self.connection.executescript(_DELTA_SCHEMA)
+        self._cache: dict[str, str] = {}
+        self._previous: dict[str, str] = {}  # key -> value hash of the last version
+        self._key_ids: dict[str, int] = {}
+        self.head = 0
+
+    def _hash(self, value: Any) -> str:
+        if type(value) is not str:
+            return _value_hash(value)
+        digest = self._cache.get(value)
+        if digest is None:
+            digest = self._cache[value] = _value_hash(value)
+        return digest
+
+    def save(self, state: dict[str, Any]) -> int:
+        hashes = {key: self._hash(value) for key, value in state.items()}
+        snapshot = hashlib.sha256(_canonical(hashes)).hexdigest()
+        previous = self._previous
+        changed = [key for key, digest in hashes.items() if previous.get(key) != digest]
+        removed = [key for key in previous if key not in hashes]
+        connection = self.connection
+        number = self.head + 1
+        connection.execute("BEGIN IMMEDIATE")
+        for key in changed:
+            key_id = self._key_ids.get(key)
+            if key_id is None:
+                key_id = self._key_ids[key] = connection.execute(
+                    "INSERT INTO keys (key) VALUES (?)", (key,)).lastrowid
+            kind, text = _encode(state[key])
+            connection.execute("INSERT INTO blobs (hash, value_type, text) VALUES (?, ?, ?) "
+                               "ON CONFLICT (hash) DO NOTHING", (hashes[key], kind, text))
+            blob_id = connection.execute("SELECT id FROM blobs WHERE hash = ?",
+                                         (hashes[key],)).fetchone()[0]
+            connection.execute("INSERT INTO changes VALUES (?, ?, ?)", (key_id, number, blob_id))
+        for key in removed:
+            connection.execute("INSERT INTO changes VALUES (?, ?, NULL)",
+                               (self._key_ids[key], number))
+        connection.execute("INSERT INTO versions VALUES (?, ?, ?)", (number, snapshot, _now()))
+        connection.execute("COMMIT")
+        self._previous, self.head = hashes, number
+        return number
+
+    def load(self, number: int) -> dict[str, Any]:
+        rows = self.connection.execute(
+            "SELECT k.key, b.value_type, b.text FROM keys k "
+            "JOIN changes c ON c.key_id = k.id AND c.version = (SELECT MAX(x.version) "
+            "FROM changes x WHERE x.key_id = k.id AND x.version <= ?) "
+            "JOIN blobs b ON b.id = c.blob_id ORDER BY k.id", (number,)).fetchall()
+        return {key: _decode(kind, text) for key, kind, text in rows}
 
     def disk_bytes(self) -> int:
         return _sqlite_files_bytes(self.path)

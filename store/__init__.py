@@ -28,6 +28,7 @@ from msgflux.store.errors import (
     VersionNotFound,
 )
 from msgflux.store.types import (
+    BlameLine,
     ChangeSummary,
     GcResult,
     Problem,
@@ -51,6 +52,7 @@ __all__ = [
     "QueryResult",
     "Row",
     "ChangeSummary",
+    "BlameLine",
     "GcResult",
     "StoreError",
     "InvalidInputError",

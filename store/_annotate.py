@@ -49,31 +49,6 @@ def _now() -> datetime:
 
 # -- what a save changes ------------------------------------------------------------------
 
-def head_key_hashes(store: StateStore, connection: Connection,
-                    head: _Head) -> dict[str, str] | None:
-    """The head's ``{key: value hash}`` (``None`` for a new name).
-
-    A snapshot hash fixes its key-to-hash mapping, so the cache (one entry per
-    snapshot recently saved or read) can never be stale, committed or not.
-    """
-    if head.snapshot is None:
-        return None
-    cache: dict[str, dict[str, str]] = store._key_hash_cache
-    mapping = cache.get(head.snapshot)
-    if mapping is None:
-        stored = store._stored_snapshot(connection, head.snapshot)
-        mapping = dict(zip(stored.keys, stored.hashes, strict=True))
-        remember_key_hashes(store, head.snapshot, mapping)
-    return mapping
-
-
-def remember_key_hashes(store: StateStore, snapshot: str, mapping: dict[str, str]) -> None:
-    cache: dict[str, dict[str, str]] = store._key_hash_cache
-    if len(cache) >= 64:
-        cache.clear()
-    cache[snapshot] = mapping
-
-
 def summarize(previous: Mapping[str, str] | None, new: Mapping[str, str]) -> ChangeSummary:
     """Keys changed, added and removed from ``previous`` to ``new`` (both key -> value hash)."""
     old = previous or {}

@@ -49,6 +49,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from msgflux.store import _sql
 from msgflux.store import schema as t
 from msgflux.store._guard import notify_change
+from msgflux.store._spans import Cell, read_cells
 from msgflux.store.errors import ConflictError, IntegrityError, InvalidInputError, NameNotFound
 from msgflux.store.hashing import encode_value, snapshot_hash, value_hash
 from msgflux.store.types import Progress
@@ -112,7 +113,7 @@ def export(connection: Connection, wanted: list[str] | None,
             if done % _EVERY == 0:
                 progress(f"versions of {name}", done, totals[name])
             if row.snapshot_id != previous_id:
-                content = _content(connection, row.snapshot_id)
+                content = _content(connection, name_id, row.number)
                 for _key, digest, kind, text in content:
                     if digest not in previous:
                         previous[digest] = (kind, text)  # also dedups within the snapshot
@@ -149,17 +150,11 @@ def export(connection: Connection, wanted: list[str] | None,
     yield {"kind": "end", "records": records}
 
 
-# Run as driver SQL on every snapshot: compiling a select() per snapshot was most
-# of an export's time.
-_CONTENT = ("SELECT e.key, b.hash, b.value_type, b.text FROM entries e "
-            "JOIN blobs b ON b.id = e.blob_id WHERE e.snapshot_id = ? ORDER BY e.position")
-
-
-def _content(connection: Connection, snapshot_id: int) -> list[tuple[str, str, str, str]]:
-    """``(key, value hash, value type, stored text)`` of one snapshot, in saved key order."""
-    sql = _CONTENT if connection.dialect.name == "sqlite" else _CONTENT.replace("?", "%s")
-    return [(row[0], row[1], row[2], row[3])
-            for row in connection.exec_driver_sql(sql, (snapshot_id,)).fetchall()]
+def _content(connection: Connection, name_id: int,
+             number: int) -> list[tuple[str, str, str, str]]:
+    """``(key, value hash, value type, stored text)`` of one version, in saved key order."""
+    return [(row[0], row[1], row[2], row[3]) for row in _sql.fetch_all(
+        connection, "hashed_content", (number, number, name_id))]
 
 
 def write(path: str | os.PathLike[str], records: Iterable[Record]) -> dict[str, int]:
@@ -434,6 +429,7 @@ class _Name:
     tag_last: dict[str, datetime] = field(default_factory=dict)  # last move here, per tag
     tag_final: dict[str, int | None] = field(default_factory=dict)  # newer moves' outcome
     done: int = 0
+    cells: dict[str, Cell] | None = None  # of the last version written here (None: unread)
 
 
 class _Importer:
@@ -452,7 +448,6 @@ class _Importer:
         # the last snapshot written: hash, entries and its values as stored
         self.last: tuple[str, list[tuple[str, str]], dict[str, tuple[str, str]]] | None = None
         self.records = 0
-        self.blob_ids: dict[str, int] = {}  # value hash -> blob id, of the last snapshot stored
 
     def run(self, records: Iterator[Record]) -> dict[str, list[int]]:
         header = next(records, None)
@@ -635,14 +630,14 @@ class _Importer:
         prepared = _Prepared([key for key, _ in pairs], [value for _, value in pairs],
                              stored, digest)
         name_id = self._name_id(state)
-        # The previous snapshot's value ids, known to exist in this transaction: a
-        # one-key change then looks up and inserts one value, as a save does.
-        snapshot_id, ids = self.store._store_snapshot(self.connection, prepared, self.blob_ids)
-        if ids is not None:
-            self.blob_ids = ids
-        _sql.execute(self.connection, "insert_version", (
-            name_id, number, snapshot_id, parent, _sql.time_param(self.connection, created_at),
-            message, author, metadata))
+        if state.cells is None:  # spans continue from the last version here
+            last_here = self.connection.execute(select(func.max(t.versions.c.number)).where(
+                t.versions.c.name_id == name_id)).scalar()
+            state.cells = ({} if last_here is None
+                           else read_cells(self.connection, name_id, int(last_here)))
+        state.cells = self.store._write_content(
+            self.connection, name_id, number, parent, prepared, state.cells,
+            created_at=created_at, message=message, author=author, metadata=metadata)
         state.appended.append(number)
 
     # -- tags -----------------------------------------------------------------------------

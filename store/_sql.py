@@ -21,56 +21,106 @@ from typing import Any
 
 from sqlalchemy import Connection, exc
 
-# "{lock}" becomes a row lock on PostgreSQL; SQLite has none (BEGIN IMMEDIATE
-# already holds the database's write lock).
+
+# The value of each key of a version: the key's span with the greatest SINCE at
+# or before the version, unless it ended by then. One primary-key seek per key
+# of the name (the same rule as the views in migrations/versions/0006_spans.py).
+# On SQLite "{{cross}}" is CROSS JOIN, which keeps keys in the outer loop: left
+# to itself the planner scans every span of the name (the whole history).
+def _at(number: str) -> str:
+    return f"""
+        {{cross}} spans s ON s.name_id = k.name_id AND s.key_id = k.id
+            AND s.since = (SELECT MAX(x.since) FROM spans x
+                           WHERE x.name_id = k.name_id AND x.key_id = k.id AND x.since <= {number})
+            AND (s.until IS NULL OR s.until > {number})"""
+
+
+# "{lock_names}" becomes a row lock on PostgreSQL; SQLite has none (BEGIN
+# IMMEDIATE already holds the database's write lock).
 _STATEMENTS = {
     # Two statements, not one join: on PostgreSQL a writer that waited for the
     # row lock re-reads only the locked row under READ COMMITTED, so columns
     # joined from other tables would come back NULL (every concurrent save then
     # got parent = NULL). Lock first, then read the head it protects.
-    "lock_name": "SELECT id, head FROM names WHERE name = ? {lock_names}",
+    "lock_name": "SELECT id, head, created_at FROM names WHERE name = ? {lock_names}",
     "head_version": """
         SELECT v.number, v.snapshot_id, s.hash, v.parent
         FROM versions v JOIN snapshots s ON s.id = v.snapshot_id
         WHERE v.name_id = ? AND v.number = ?""",
+    # The head's snapshot hash, read without any lock (an identical save stops here).
+    "head_snapshot": """
+        SELECT v.number, s.hash FROM names n
+        JOIN versions v ON v.name_id = n.id AND v.number = n.head
+        JOIN snapshots s ON s.id = v.snapshot_id
+        WHERE n.name = ?""",
     "insert_name": "INSERT INTO names (name, head, created_at) VALUES (?, 0, ?)",
     "snapshot_id": "SELECT id FROM snapshots WHERE hash = ?",
-    "snapshot_blob_ids": """
-        SELECT b.hash, b.id FROM entries e JOIN blobs b ON b.id = e.blob_id
-        WHERE e.snapshot_id = ?""",
     "insert_blob": """
         INSERT INTO blobs (hash, value_type, text) VALUES (?, ?, ?)
         ON CONFLICT (hash) DO NOTHING""",
     "insert_snapshot": """
         INSERT INTO snapshots (hash, key_count, created_at) VALUES (?, ?, ?) RETURNING id""",
-    "insert_entry": """
-        INSERT INTO entries (snapshot_id, key, position, blob_id) VALUES (?, ?, ?, ?)""",
+    "key_id": "SELECT id FROM keys WHERE name_id = ? AND key = ?",
+    "insert_key": "INSERT INTO keys (name_id, key) VALUES (?, ?) RETURNING id",
+    "insert_span": """
+        INSERT INTO spans (name_id, key_id, since, until, position, blob_id, origin)
+        VALUES (?, ?, ?, NULL, ?, ?, ?)""",
+    "close_span": "UPDATE spans SET until = ? WHERE name_id = ? AND key_id = ? AND since = ?",
     "insert_version": """
         INSERT INTO versions (name_id, number, snapshot_id, parent, created_at, message,
                               author, metadata)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
     "set_head": "UPDATE names SET head = ? WHERE id = ?",
-    "content_of_number": """
-        SELECT e.key, b.value_type, b.text FROM names n
-        JOIN versions v ON v.name_id = n.id AND v.number = ?
-        JOIN entries e ON e.snapshot_id = v.snapshot_id
-        JOIN blobs b ON b.id = e.blob_id
-        WHERE n.name = ? ORDER BY e.position""",
-    "content_of_head": """
-        SELECT e.key, b.value_type, b.text FROM names n
-        JOIN versions v ON v.name_id = n.id AND v.number = n.head
-        JOIN entries e ON e.snapshot_id = v.snapshot_id
-        JOIN blobs b ON b.id = e.blob_id
-        WHERE n.name = ? ORDER BY e.position""",
-    "content": """
-        SELECT e.key, b.value_type, b.text FROM entries e JOIN blobs b ON b.id = e.blob_id
-        WHERE e.snapshot_id = ? ORDER BY e.position""",
+    # Every key of version ? of name_id ?: what a save compares against.
+    "cells": f"""
+        SELECT k.key, k.id, s.since, s.position, s.blob_id, b.hash, s.origin
+        FROM keys k {_at("?")}
+        JOIN blobs b ON b.id = s.blob_id
+        WHERE k.name_id = ?""",
+    "content_of_number": f"""
+        SELECT k.key, b.value_type, b.text FROM names n
+        {{cross}} versions v ON v.name_id = n.id AND v.number = ?
+        {{cross}} keys k ON k.name_id = n.id {_at("v.number")}
+        JOIN blobs b ON b.id = s.blob_id
+        WHERE n.name = ? ORDER BY s.position""",
+    "content_of_head": f"""
+        SELECT k.key, b.value_type, b.text FROM names n
+        {{cross}} keys k ON k.name_id = n.id {_at("n.head")}
+        JOIN blobs b ON b.id = s.blob_id
+        WHERE n.name = ? ORDER BY s.position""",
+    "content": f"""
+        SELECT k.key, b.value_type, b.text FROM keys k {_at("?")}
+        JOIN blobs b ON b.id = s.blob_id
+        WHERE k.name_id = ? ORDER BY s.position""",
+    # (key, value hash, type, text) of a version, for bundles.
+    "hashed_content": f"""
+        SELECT k.key, b.hash, b.value_type, b.text FROM keys k {_at("?")}
+        JOIN blobs b ON b.id = s.blob_id
+        WHERE k.name_id = ? ORDER BY s.position""",
+    # Each key of version ? with the earliest surviving version since which it has
+    # held its value (blame): the span's origin, or the first version kept after it.
+    "blame": f"""
+        SELECT k.key, b.value_type, b.text,
+               (SELECT MIN(f.number) FROM versions f
+                WHERE f.name_id = k.name_id AND f.number >= s.origin AND f.number <= ?)
+        FROM keys k {_at("?")}
+        JOIN blobs b ON b.id = s.blob_id
+        WHERE k.name_id = ? ORDER BY s.position""",
+    "version_time": """
+        SELECT number, created_at FROM versions WHERE name_id = ? AND number >= ?
+        ORDER BY number LIMIT 1""",
+    "first_version_from": "SELECT MIN(number) FROM versions WHERE name_id = ? AND number >= ?",
+    "last_version_before": "SELECT MAX(number) FROM versions WHERE name_id = ? AND number < ?",
+    # The spans of one key, newest first (log --key).
+    "key_spans": """
+        SELECT s.since, s.until, s.blob_id FROM spans s JOIN keys k ON k.id = s.key_id
+        WHERE k.name_id = ? AND k.key = ? AND s.name_id = k.name_id ORDER BY s.since DESC""",
 }
 
 _LOCKS = {
-    "sqlite": {"lock_names": "", "share_blobs": ""},
+    "sqlite": {"lock_names": "", "share_blobs": "", "cross": "CROSS JOIN"},
     # A concurrent gc must not delete a value between our lookup and our insert.
-    "postgresql": {"lock_names": "FOR UPDATE", "share_blobs": "FOR SHARE"},
+    "postgresql": {"lock_names": "FOR UPDATE", "share_blobs": "FOR SHARE", "cross": "JOIN"},
 }
 
 _BLOB_IDS = "SELECT hash, id FROM blobs WHERE hash IN ({marks}) {share_blobs}"
@@ -157,3 +207,9 @@ def time_param(connection: Connection, moment: datetime) -> Any:
     if connection.dialect.name == "sqlite":
         return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     return moment
+
+
+def time_value(raw: Any) -> datetime:
+    """A stored time as read by the driver (text on SQLite) as an aware UTC datetime."""
+    moment = datetime.fromisoformat(raw) if isinstance(raw, str) else raw
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

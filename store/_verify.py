@@ -5,9 +5,10 @@ reported per affected version, with the key where one can be named:
 
 * a value whose text no longer hashes to its hash (a flipped byte) names
   every version and key that uses it;
-* a snapshot whose entries no longer hash to its hash (an entry deleted or
-  changed, or the snapshot hash edited) names every version that uses it and,
-  for a lost entry, the keys its neighbouring versions have and it lacks.
+* a version whose content, rebuilt from its key spans, no longer hashes to
+  its snapshot hash (a span deleted or changed, or the snapshot hash edited)
+  is named and, for a lost span, so are the keys both neighbouring versions
+  have and it lacks.
 """
 
 from __future__ import annotations
@@ -54,24 +55,8 @@ def _verify(connection: Connection, progress: Progress) -> VerifyReport:
         places = users.get(blob_id) or [(None, None, None)]
         for name, number, key in places:
             problems.append(Problem("value", reason, _shown(name), number, _shown(key)))
-    bad_snapshots, snapshots_checked = _check_snapshots(connection, progress)
-    for snapshot_id, (reason, keys) in bad_snapshots.items():
-        versions = connection.execute(
-            select(t.names.c.name, t.versions.c.number, t.versions.c.name_id)
-            .join(t.names, t.names.c.id == t.versions.c.name_id)
-            .where(t.versions.c.snapshot_id == snapshot_id)
-            .order_by(t.names.c.name, t.versions.c.number)).all()
-        if not versions:
-            problems.append(Problem("snapshot", f"unused snapshot #{snapshot_id}: {reason}"))
-        for name, number, name_id in versions:
-            lost = _lost_keys(connection, name_id, number, keys)
-            if lost:
-                for key in lost:
-                    problems.append(Problem("snapshot", f"{reason}; key missing (present in "
-                                            "the neighbouring versions)", _shown(name), number,
-                                            _shown(key)))
-            else:
-                problems.append(Problem("snapshot", reason, _shown(name), number))
+    snapshot_problems, snapshots_checked = _check_snapshots(connection, progress)
+    problems.extend(snapshot_problems)
     version_count = connection.execute(select(func.count()).select_from(t.versions)).scalar_one()
     return VerifyReport(tuple(problems), blobs_checked=blob_count,
                         snapshots_checked=snapshots_checked, versions_checked=version_count)
@@ -150,73 +135,91 @@ def _unencodable(text: Any) -> bool:
 def _blob_users(connection: Connection, blob_ids: dict[int, str]) -> dict[int, list[Any]]:
     users: dict[int, list[Any]] = defaultdict(list)
     rows = connection.execute(
-        select(t.entries.c.blob_id, t.names.c.name, t.versions.c.number, t.entries.c.key)
-        .join(t.versions, t.versions.c.snapshot_id == t.entries.c.snapshot_id)
+        select(t.spans.c.blob_id, t.names.c.name, t.versions.c.number, t.keys.c.key)
+        .join(t.keys, t.keys.c.id == t.spans.c.key_id)
+        .join(t.versions, (t.versions.c.name_id == t.spans.c.name_id)
+              & (t.versions.c.number >= t.spans.c.since)
+              & (t.spans.c.until.is_(None) | (t.versions.c.number < t.spans.c.until)))
         .join(t.names, t.names.c.id == t.versions.c.name_id)
-        .where(t.entries.c.blob_id.in_(list(blob_ids)))
-        .order_by(t.names.c.name, t.versions.c.number, t.entries.c.key))
+        .where(t.spans.c.blob_id.in_(list(blob_ids)))
+        .order_by(t.names.c.name, t.versions.c.number, t.keys.c.key))
     for blob_id, name, number, key in rows:
         users[blob_id].append((name, number, key))
     return users
 
 
 def _check_snapshots(connection: Connection, progress: Progress
-                     ) -> tuple[dict[int, tuple[str, set[str]]], int]:
-    total = connection.execute(select(func.count()).select_from(t.entries)).scalar_one()
-    stored = {row.id: (row.hash, row.key_count) for row in connection.execute(
-        select(t.snapshots.c.id, t.snapshots.c.hash, t.snapshots.c.key_count))}
-    bad: dict[int, tuple[str, set[str]]] = {}
-    seen: set[int] = set()
+                     ) -> tuple[list[Problem], int]:
+    """Rebuild every version's content from its spans and check it against its snapshot.
 
-    def finish(snapshot_id: int, hashes: dict[str, str]) -> None:
-        seen.add(snapshot_id)
-        expected_hash, key_count = stored.get(snapshot_id, ("?", -1))
-        reasons = []
-        try:
-            actual = snapshot_hash(hashes)
-        except ValueError as error:  # a key that is not valid UTF-8
-            bad[snapshot_id] = (f"a key is unreadable ({error})", set(hashes))
-            return
-        if actual != expected_hash:
-            reasons.append(f"snapshot hash mismatch: stored {expected_hash[:12]}, "
-                           f"content {actual[:12]}")
-        if len(hashes) != key_count:
-            reasons.append(f"{len(hashes)} entries but key_count {key_count}")
-        if reasons:
-            bad[snapshot_id] = ("; ".join(reasons), set(hashes))
-
-    rows = connection.execution_options(yield_per=10000).execute(
-        select(t.entries.c.snapshot_id, t.entries.c.key, t.blobs.c.hash)
-        .join(t.blobs, t.blobs.c.id == t.entries.c.blob_id)
-        .order_by(t.entries.c.snapshot_id))
-    current: int | None = None
-    hashes: dict[str, str] = {}
-    for done, (snapshot_id, key, blob_hash) in enumerate(rows):
-        if done % _EVERY == 0:
-            progress("entries", done, total)
-        if snapshot_id != current:
-            if current is not None:
-                finish(current, hashes)
-            current, hashes = snapshot_id, {}
-        hashes[key] = blob_hash
-    if current is not None:
-        finish(current, hashes)
-    for snapshot_id in stored.keys() - seen:
-        finish(snapshot_id, {})
-    progress("entries", total, total)
-    return bad, len(stored)
-
-
-def _lost_keys(connection: Connection, name_id: int, number: int, keys: set[str]) -> list[str]:
-    """Keys that both neighbours of a version have and it lacks (a deleted entry)."""
-    neighbours = connection.execute(
-        select(t.versions.c.snapshot_id).where(
-            t.versions.c.name_id == name_id,
-            t.versions.c.number.in_([number - 1, number + 1]))).scalars().all()
-    candidates: set[str] | None = None
-    for snapshot_id in neighbours:
-        their = set(connection.execute(select(t.entries.c.key).where(
-            t.entries.c.snapshot_id == snapshot_id)).scalars())
-        candidates = their if candidates is None else candidates & their
-    return sorted((candidates or set()) - keys)
-
+    One pass per name over its versions and its spans, both in number order:
+    the content is kept as ``{key: value hash}`` and hashed again only where
+    it changed. Also reports a key that two spans give at once.
+    """
+    total = connection.execute(select(func.count()).select_from(t.versions)).scalar_one()
+    problems: list[Problem] = []
+    done = 0
+    names = connection.execute(select(t.names.c.id, t.names.c.name)
+                               .order_by(t.names.c.name)).all()
+    for name_id, name in names:
+        versions = connection.execution_options(yield_per=10000).execute(
+            select(t.versions.c.number, t.snapshots.c.hash, t.snapshots.c.key_count)
+            .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
+            .where(t.versions.c.name_id == name_id).order_by(t.versions.c.number))
+        spans = iter(connection.execution_options(yield_per=10000).execute(
+            select(t.spans.c.since, t.spans.c.until, t.keys.c.key, t.blobs.c.hash)
+            .join(t.keys, t.keys.c.id == t.spans.c.key_id)
+            .join(t.blobs, t.blobs.c.id == t.spans.c.blob_id, isouter=True)
+            .where(t.spans.c.name_id == name_id)
+            .order_by(t.spans.c.since)).all())
+        pending = next(spans, None)
+        content: dict[str, tuple[str, int | None]] = {}  # key -> (value hash, until)
+        computed: str | None = None
+        previous: set[str] = set()
+        bad: list[tuple[int, str, set[str], set[str]]] = []
+        for number, expected, key_count in versions:
+            if done % _EVERY == 0:
+                progress("versions", done, total)
+            done += 1
+            reasons: list[str] = []
+            for key in [key for key, (_h, until) in content.items()
+                        if until is not None and until <= number]:
+                del content[key]
+                computed = None
+            while pending is not None and pending.since <= number:
+                if pending.until is None or pending.until > number:
+                    if pending.key in content:
+                        reasons.append(f"key {_shown(pending.key)!r} has two values at once")
+                    content[pending.key] = (pending.hash, pending.until)
+                    computed = None
+                pending = next(spans, None)
+            if computed is None:
+                try:
+                    computed = snapshot_hash({key: digest for key, (digest, _u)
+                                              in content.items()})
+                except (ValueError, TypeError) as error:  # unreadable key or value
+                    computed = f"unreadable ({error})"
+            if computed != expected:
+                reasons.append(f"snapshot hash mismatch: stored {str(expected)[:12]}, "
+                               f"content {computed[:12]}")
+            if len(content) != key_count:
+                reasons.append(f"{len(content)} keys but key_count {key_count}")
+            if reasons:
+                bad.append((number, "; ".join(reasons), set(content), previous))
+            previous = set(content)
+        for number, reason, keys, before in bad:
+            after = {key for key, in connection.execute(text(
+                "SELECT k.key FROM keys k JOIN spans s ON s.key_id = k.id "
+                "WHERE k.name_id = :n AND s.name_id = :n AND s.since <= :v "
+                "AND (s.until IS NULL OR s.until > :v)"), {"n": name_id, "v": number + 1})}
+            lost = sorted((before & after) - keys) if before and after else []
+            if lost:
+                for key in lost:
+                    problems.append(Problem("snapshot", f"{reason}; key missing (present in "
+                                            "the neighbouring versions)", _shown(name),
+                                            number, _shown(key)))
+            else:
+                problems.append(Problem("snapshot", reason, _shown(name), number))
+    progress("versions", total, total)
+    snapshots = connection.execute(select(func.count()).select_from(t.snapshots)).scalar_one()
+    return problems, int(snapshots)

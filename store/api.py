@@ -12,16 +12,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from sqlalchemy import Connection, CursorResult, Row, and_, delete, insert, select
+from sqlalchemy import Connection, CursorResult, Row, delete, select
 from sqlalchemy.engine import URL
 
 from msgflux._values import check_state_dict
 from msgflux.errors import StateValueError
-from msgflux.store import _annotate, _bundle, _guard, _split, _sql, _where
+from msgflux.store import _annotate, _bundle, _guard, _spans, _split, _sql, _where
 from msgflux.store import schema as t
 from msgflux.store._decode import damage, decode_metadata, decode_rows
 from msgflux.store._follow import Follower
@@ -49,6 +49,7 @@ from msgflux.store.hashing import (
 )
 from msgflux.store.migrate import check_current, upgrade
 from msgflux.store.types import (
+    BlameLine,
     ChangeSummary,
     GcResult,
     Progress,
@@ -108,6 +109,7 @@ class _Head(NamedTuple):
 
     name_id: int
     head: int  # the last number handed out
+    generation: Any  # names.created_at: tells a name from a deleted one that had its id
     number: int | None  # the head version (None for a new name)
     snapshot_id: int | None
     snapshot: str | None
@@ -134,12 +136,13 @@ def _plain_number(ref: Any) -> int | None:
     return None
 
 
-@dataclass(frozen=True)
-class _BlobMap:
-    """The blob ids of one committed snapshot, remembered per name by the writer."""
+class _HeadCells(NamedTuple):
+    """The cells of a name's head that this store committed, remembered per name."""
 
-    snapshot_id: int
-    blob_ids: dict[str, int]
+    name_id: int
+    generation: Any
+    number: int
+    cells: dict[str, _spans.Cell]
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,14 @@ class _Prepared:
     hashes: list[str]
     encoded: dict[str, tuple[str, str]]  # value hash -> (value_type, text)
     snapshot: str
+    stored_ids: Mapping[str, int] = field(default_factory=dict)  # hash -> id, known to exist
+
+
+def _content_of(cells: Mapping[str, _spans.Cell], snapshot: str) -> _Prepared:
+    """A stored version's cells as content to append again (a rollback)."""
+    ordered = sorted(cells.items(), key=lambda item: item[1].position)
+    return _Prepared([key for key, _ in ordered], [cell.hash for _, cell in ordered], {},
+                     snapshot, {cell.hash: cell.blob_id for _, cell in ordered})
 
 
 class StateStore:
@@ -205,12 +216,11 @@ class StateStore:
                                            durability=durability,
                                            statement_timeout=float(statement_timeout))
         # Per-process caches that make a one-key change cost one value:
-        # string -> value hash, and name -> blob ids of the last snapshot this
-        # store committed (valid while that snapshot is still the head, as
-        # snapshot ids are never reused).
+        # string -> value hash, and name -> the cells of the last version this
+        # store committed (valid while that version is still the name's head:
+        # versions never change, and the generation tells a recreated name).
         self._hash_cache: dict[str, str] = {}
-        self._blob_cache: dict[str, _BlobMap] = {}
-        self._key_hash_cache: dict[str, dict[str, str]] = {}  # snapshot hash -> {key: hash}
+        self._cells_cache: dict[int, _HeadCells] = {}
         try:
             if migrate:
                 upgrade(self._engine, lock_timeout=self.lock_timeout)
@@ -285,31 +295,53 @@ class StateStore:
         meta = metadata_text(metadata)
         self._check_expected(expected_head, "expected_head")
         prepared = self._prepare(self._state_of(state))
+        if not metadata and expected_head is _UNSET:
+            # An identical save writes nothing: a read compares the head's hash
+            # first, so it never queues behind (or blocks) a writer.
+            unchanged = self._unchanged_head(name, prepared.snapshot)
+            if unchanged is not None:
+                return unchanged
         key_hashes = dict(zip(prepared.keys, prepared.hashes, strict=True))
 
-        def work(connection: Connection) -> tuple[Version, _BlobMap | None]:
+        def work(connection: Connection) -> tuple[Version, _HeadCells | None]:
             head = self._lock_head(connection, name, create=True)
             _guard.notify_change(connection, name)  # PostgreSQL followers; sent on commit
-            previous = _annotate.head_key_hashes(self, connection, head)
+            cells = self._head_cells(connection, head)
+            previous = ({key: cell.hash for key, cell in cells.items()}
+                        if head.number is not None else None)
             if same_keys:
                 _annotate.check_same_keys(name, head, previous, prepared)
-            version, blob_map = self._append(connection, name, head, prepared, message=message,
-                                             author=author, metadata=meta,
-                                             expected_head=expected_head)
+            version, remembered = self._append(connection, name, head, prepared, cells,
+                                               message=message, author=author, metadata=meta,
+                                               expected_head=expected_head)
             if version.number == head.number:  # identical content: no new version
                 if metadata:
                     row = self._version_rows(connection, head.name_id, number=version.number)
                     version = _annotate.annotate_row(self, connection, name, row.one(),
                                                      dict(metadata), author)
                 return replace(version, created=False,
-                               changes=ChangeSummary()), blob_map
-            return replace(version, changes=_annotate.summarize(previous, key_hashes)), blob_map
+                               changes=ChangeSummary()), remembered
+            return (replace(version, changes=_annotate.summarize(previous, key_hashes)),
+                    remembered)
 
-        version, blob_map = write_transaction(self._engine, f"saving {name!r}", work,
-                                              lock_timeout=self.lock_timeout)
-        self._remember(name, blob_map)
-        _annotate.remember_key_hashes(self, prepared.snapshot, key_hashes)
+        version, remembered = write_transaction(self._engine, f"saving {name!r}", work,
+                                                lock_timeout=self.lock_timeout)
+        self._remember(name, remembered)
         return version
+
+    def _unchanged_head(self, name: str, snapshot: str) -> Version | None:
+        """The head of ``name`` if its content is ``snapshot`` (read without the write lock)."""
+        def work(connection: Connection) -> Version | None:
+            row = _sql.fetch_one(connection, "head_snapshot", (name,))
+            if row is None or row[1] != snapshot:
+                return None
+            name_id, _head = self._name_row(connection, name)
+            return replace(self._version(connection, name, self._version_rows(
+                connection, name_id, number=int(row[0])).one()),
+                created=False, changes=ChangeSummary())
+
+        with damage(_version_label(name, "latest")):
+            return read_transaction(self._engine, f"reading {name!r}", work)
 
     def annotate(self, name: str, ref: VersionRef, *, metadata: Mapping[str, Any],
                  author: str | None = None) -> Version:
@@ -356,7 +388,6 @@ class StateStore:
             lambda connection: _annotate.delete_name(self, connection, name, force=force,
                                                      author=author),
             lock_timeout=self.lock_timeout)
-        self._blob_cache.pop(name, None)
         return count
 
     def rename(self, name: str, new: str, *, author: str | None = None) -> int:
@@ -373,7 +404,6 @@ class StateStore:
             self._engine, f"renaming {name!r}",
             lambda connection: _annotate.rename(self, connection, name, new, author=author),
             lock_timeout=self.lock_timeout)
-        self._blob_cache.pop(name, None)
         return count
 
     def rollback(
@@ -405,18 +435,22 @@ class StateStore:
         meta = metadata_text(metadata)
         self._check_expected(expected_head, "expected_head")
 
-        def work(connection: Connection) -> Version:
+        def work(connection: Connection) -> tuple[Version, _HeadCells | None]:
             head = self._lock_head(connection, name, create=False)
             target = self._resolve(connection, name, head.name_id, head.head, ref)
-            prepared = self._stored_snapshot(connection, target.snapshot)
+            prepared = _content_of(_spans.read_cells(connection, head.name_id, target.number),
+                                   target.snapshot)
             _guard.notify_change(connection, name)
             return self._append(connection, name, head, prepared,
+                                self._head_cells(connection, head),
                                 message=message if message is not None
                                 else f"rollback to version {target.number}",
-                                author=author, metadata=meta, expected_head=expected_head)[0]
+                                author=author, metadata=meta, expected_head=expected_head)
 
-        return write_transaction(self._engine, f"rolling back {name!r}", work,
-                                 lock_timeout=self.lock_timeout)
+        version, remembered = write_transaction(self._engine, f"rolling back {name!r}", work,
+                                                lock_timeout=self.lock_timeout)
+        self._remember(name, remembered)
+        return version
 
     @staticmethod
     def _check_expected(expected: Any, option: str) -> None:
@@ -482,21 +516,33 @@ class StateStore:
                 raise self._name_not_found(connection, name)
             _sql.execute(connection, "insert_name", (name, _sql.time_param(connection, _now())))
             row = _sql.fetch_one(connection, "lock_name", (name,))
-        name_id, last = int(row[0]), int(row[1])
+        name_id, last, generation = int(row[0]), int(row[1]), row[2]
         version = _sql.fetch_one(connection, "head_version", (name_id, last)) if last else None
         if version is None:
-            return _Head(name_id, last, None, None, None, None)
-        return _Head(name_id, last, *version)
+            return _Head(name_id, last, generation, None, None, None, None)
+        return _Head(name_id, last, generation, *version)
 
     def _lock_name(self, connection: Connection, name: str, *, create: bool) -> tuple[int, int]:
         """Lock the name's row for this transaction; return ``(name_id, head)``."""
         head = self._lock_head(connection, name, create=create)
         return head.name_id, head.head
 
-    def _append(self, connection: Connection, name: str, head: _Head, prepared: _Prepared, *,
-                message: str, author: str | None, metadata: str,
-                expected_head: int | None | _Unset) -> tuple[Version, _BlobMap | None]:
-        """Append ``prepared`` after ``head``; return the version and the blob ids it used."""
+    def _head_cells(self, connection: Connection, head: _Head) -> dict[str, _spans.Cell]:
+        """The cells of the head version (from the cache when this store wrote it)."""
+        if head.number is None:
+            return {}
+        cached = self._cells_cache.get(head.name_id)
+        if (cached is not None and cached.generation == head.generation
+                and cached.number == head.number):
+            return cached.cells
+        return _spans.read_cells(connection, head.name_id, head.number)
+
+    def _append(self, connection: Connection, name: str, head: _Head, prepared: _Prepared,
+                cells: dict[str, _spans.Cell], *, message: str, author: str | None,
+                metadata: str, expected_head: int | None | _Unset
+                ) -> tuple[Version, _HeadCells | None]:
+        """Append ``prepared`` after ``head`` (whose cells are ``cells``); return the version
+        and, if one was written, its cells for the cache."""
         current = head.number
         if (expected_head is not _UNSET and current is not None and head.parent == expected_head
                 and head.snapshot == prepared.snapshot):
@@ -515,69 +561,66 @@ class StateStore:
         if current is not None and head.snapshot == prepared.snapshot:
             return self._version(connection, name, self._version_rows(
                 connection, head.name_id, number=current).one()), None
-        known: Mapping[str, int] = {}
-        if head.snapshot_id is not None:
-            cached = self._blob_cache.get(name)
-            if cached is not None and cached.snapshot_id == head.snapshot_id:
-                known = cached.blob_ids
-            else:
-                known = dict(_sql.fetch_all(connection, "snapshot_blob_ids",
-                                            (head.snapshot_id,)))
         number, created_at = head.head + 1, _now()
         check_version_number(number, f"saving {name!r}")
-        snapshot_id, blob_ids = self._store_snapshot(connection, prepared, known)
-        _sql.execute(connection, "insert_version", (
-            head.name_id, number, snapshot_id, current, _sql.time_param(connection, created_at),
-            message, author, metadata))
+        new_cells = self._write_content(connection, head.name_id, number, current, prepared,
+                                         cells, created_at=created_at, message=message,
+                                         author=author, metadata=metadata)
         _sql.execute(connection, "set_head", (number, head.name_id))
         version = Version(name=name, number=number, snapshot=prepared.snapshot,
                           parent=current, created_at=created_at, message=message,
                           author=author, metadata=json.loads(metadata), tags=())
-        return version, _BlobMap(snapshot_id, blob_ids) if blob_ids is not None else None
+        return version, _HeadCells(head.name_id, head.generation, number, new_cells)
 
-    def _remember(self, name: str, blob_map: _BlobMap | None) -> None:
-        # Called after commit only: the ids are then known to exist.
-        if blob_map is not None:
-            if len(self._blob_cache) >= 256:
-                self._blob_cache.clear()
-            self._blob_cache[name] = blob_map
+    def _write_content(self, connection: Connection, name_id: int, number: int,
+                       parent: int | None, prepared: _Prepared, cells: dict[str, _spans.Cell],
+                       *, created_at: datetime, message: str, author: str | None,
+                       metadata: str) -> dict[str, _spans.Cell]:
+        """Write version ``number``: its values, snapshot row, spans and version row.
 
-    def _store_snapshot(self, connection: Connection, prepared: _Prepared,
-                        known: Mapping[str, int] | None = None
-                        ) -> tuple[int, dict[str, int] | None]:
-        """Store a snapshot unless it exists; return its id and, if new, its blob ids.
-
-        ``known`` maps value hashes to blob ids already known to exist in this
-        transaction (the parent's values): a one-key change then looks up and
-        inserts one value, not every value.
+        ``cells`` are the name's current head's (the spans are changes against
+        them). Values already among ``cells`` are neither looked up nor written.
+        Returns the new version's cells.
         """
+        known = dict(prepared.stored_ids)
+        known.update((cell.hash, cell.blob_id) for cell in cells.values())
+        fresh = {digest: prepared.encoded[digest] for digest in prepared.encoded
+                 if digest not in known}
+        blob_ids = self._store_blobs(connection, fresh) if fresh else {}
+        blob_ids.update(known)
+        snapshot_id = self._snapshot_id(connection, prepared)
+        new_cells = _spans.write_spans(connection, name_id, number, cells, prepared.keys,
+                                       prepared.hashes, blob_ids)
+        _sql.execute(connection, "insert_version", (
+            name_id, number, snapshot_id, parent, _sql.time_param(connection, created_at),
+            message, author, metadata))
+        return new_cells
+
+    def _remember(self, name: str, remembered: _HeadCells | None) -> None:
+        # Called after commit only: the rows are then known to exist.
+        if remembered is not None:
+            if len(self._cells_cache) >= 256:
+                self._cells_cache.clear()
+            self._cells_cache[remembered.name_id] = remembered
+
+    @staticmethod
+    def _snapshot_id(connection: Connection, prepared: _Prepared) -> int:
+        """The id of ``prepared``'s snapshot row, inserted if it is new."""
         existing = _sql.fetch_one(connection, "snapshot_id", (prepared.snapshot,))
         if existing is not None:
-            return int(existing[0]), None
-        blob_ids = self._store_blobs(connection, prepared.encoded, known or {})
-        snapshot_id = int(_sql.fetch_one(connection, "insert_snapshot", (
+            return int(existing[0])
+        return int(_sql.fetch_one(connection, "insert_snapshot", (
             prepared.snapshot, len(prepared.keys), _sql.time_param(connection, _now())))[0])
-        pairs = zip(prepared.keys, prepared.hashes, strict=True)
-        rows = [(snapshot_id, key, position, blob_ids[digest])
-                for position, (key, digest) in enumerate(pairs)]
-        if connection.dialect.name == "sqlite" or not rows:
-            _sql.execute_many(connection, "insert_entry", rows)
-        else:  # one multi-row INSERT per batch instead of a round trip per row
-            connection.execute(insert(t.entries), [
-                {"snapshot_id": row[0], "key": row[1], "position": row[2], "blob_id": row[3]}
-                for row in rows])
-        return snapshot_id, blob_ids
 
-    def _store_blobs(self, connection: Connection, encoded: Mapping[str, tuple[str, str]],
-                     known: Mapping[str, int]) -> dict[str, int]:
-        ids = {digest: known[digest] for digest in encoded if digest in known}
-        unknown = [digest for digest in encoded if digest not in ids]
-        if unknown:
-            ids.update(self._blob_ids(connection, unknown))
-        missing = [digest for digest in encoded if digest not in ids]
+    def _store_blobs(self, connection: Connection,
+                     encoded: Mapping[str, tuple[str, str]]) -> dict[str, int]:
+        """Ids of the values ``encoded`` (hash -> (type, text)), inserting the new ones."""
+        digests = list(encoded)
+        ids = self._blob_ids(connection, digests)
+        missing = [digest for digest in digests if digest not in ids]
         if missing:
             _sql.execute_many(connection, "insert_blob",
-                          [(digest, *encoded[digest]) for digest in missing])
+                              [(digest, *encoded[digest]) for digest in missing])
             ids.update(self._blob_ids(connection, missing))
         return ids
 
@@ -587,16 +630,6 @@ class StateStore:
         for start in range(0, len(digests), _CHUNK):
             ids.update(_sql.blob_ids(connection, digests[start:start + _CHUNK]))
         return ids
-
-    def _stored_snapshot(self, connection: Connection, snapshot: str) -> _Prepared:
-        rows = connection.execute(
-            select(t.entries.c.key, t.blobs.c.hash)
-            .join(t.blobs, t.blobs.c.id == t.entries.c.blob_id)
-            .join(t.snapshots, t.snapshots.c.id == t.entries.c.snapshot_id)
-            .where(t.snapshots.c.hash == snapshot)
-            .order_by(t.entries.c.position)
-        ).all()
-        return _Prepared([row.key for row in rows], [row.hash for row in rows], {}, snapshot)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -672,8 +705,7 @@ class StateStore:
                     query = query.limit(limit)
                 rows = connection.execute(query).all()
             else:
-                numbers = self._numbers_changing(connection, name_id, key)
-                numbers = numbers[::-1][:limit] if limit is not None else numbers[::-1]
+                numbers = _spans.numbers_changing(connection, name_id, key, limit)
                 by_number = {row.number: row for row in connection.execute(
                     self._version_query(name_id).where(t.versions.c.number.in_(numbers)))}
                 rows = [by_number[number] for number in numbers]
@@ -683,36 +715,30 @@ class StateStore:
         with damage(lambda: f"the log of {name!r}"):
             return read_transaction(self._engine, f"reading the log of {name!r}", work)
 
-    @staticmethod
-    def _numbers_changing(connection: Connection, name_id: int, key: str) -> list[int]:
-        rows = connection.execute(
-            select(t.versions.c.number, t.entries.c.blob_id)
-            .outerjoin(t.entries, and_(t.entries.c.snapshot_id == t.versions.c.snapshot_id,
-                                       t.entries.c.key == key))
-            .where(t.versions.c.name_id == name_id)
-            .order_by(t.versions.c.number)
-        ).all()
-        changed: list[int] = []
-        previous: int | None = None
-        for number, blob_id in rows:
-            if blob_id != previous:
-                changed.append(number)
-            previous = blob_id
-        return changed
-
     def load(self, name: str, ref: VersionRef = "latest", *,
-             prefix: str | None = None, route_key: str | int | None = None) -> dict[str, Any]:
+             prefix: str | None = None, route_key: str | int | None = None,
+             at: datetime | None = None) -> dict[str, Any]:
         """Return the state dict of version ``ref`` of ``name`` (keys in saved order).
 
         With ``prefix`` (e.g. ``"retriever."``) only the keys that start with it.
         With ``route_key`` (e.g. a user id) and a tag that splits traffic
         (:meth:`split`), the version that key is routed to: the same key always
-        gets the same version for a given split.
+        gets the same version for a given split. With ``at`` (an aware
+        datetime) instead of ``ref``, the version that was the latest at that
+        moment (saves are numbered in time order; found by binary search).
 
         Raises:
-            VersionNotFound / NameNotFound, InvalidInputError (bad reference).
+            VersionNotFound / NameNotFound, InvalidInputError (bad reference, a
+            naive ``at``, or ``at`` with a ``ref`` or ``route_key``). With
+            ``at``: VersionNotFound if the name had no version then, or if the
+            version that was the latest then was pruned.
         """
         check_label("name", name)
+        if at is not None:
+            if ref != "latest" or route_key is not None:
+                raise InvalidInputError("give a version reference (or route_key) or at=, "
+                                        "not both")
+            return self._load(name, ref, prefix, at=at)[1]
         if route_key is not None:
             ref = _split.route(self, name, ref, route_key)
         number = _plain_number(ref)
@@ -730,8 +756,8 @@ class StateStore:
                         if key.startswith(prefix)} if prefix else state
         return self._load(name, ref, prefix)[1]  # references by tag or hash; every error
 
-    def _load(self, name: str, ref: VersionRef,
-              prefix: str | None) -> tuple[Version, dict[str, Any]]:
+    def _load(self, name: str, ref: VersionRef, prefix: str | None,
+              at: datetime | None = None) -> tuple[Version, dict[str, Any]]:
         check_label("name", name)
         if prefix is not None and not isinstance(prefix, str):
             raise InvalidInputError(f"prefix must be a string, not {type(prefix).__name__}")
@@ -739,37 +765,44 @@ class StateStore:
         with damage(_version_label(name, ref)):
             version, state = read_transaction(
                 self._engine, f"loading {name!r}",
-                lambda connection: self._load_in(connection, name, ref))
+                lambda connection: self._load_in(connection, name, ref, at=at))
         if prefix:
             state = {key: value for key, value in state.items() if key.startswith(prefix)}
         return version, state
 
-    def _load_in(self, connection: Connection, name: str,
-                 ref: VersionRef) -> tuple[Version, dict[str, Any]]:
-        """The version ``ref`` names and its whole state, read on ``connection``."""
+    def _load_in(self, connection: Connection, name: str, ref: VersionRef, *,
+                 at: datetime | None = None) -> tuple[Version, dict[str, Any]]:
+        """The version ``ref`` (or the latest at ``at``) names and its whole state."""
         name_id, head = self._name_row(connection, name)
+        if at is not None:
+            ref = self._number_at(connection, name, name_id, head, at)
         row = self._resolve(connection, name, name_id, head, ref)
         return self._version(connection, name, row), decode_rows(
-            _sql.fetch_all(connection, "content", (row.snapshot_id,)),
+            _sql.fetch_all(connection, "content", (row.number, row.number, name_id)),
             _version_label(name, row.number))
 
     def load_into(self, module: Module, name: str, ref: VersionRef = "latest", *,
-                  prefix: str | None = None, strict: bool = True) -> Version:
+                  prefix: str | None = None, strict: bool = True,
+                  at: datetime | None = None) -> Version:
         """Load version ``ref`` of ``name`` into a running module; return that :class:`Version`.
 
         With ``prefix`` only the keys under it are applied (the rest of the
         module is untouched). With ``strict`` (default) the stored keys (under
         ``prefix``) must match the module's exactly, else
         :class:`msgflux.errors.StateDictError` is raised and nothing changes.
+        With ``at`` (an aware datetime) instead of ``ref``: the version that was
+        the latest at that moment, as in :meth:`load`.
 
         Raises:
-            VersionNotFound / NameNotFound, StateDictError.
+            VersionNotFound / NameNotFound, StateDictError, InvalidInputError.
 
         Example::
 
             store.load_into(pipeline, "pipeline", "production")
         """
-        version, state = self._load(name, ref, prefix)
+        if at is not None and ref != "latest":
+            raise InvalidInputError("give a version reference or at=, not both")
+        version, state = self._load(name, ref, prefix, at=at)
         if strict:
             from msgflux.errors import StateDictError
 
@@ -853,6 +886,131 @@ class StateStore:
                      if key in old_state and not _same(old_state[key], value)},
             note=note,
         )
+
+    def blame(self, name: str, ref: VersionRef = "latest", *, key: str | None = None,
+              prefix: str | None = None) -> list[BlameLine]:
+        """For each key of version ``ref``, the version that gave the key its current value.
+
+        Returns one :class:`BlameLine` per key (in saved key order; only ``key``,
+        or the keys under ``prefix``, when given) with that version's number,
+        time, author and message. If the version that set a value was pruned,
+        the line names the first version kept after it. Costs one index seek
+        per key, however long the history.
+
+        Raises:
+            VersionNotFound / NameNotFound; InvalidInputError for a bad reference,
+            or a ``key`` that version does not have (the message names its keys).
+
+        Example::
+
+            for line in store.blame("pipeline", "production"):
+                print(line.key, line.version, line.author)
+        """
+        check_label("name", name)
+        if key is not None and (not isinstance(key, str) or not key):
+            raise InvalidInputError(f"key must be a non-empty string, not {key!r}")
+        if prefix is not None and not isinstance(prefix, str):
+            raise InvalidInputError(f"prefix must be a string, not {type(prefix).__name__}")
+
+        def work(connection: Connection) -> list[BlameLine]:
+            name_id, head = self._name_row(connection, name)
+            number = int(self._resolve(connection, name, name_id, head, ref).number)
+            rows = _sql.fetch_all(connection, "blame", (number, number, number, name_id))
+            if key is not None:
+                wanted = [row for row in rows if row[0] == key]
+                if not wanted:
+                    keys = [row[0] for row in rows]
+                    raise InvalidInputError(
+                        f"{name}@{number} has no key {key!r}"
+                        f"{_annotate.did_you_mean(key, keys)}; its keys: "
+                        f"{_annotate.cut_list(keys)}")
+                rows = wanted
+            elif prefix:
+                rows = [row for row in rows if row[0].startswith(prefix)]
+            since = sorted({int(row[3]) for row in rows})
+            versions = {row.number: row for start in range(0, len(since), _CHUNK)
+                        for row in connection.execute(self._version_query(name_id).where(
+                            t.versions.c.number.in_(since[start:start + _CHUNK])))}
+            values = decode_rows([row[:3] for row in rows], _version_label(name, number))
+            return [BlameLine(key=row[0], value=values[row[0]], version=int(row[3]),
+                              created_at=_utc(versions[int(row[3])].created_at),
+                              author=versions[int(row[3])].author,
+                              message=versions[int(row[3])].message) for row in rows]
+
+        with damage(_version_label(name, ref)):
+            return read_transaction(self._engine, f"blaming {name!r}", work)
+
+    def _number_at(self, connection: Connection, name: str, name_id: int, head: int,
+                   at: datetime) -> int:
+        """The version of ``name`` that was the latest at ``at`` (see :meth:`load`)."""
+        moment = _aware(at, "at")
+
+        def created(number: int) -> tuple[int, datetime] | None:
+            row = _sql.fetch_one(connection, "version_time", (name_id, number))
+            return None if row is None else (int(row[0]), _sql.time_value(row[1]))
+
+        # Binary search over the numbers: saves are appended in time order, so the
+        # answer is the last version created at or before `at`.
+        low, high, found = 1, head, None
+        while low <= high:
+            middle = (low + high) // 2
+            here = created(middle)
+            if here is None or here[0] > high:
+                high = middle - 1
+            elif here[1] <= moment:
+                found, low = here[0], here[0] + 1
+            else:
+                high = middle - 1
+        first = created(1)
+        when = moment.isoformat()
+        if found is None:
+            if first is not None and first[0] > 1:
+                raise VersionNotFound(f"the version of {name!r} that was the latest at {when} "
+                                      f"was pruned (the oldest kept is {first[0]})")
+            raise VersionNotFound(f"{name!r} had no versions at {when}"
+                                  + (f" (its first is from {first[1].isoformat()})"
+                                     if first is not None else ""))
+        following = created(found + 1)
+        if following is not None and following[0] != found + 1:
+            raise VersionNotFound(
+                f"the version of {name!r} that was the latest at {when} may have been pruned "
+                f"(versions {found + 1}..{following[0] - 1} are gone)")
+        return found
+
+    def tag_at(self, name: str, tag: str, at: datetime) -> int | None:
+        """The version ``tag`` pointed at, at the moment ``at``; ``None`` if it pointed nowhere.
+
+        Read from the tag's append-only history, so it answers for moments
+        before later moves and untags.
+
+        Raises:
+            NameNotFound; VersionNotFound if the tag never existed (with what exists);
+            InvalidInputError for a naive datetime (give an aware one).
+
+        Example::
+
+            store.tag_at("pipeline", "production", datetime(2026, 11, 24, 10, tzinfo=UTC))
+        """
+        check_label("name", name)
+        check_label("tag", tag)
+        moment = _aware(at, "at")
+
+        def work(connection: Connection) -> tuple[bool, int | None]:
+            name_id, _head = self._name_row(connection, name)
+            rows = connection.execute(
+                select(t.tag_events.c.version, t.tag_events.c.moved_at)
+                .where(t.tag_events.c.name_id == name_id, t.tag_events.c.tag == tag)
+                .order_by(t.tag_events.c.moved_at.desc(), t.tag_events.c.id.desc())).all()
+            ever = bool(rows)
+            for version, moved_at in rows:
+                if _utc(moved_at) <= moment:
+                    return ever, version
+            return ever, None
+
+        ever, version = read_transaction(self._engine, f"reading tag {tag!r} of {name!r}", work)
+        if not ever:
+            self._missing_tag(name, tag)
+        return version
 
     # -- tags -----------------------------------------------------------------------------
 
@@ -1144,17 +1302,9 @@ class StateStore:
             if connection.dialect.name == "postgresql":
                 # Saves insert into these tables; let them finish and wait for us.
                 connection.exec_driver_sql(
-                    "LOCK TABLE snapshots, entries, blobs IN SHARE ROW EXCLUSIVE MODE")
-            unused = select(t.snapshots.c.id).where(~select(t.versions.c.id).where(
-                t.versions.c.snapshot_id == t.snapshots.c.id).exists())
-            snapshot_ids = list(connection.execute(unused).scalars())
-            for start in range(0, len(snapshot_ids), _CHUNK):
-                chunk = snapshot_ids[start:start + _CHUNK]
-                connection.execute(delete(t.entries).where(t.entries.c.snapshot_id.in_(chunk)))
-                connection.execute(delete(t.snapshots).where(t.snapshots.c.id.in_(chunk)))
-            blobs = connection.execute(delete(t.blobs).where(~select(t.entries.c.blob_id).where(
-                t.entries.c.blob_id == t.blobs.c.id).exists()))
-            return GcResult(snapshots=len(snapshot_ids), blobs=int(blobs.rowcount or 0))
+                    "LOCK TABLE snapshots, spans, keys, blobs IN SHARE ROW EXCLUSIVE MODE")
+            snapshots, blobs = _spans.collect(connection)
+            return GcResult(snapshots=snapshots, blobs=blobs)
 
         return write_transaction(self._engine, "collecting garbage", work,
                                  lock_timeout=self.lock_timeout)
@@ -1323,6 +1473,16 @@ class StateStore:
         from msgflux.store._refs import resolve
 
         return resolve(self, connection, name, name_id, head, ref)
+
+
+def _aware(moment: Any, option: str) -> datetime:
+    if not isinstance(moment, datetime):
+        raise InvalidInputError(f"{option} must be a datetime, not {type(moment).__name__}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidInputError(
+            f"{option}={moment.isoformat()} is a naive datetime: give an aware one, e.g. "
+            "datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)")
+    return moment.astimezone(UTC)
 
 
 def _same(old: Any, new: Any) -> bool:

@@ -30,7 +30,7 @@ __all__ = ["SCHEMA_HEAD", "head_revision", "current_revision", "upgrade", "check
 #: The newest schema revision. Opening a store already at this revision needs
 #: no alembic import (a tenth of a second per command-line call);
 #: ``tests/store/test_migrations.py`` checks that it is alembic's single head.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 
 # Any 64-bit constant: the advisory lock that serialises migrations on PostgreSQL.
 _PG_MIGRATION_LOCK = 0x6D7367666C7578

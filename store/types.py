@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Version", "ChangeSummary", "Row", "TagEvent", "StateDiff", "Problem", "VerifyReport", "QueryResult",
+__all__ = ["Version", "ChangeSummary", "BlameLine", "Row", "TagEvent", "StateDiff", "Problem", "VerifyReport", "QueryResult",
            "GcResult", "Progress", "format_ranges"]
 
 #: A progress callback for long operations: ``progress(phase, done, total)``,
@@ -76,6 +76,27 @@ class Version:
     def __str__(self) -> str:
         tags = f" [{', '.join(self.tags)}]" if self.tags else ""
         return f"{self.name}@{self.number} {self.snapshot[:12]}{tags} {self.message}".rstrip()
+
+
+@dataclass(frozen=True)
+class BlameLine:
+    """One key of a version and the version that gave it its current value.
+
+    ``version`` is the earliest surviving version since which ``key`` has held
+    ``value`` without interruption (if the version that set it was pruned, the
+    first one kept after it); ``created_at``, ``author`` and ``message`` are
+    that version's.
+    """
+
+    key: str
+    value: Any
+    version: int
+    created_at: datetime
+    author: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.version:>5} {self.created_at:%Y-%m-%d} {self.author or '-':<12} {self.key}"
 
 
 @dataclass(frozen=True)

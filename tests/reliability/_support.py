@@ -16,7 +16,7 @@ from msgflux.store.hashing import snapshot_hash, value_hash
 
 #: Every table of the store, in dump order (alembic_version included: a refused
 #: call must not touch the schema stamp either).
-TABLES = ("alembic_version", "names", "versions", "snapshots", "entries", "blobs", "tags",
+TABLES = ("alembic_version", "names", "versions", "snapshots", "keys", "spans", "blobs", "tags",
           "tag_events", "tag_splits", "tag_policies", "tag_audit")
 
 
@@ -80,21 +80,28 @@ def dump(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
 def structure_problems(engine: sa.Engine) -> list[str]:
     """Half-written rows the schema alone would not catch; empty when the store is whole.
 
-    * every snapshot has exactly ``key_count`` entries;
-    * every version's snapshot exists, every entry's value exists;
+    * every version has exactly its snapshot's ``key_count`` keys (from spans);
+    * every version's snapshot exists, every span's value exists;
+    * no key has two spans at one version;
     * ``names.head`` equals the highest version number, and numbers run 1..head
       (these tests never prune).
     """
     checks = {
-        "snapshot with a wrong entry count": """
-            SELECT s.id FROM snapshots s
-            WHERE s.key_count <> (SELECT COUNT(*) FROM entries e WHERE e.snapshot_id = s.id)""",
+        "version with a wrong key count": """
+            SELECT v.number FROM versions v JOIN snapshots s ON s.id = v.snapshot_id
+            WHERE s.key_count <> (SELECT COUNT(*) FROM spans p WHERE p.name_id = v.name_id
+                                  AND p.since <= v.number
+                                  AND (p.until IS NULL OR p.until > v.number))""",
+        "key with overlapping spans": """
+            SELECT a.key_id FROM spans a JOIN spans b ON b.name_id = a.name_id
+                AND b.key_id = a.key_id AND b.since > a.since
+            WHERE a.until IS NULL OR a.until > b.since""",
         "version without its snapshot": """
             SELECT v.id FROM versions v
             WHERE NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.id = v.snapshot_id)""",
-        "entry without its value": """
-            SELECT e.snapshot_id FROM entries e
-            WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.id = e.blob_id)""",
+        "span without its value": """
+            SELECT p.key_id FROM spans p
+            WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.id = p.blob_id)""",
         "head is not the highest version": """
             SELECT n.name FROM names n
             WHERE n.head <> COALESCE((SELECT MAX(v.number) FROM versions v

@@ -46,16 +46,15 @@ def test_tampering_is_reported_with_name_version_and_key(postgres_url, request):
     run("UPDATE blobs SET text = 'alpha two' WHERE hash = :h", h=digest)
     assert store.verify().ok
 
-    # 2. an entry row deleted (the neighbours name the lost key)
+    # 2. a span deleted: version 2 loses its prompt (the neighbours name the lost key)
     with engine.connect() as connection:
         saved = connection.execute(sa.text(
-            "SELECT e.snapshot_id, e.key, e.position, e.blob_id FROM entries e "
-            "JOIN snapshots s ON s.id = e.snapshot_id WHERE s.hash = :s AND e.key = 'tools'"),
-            {"s": snapshot_2}).one()
-    run("DELETE FROM entries WHERE snapshot_id = :i AND key = 'tools'", i=saved.snapshot_id)
-    assert _problems(store) == {("snapshot", "pipeline", 2, "tools")}
-    run("INSERT INTO entries (snapshot_id, key, position, blob_id) VALUES (:i, :k, :p, :b)",
-        i=saved.snapshot_id, k=saved.key, p=saved.position, b=saved.blob_id)
+            "SELECT s.* FROM spans s JOIN keys k ON k.id = s.key_id "
+            "WHERE k.key = 'prompt' AND s.since = 2")).one()._asdict()
+    run("DELETE FROM spans WHERE key_id = :k AND since = 2", k=saved["key_id"])
+    assert _problems(store) == {("snapshot", "pipeline", 2, "prompt")}
+    run("INSERT INTO spans (name_id, key_id, since, until, position, blob_id, origin) "
+        "VALUES (:name_id, :key_id, :since, :until, :position, :blob_id, :origin)", **saved)
     assert store.verify().ok
 
     # 3. a snapshot hash changed

@@ -86,7 +86,7 @@ def test_text_that_is_not_utf8_is_reported_never_a_crash(tmp_path: Path,
     connection.execute("UPDATE blobs SET text = CAST(x'6f6eff65' AS TEXT) WHERE text = 'one'")
     connection.execute("UPDATE versions SET metadata = CAST(x'7b22ff223a317d' AS TEXT) "
                        "WHERE number = 2 AND name_id = (SELECT id FROM names WHERE name = 'p')")
-    connection.execute("UPDATE entries SET key = CAST(x'78ff' AS TEXT) WHERE key = 'x'")
+    connection.execute("UPDATE keys SET key = CAST(x'78ff' AS TEXT) WHERE key = 'x'")
     connection.commit()
     connection.close()
     with StateStore(path) as store:

@@ -5,7 +5,7 @@
   driver's "attempt to write a readonly database" injected mid-save;
 * a missing folder;
 * a full disk: a real 1 MB tmpfs when this machine lets us mount one, and the
-  driver's SQLITE_FULL error injected at the insert of the entries;
+  driver's SQLITE_FULL error injected at the insert of the spans;
 * a lock held longer than ``lock_timeout`` (SQLite ``BEGIN IMMEDIATE``,
   PostgreSQL ``SELECT ... FOR UPDATE``);
 * a PostgreSQL connection terminated (``pg_terminate_backend``) mid-save.
@@ -40,8 +40,8 @@ def _seeded(url: str) -> None:
         store.tag("pipeline", 1, "production")
 
 
-def _fail_at_entries(store: StateStore, make_error) -> list[int]:
-    """Make the store's next inserts into ``entries`` raise ``make_error()``; count them.
+def _fail_at_spans(store: StateStore, make_error) -> list[int]:
+    """Make the store's next inserts into ``spans`` raise ``make_error()``; count them.
 
     The error is raised by the driver itself: the store's connections are
     reopened with a ``sqlite3.Connection`` subclass whose cursors raise it, so
@@ -52,7 +52,7 @@ def _fail_at_entries(store: StateStore, make_error) -> list[int]:
 
     class FaultyCursor(sqlite3.Cursor):
         def _check(self, sql: str) -> None:
-            if sql.lstrip().upper().startswith("INSERT INTO ENTRIES"):
+            if sql.lstrip().upper().startswith("INSERT INTO SPANS"):
                 fired.append(1)
                 raise make_error()
 
@@ -131,7 +131,7 @@ def test_readonly_error_injected_mid_save_changes_nothing(sqlite_path, request):
     engine = raw_engine(sqlite_path)
     before = dump(engine)
     with StateStore(sqlite_path) as store:
-        fired = _fail_at_entries(
+        fired = _fail_at_spans(
             store, lambda: sqlite3.OperationalError("attempt to write a readonly database"))
         with pytest.raises(DatabaseError, match="saving 'pipeline': attempt to write a readonly"):
             store.save("pipeline", {"prompt": "new", "temperature": 1.0})
@@ -139,7 +139,7 @@ def test_readonly_error_injected_mid_save_changes_nothing(sqlite_path, request):
         assert store.verify().ok
     assert dump(engine) == before
     engine.dispose()
-    record(request, "injected 'attempt to write a readonly database' at the entries insert: "
+    record(request, "injected 'attempt to write a readonly database' at the spans insert: "
                     "DatabaseError, dump unchanged")
 
 
@@ -159,13 +159,13 @@ def test_disk_full_injected_mid_save_changes_nothing(sqlite_path, request):
     engine = raw_engine(sqlite_path)
     before = dump(engine)
     with StateStore(sqlite_path) as store:
-        _fail_at_entries(store, lambda: sqlite3.OperationalError("database or disk is full"))
+        _fail_at_spans(store, lambda: sqlite3.OperationalError("database or disk is full"))
         with pytest.raises(DatabaseError, match="saving 'pipeline': database or disk is full"):
             store.save("pipeline", {"prompt": "new", "temperature": 1.0})
         assert store.load("pipeline") == {"prompt": "Be brief.", "temperature": 0.3}
     assert dump(engine) == before
     engine.dispose()
-    record(request, "injected SQLITE_FULL at the entries insert: DatabaseError, dump unchanged")
+    record(request, "injected SQLITE_FULL at the spans insert: DatabaseError, dump unchanged")
 
 
 @pytest.fixture
@@ -245,13 +245,16 @@ def test_lock_held_past_the_timeout_raises_lock_timeout(store_url, request):
 
 # -- dropped PostgreSQL connection -----------------------------------------------------
 
-def _terminate_at_entries(store: StateStore, admin: sa.Engine, times: int) -> list[int]:
-    """Kill the store's own backend while it is about to insert the entries, ``times`` times."""
+def _terminate_mid_save(store: StateStore, admin: sa.Engine, times: int) -> list[int]:
+    """Kill the store's own backend mid-save, ``times`` times: after it locked the name and
+    before it writes any content (at the follower notification, the first statement
+    that goes through SQLAlchemy's execution events; the content is written on the
+    driver's cursor)."""
     killed: list[int] = []
 
     @event.listens_for(store._engine, "before_cursor_execute")
     def _terminate(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
-        if statement.lstrip().upper().startswith("INSERT INTO ENTRIES") and len(killed) < times:
+        if statement.lstrip().upper().startswith("SELECT PG_NOTIFY") and len(killed) < times:
             pid = conn.connection.dbapi_connection.info.backend_pid
             with admin.connect() as other:
                 other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
@@ -267,7 +270,7 @@ def test_postgres_connection_dropped_mid_save_is_retried(postgres_url, request):
     admin = sa.create_engine(postgres_url.split("?")[0], isolation_level="AUTOCOMMIT")
     before = dump(engine)
     with StateStore(postgres_url, lock_timeout=10) as store:
-        killed = _terminate_at_entries(store, admin, times=1)
+        killed = _terminate_mid_save(store, admin, times=1)
         version = store.save("pipeline", {"prompt": "survives", "temperature": 0.5})
         assert len(killed) == 1
         assert version.number == 3
@@ -278,7 +281,7 @@ def test_postgres_connection_dropped_mid_save_is_retried(postgres_url, request):
     assert len(after["versions"]) == 3 and structure_problems(engine) == []
     engine.dispose()
     admin.dispose()
-    record(request, "pg_terminate_backend at the entries insert: retried transparently, "
+    record(request, "pg_terminate_backend mid-save (name locked): retried transparently, "
                     "exactly one new version")
 
 
@@ -289,7 +292,7 @@ def test_postgres_connection_dropped_every_time_gives_a_clear_error(postgres_url
     admin = sa.create_engine(postgres_url.split("?")[0], isolation_level="AUTOCOMMIT")
     before = dump(engine)
     with StateStore(postgres_url, lock_timeout=1) as store:
-        killed = _terminate_at_entries(store, admin, times=1_000)
+        killed = _terminate_mid_save(store, admin, times=1_000)
         with pytest.raises(DatabaseError, match="saving 'pipeline'") as caught:
             store.save("pipeline", {"prompt": "never", "temperature": 0.5})
         assert len(killed) >= 2, "a dropped connection is retried"

@@ -26,6 +26,9 @@ from ._support import dump, expected_snapshot, raw_engine, structure_problems
 from .conftest import SPAWN, read_report, record, run_processes
 
 FIRST = "0001"
+# The content table of revisions 0001-0005 (0006 replaced it with key spans).
+_ENTRIES = sa.table("entries", sa.column("snapshot_id"), sa.column("key"),
+                    sa.column("position"), sa.column("blob_id"))
 
 
 def _old_state(name_index: int, number: int) -> dict[str, Any]:
@@ -62,7 +65,7 @@ def _create_at_first_revision(url: str, names: int = 3, versions: int = 4) -> di
                             kind, text = encode_value(value)
                             blob_ids[digest] = connection.execute(sa.insert(t.blobs).values(
                                 hash=digest, value_type=kind, text=text)).inserted_primary_key[0]
-                        connection.execute(sa.insert(t.entries).values(
+                        connection.execute(sa.insert(_ENTRIES).values(
                             snapshot_id=snapshot_ids[snapshot], key=key, position=position,
                             blob_id=blob_ids[digest]))
                 connection.execute(sa.insert(t.versions).values(

@@ -18,10 +18,11 @@ from sqlalchemy.pool import NullPool
 from msgflux import nn
 from msgflux.store import StateStore
 
-TABLES = ("names", "versions", "snapshots", "entries", "blobs", "tags", "tag_events",
+TABLES = ("names", "versions", "snapshots", "keys", "spans", "blobs", "tags", "tag_events",
           "tag_splits", "tag_policies", "tag_audit", "annotations", "name_events")
 VIEWS = ("state_history", "state_values", "state_changes", "state_tags", "state_tag_history",
-         "state_tag_policies", "state_tag_audit", "state_annotations", "state_name_events")
+         "state_tag_policies", "state_tag_audit", "state_annotations", "state_name_events",
+         "state_blame")
 
 
 # -- the documented hashing rules, restated ------------------------------------------------

@@ -111,11 +111,10 @@ def test_verify_reports_a_flipped_byte_in_json_text(store: StateStore, db: sa.En
     assert [(p.name, p.version, p.key) for p in problems] == [("p", 2, "top_k")]
 
 
-def test_verify_reports_a_deleted_entry_with_its_key(store: StateStore, db: sa.Engine) -> None:
+def test_verify_reports_a_deleted_span_with_its_key(store: StateStore, db: sa.Engine) -> None:
     _three_versions(store)
-    execute(db, "DELETE FROM entries WHERE key = 'prompt' AND snapshot_id = "
-                "(SELECT id FROM snapshots WHERE hash = :h)",
-            {"h": store.get("p", 2).snapshot})
+    execute(db, "DELETE FROM spans WHERE since = 2 AND key_id = "
+                "(SELECT id FROM keys WHERE key = 'prompt')")
     problems = store.verify().problems
     assert [(p.kind, p.name, p.version, p.key) for p in problems] == [
         ("snapshot", "p", 2, "prompt")]
@@ -143,7 +142,7 @@ def test_long_operations_report_progress_up_to_their_totals(tmp_path) -> None:  
         calls.append((phase, done, total))
 
     assert store.verify(progress=seen).ok
-    assert ("values", 31, 31) in calls and ("entries", 60, 60) in calls
+    assert ("values", 31, 31) in calls and ("versions", 30, 30) in calls
     calls.clear()
     store.export_bundle(tmp_path / "b.json", progress=seen)
     assert calls[0] == ("versions of p", 0, 30) and calls[-1] == ("versions of p", 30, 30)

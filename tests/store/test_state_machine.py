@@ -1,8 +1,11 @@
 """Random sequences of store operations against an in-memory model (SQLite, for speed).
 
 After every step: each surviving version loads to the model's content, its
-snapshot is the independently computed hash, tags match, the ``state_values``
-view holds exactly the model's rows and ``verify()`` finds nothing wrong.
+snapshot is the independently computed hash, tags match, blame names the
+model's setter of every key, the ``state_values``, ``state_changes`` and
+``state_blame`` views hold exactly the model's rows and ``verify()`` finds
+nothing wrong. An ``import`` rule copies the whole store through a bundle into
+a fresh one, which must then match the model too.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ class StoreMachine(RuleBasedStateMachine):
         self.versions: dict[str, dict[int, dict[str, Any]]] = {}
         self.heads: dict[str, int] = {}
         self.tags: dict[str, dict[str, int]] = {}
+        self.imports = 0
+        self.every: dict[str, dict[int, dict[str, Any]]] = {}  # pruned versions too
 
     def teardown(self) -> None:
         self.store.close()
@@ -62,6 +67,9 @@ class StoreMachine(RuleBasedStateMachine):
     @initialize(state=STATES)
     def first_save(self, state: dict[str, Any]) -> None:
         self.save("pipeline", state)
+
+    def _expected_changes_and_blame(self) -> tuple[list[Any], list[Any]]:
+        return _model_changes_and_blame(self.versions, self.every)
 
     def _latest(self, name: str) -> dict[str, Any] | None:
         if name not in self.versions:
@@ -77,6 +85,7 @@ class StoreMachine(RuleBasedStateMachine):
         assert returned.number == number
         assert returned.parent == self.heads.get(name)
         self.versions.setdefault(name, {})[number] = dict(state)
+        self.every.setdefault(name, {})[number] = dict(state)
         self.heads[name] = number
         self.tags.setdefault(name, {})
 
@@ -121,6 +130,20 @@ class StoreMachine(RuleBasedStateMachine):
     def gc(self) -> None:
         self.store.gc()
 
+    @precondition(lambda self: self.versions)
+    @rule()
+    def export_and_import(self) -> None:
+        """The whole store through a bundle into a fresh store, which replaces it."""
+        self.imports += 1
+        bundle = self.folder / f"b{self.imports}.jsonl"
+        self.store.export_bundle(bundle)
+        fresh = StateStore(self.folder / f"import{self.imports}.db")
+        copied = fresh.import_bundle(bundle)
+        assert {name: sorted(numbers) for name, numbers in copied.items()} == {
+            name: sorted(versions) for name, versions in self.versions.items()}
+        self.store.close()
+        self.store = fresh
+
     @invariant()
     def store_matches_the_model(self) -> None:
         store = self.store
@@ -143,8 +166,55 @@ class StoreMachine(RuleBasedStateMachine):
                                    expected_value_hash(value)) for key, value in state.items()]
         rows = store.query("SELECT name, version, key, value, value_hash FROM state_values")
         assert sorted(rows) == sorted(expected_rows)
+        changes, blame = self._expected_changes_and_blame()
+        assert sorted(store.query(
+            "SELECT name, version, key, change, old_value, new_value FROM state_changes")) \
+            == changes
+        assert sorted(store.query(
+            "SELECT name, version, key, since_version FROM state_blame")) == blame
+        for name, versions in self.versions.items():
+            head = max(versions)
+            assert sorted((line.key, line.version) for line in store.blame(name)) == sorted(
+                (key, since) for (n, number, key, since) in blame
+                if n == name and number == head)
         report = store.verify()
         assert report.ok, str(report)
+
+
+def _changes_between(name: str, number: int, old: dict[str, Any] | None,
+                     new: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The documented ``state_changes`` rows of a version against its parent's content."""
+    old = old or {}
+    rows = []
+    for key, value in new.items():
+        if key not in old:
+            rows.append((name, number, key, "added", None, _stored_text(value)))
+        elif expected_value_hash(old[key]) != expected_value_hash(value):
+            rows.append((name, number, key, "changed", _stored_text(old[key]),
+                         _stored_text(value)))
+    rows += [(name, number, key, "removed", _stored_text(value), None)
+             for key, value in old.items() if key not in new]
+    return rows
+
+
+def _model_changes_and_blame(versions_of: dict[str, dict[int, dict[str, Any]]],
+                             every: dict[str, dict[int, dict[str, Any]]]
+                             ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    changes: list[tuple[Any, ...]] = []
+    blame: list[tuple[Any, ...]] = []
+    for name, versions in versions_of.items():
+        history = every[name]  # every version ever saved, pruned ones included
+        for number, state in versions.items():
+            parent = history.get(number - 1) if number - 1 in versions else None
+            changes += _changes_between(name, number, parent, state)
+            for key, value in state.items():
+                since = number  # walk back while the key held this very value
+                while (since - 1 in history and key in history[since - 1]
+                       and expected_value_hash(history[since - 1][key])
+                       == expected_value_hash(value)):
+                    since -= 1
+                blame.append((name, number, key, min(n for n in versions if n >= since)))
+    return sorted(changes), sorted(blame)
 
 
 StoreMachine.TestCase.settings = settings(

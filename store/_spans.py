@@ -1,0 +1,180 @@
+"""The content path on key spans: what a save writes and what a load reads.
+
+A version's content is not stored per version. Each key of a name has a run
+of *spans* (``store/schema.py``): "from version SINCE until version UNTIL,
+key K held value B at position P". Saving version ``n`` compares the new
+state with the head's cells and, for each key whose value or position
+differs, closes the key's open span at ``n`` and opens a new one; a removed
+key's span is closed. Unchanged keys cost nothing, so a one-key change
+writes two rows however many keys the state has.
+
+Key order is kept through positions. A save that keeps the order of the keys
+it shares with the head and appends new keys after them keeps every old
+position; any other reordering renumbers all keys (a rare, structural change
+that then costs one span per key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from msgflux.store import _sql
+
+__all__ = ["Cell", "read_cells", "write_spans", "numbers_changing", "collect"]
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One key of a version as stored: its open span's identity and its value."""
+
+    key_id: int
+    since: int
+    position: int
+    blob_id: int
+    hash: str
+    origin: int
+
+
+def read_cells(connection: Connection, name_id: int, number: int) -> dict[str, Cell]:
+    """Every key of version ``number`` of ``name_id`` with its span, in no particular order."""
+    return {key: Cell(int(key_id), int(since), int(position), int(blob_id), digest, int(origin))
+            for key, key_id, since, position, blob_id, digest, origin in _sql.fetch_all(
+                connection, "cells", (number, number, name_id))}
+
+
+def _positions(keys: Sequence[str], previous: Mapping[str, Cell]) -> list[int]:
+    """Positions for ``keys``: the old ones when the shared keys keep their order."""
+    last = -1
+    shared_done = False
+    next_free = max((cell.position for cell in previous.values()), default=-1) + 1
+    positions: list[int] = []
+    for key in keys:
+        cell = previous.get(key)
+        if cell is None:
+            shared_done = True
+            positions.append(next_free)
+            next_free += 1
+        elif shared_done or cell.position <= last:
+            return list(range(len(keys)))  # reordered: renumber every key
+        else:
+            last = cell.position
+            positions.append(cell.position)
+    return positions
+
+
+def write_spans(connection: Connection, name_id: int, number: int,
+                previous: Mapping[str, Cell], keys: Sequence[str], hashes: Sequence[str],
+                blob_ids: Mapping[str, int]) -> dict[str, Cell]:
+    """Record version ``number``'s content as span changes against ``previous`` (the head).
+
+    ``blob_ids`` maps the hash of every value that is not in ``previous`` to
+    its stored id. Returns the new version's cells.
+    """
+    cells: dict[str, Cell] = {}
+    opened: list[tuple[Any, ...]] = []
+    closed: list[tuple[Any, ...]] = []
+    for key, digest, position in zip(keys, hashes, _positions(keys, previous), strict=True):
+        old = previous.get(key)
+        if old is not None and old.hash == digest and old.position == position:
+            cells[key] = old
+            continue
+        if old is not None:
+            closed.append((number, name_id, old.key_id, old.since))
+            key_id = old.key_id
+            blob_id, origin = ((old.blob_id, old.origin) if old.hash == digest
+                               else (blob_ids[digest], number))
+        else:
+            key_id = _key_id(connection, name_id, key)
+            blob_id, origin = blob_ids[digest], number
+        cell = Cell(key_id, number, position, blob_id, digest, origin)
+        cells[key] = cell
+        opened.append((name_id, key_id, number, position, blob_id, origin))
+    for key, old in previous.items():
+        if key not in cells:
+            closed.append((number, name_id, old.key_id, old.since))
+    _sql.execute_many(connection, "close_span", closed)
+    _sql.execute_many(connection, "insert_span", opened)
+    return cells
+
+
+def _key_id(connection: Connection, name_id: int, key: str) -> int:
+    row = _sql.fetch_one(connection, "key_id", (name_id, key))
+    if row is None:
+        row = _sql.fetch_one(connection, "insert_key", (name_id, key))
+    return int(row[0])
+
+
+def numbers_changing(connection: Connection, name_id: int, key: str,
+                     limit: int | None) -> list[int]:
+    """Surviving versions whose value of ``key`` differs from the previous surviving one's.
+
+    Newest first, at most ``limit``: the key's spans give the numbers where its
+    value changed, and each is mapped to the first version that survives from
+    it, so the cost follows the changes read, not the length of the history.
+    """
+    spans = [(int(since), None if until is None else int(until), blob_id)
+             for since, until, blob_id in _sql.fetch_all(connection, "key_spans",
+                                                          (name_id, key))]  # newest first
+    points: list[int] = []  # where the key's value or presence changes, newest first
+    later: tuple[int, Any] | None = None
+    for since, until, blob_id in spans:
+        if until is not None and (later is None or until != later[0]):
+            points.append(until)  # removed at `until`
+        if later is not None and until == later[0] and blob_id == later[1]:
+            points.pop()  # only the key's position changed there
+        points.append(since)
+        later = (since, blob_id)
+
+    def value_at(number: int) -> Any:
+        for since, until, blob_id in spans:
+            if since <= number:
+                return blob_id if until is None or until > number else None
+        return None
+
+    found: list[int] = []
+    for point in points:
+        row = _sql.fetch_one(connection, "first_version_from", (name_id, point))
+        version = None if row is None or row[0] is None else int(row[0])
+        if version is None or (found and version >= found[-1]):
+            continue
+        row = _sql.fetch_one(connection, "last_version_before", (name_id, version))
+        before = None if row is None or row[0] is None else value_at(int(row[0]))
+        if value_at(version) != before:
+            found.append(version)
+            if limit is not None and len(found) >= limit:
+                break
+    return found
+
+
+# What gc deletes, in order: spans that no surviving version falls in (prune
+# leaves them), keys without spans, snapshots without versions, values without
+# spans. SQLite runs NOT IN over one scan of spans (an ephemeral index);
+# PostgreSQL plans NOT EXISTS as a hash anti-join.
+_DEAD_SPANS = """
+    DELETE FROM spans WHERE NOT EXISTS (
+        SELECT 1 FROM versions v WHERE v.name_id = spans.name_id AND v.number >= spans.since
+            AND (spans.until IS NULL OR v.number < spans.until))"""
+_DEAD_KEYS = """
+    DELETE FROM keys WHERE NOT EXISTS (
+        SELECT 1 FROM spans s WHERE s.name_id = keys.name_id AND s.key_id = keys.id)"""
+_DEAD_SNAPSHOTS = """
+    DELETE FROM snapshots WHERE NOT EXISTS (
+        SELECT 1 FROM versions v WHERE v.snapshot_id = snapshots.id)"""
+_DEAD_BLOBS = {
+    "sqlite": "DELETE FROM blobs WHERE id NOT IN (SELECT blob_id FROM spans)",
+    "postgresql": """DELETE FROM blobs WHERE NOT EXISTS (
+                         SELECT 1 FROM spans s WHERE s.blob_id = blobs.id)""",
+}
+
+
+def collect(connection: Connection) -> tuple[int, int]:
+    """Delete content no surviving version uses; return ``(snapshots, values)`` deleted."""
+    connection.exec_driver_sql(_DEAD_SPANS)
+    connection.exec_driver_sql(_DEAD_KEYS)
+    snapshots = connection.exec_driver_sql(_DEAD_SNAPSHOTS).rowcount
+    blobs = connection.exec_driver_sql(_DEAD_BLOBS[connection.dialect.name]).rowcount
+    return int(snapshots or 0), int(blobs or 0)
