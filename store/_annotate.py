@@ -16,7 +16,7 @@ Reading guide: each function runs inside a write transaction the caller
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import KeysView, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,11 +25,12 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from msgflux.store import schema as t
 from msgflux.store.errors import ConflictError, InvalidInputError
 from msgflux.store.hashing import canonical_json
-from msgflux.store.types import ChangeSummary, Version
+from msgflux.store.types import Version
 from msgflux.store.validation import metadata_text
 
 if TYPE_CHECKING:
-    from msgflux.store.api import StateStore, _Head, _Prepared
+    from msgflux.store._prepare import Prepared
+    from msgflux.store.api import StateStore, _Head
 
 __all__: list[str] = []
 
@@ -49,28 +50,12 @@ def _now() -> datetime:
 
 # -- what a save changes ------------------------------------------------------------------
 
-def summarize(previous: Mapping[str, str] | None, new: Mapping[str, str]) -> ChangeSummary:
-    """Keys changed, added and removed from ``previous`` to ``new`` (both key -> value hash)."""
-    old = previous or {}
-    if old.keys() == new.keys():  # the common case: one pass, no set arithmetic
-        return ChangeSummary(changed=tuple(sorted(
-            key for key, digest in new.items() if old[key] != digest)))
-    return ChangeSummary(
-        changed=tuple(sorted(key for key, digest in new.items()
-                             if key in old and old[key] != digest)),
-        added=tuple(sorted(key for key in new if key not in old)),
-        removed=tuple(sorted(key for key in old if key not in new)),
-    )
-
-
-def check_same_keys(name: str, head: _Head, previous: Mapping[str, str] | None,
-                    prepared: _Prepared) -> None:
-    """Refuse (``InvalidInputError``) a save whose key set differs from the head's."""
-    if previous is None:
-        return
+def check_same_keys(name: str, head: _Head, previous: KeysView[str],
+                    prepared: Prepared) -> None:
+    """Refuse (``InvalidInputError``) a save whose key set differs from the head's keys."""
     keys = set(prepared.keys)
-    added = sorted(keys - previous.keys())
-    removed = sorted(previous.keys() - keys)
+    added = sorted(keys - previous)
+    removed = sorted(previous - keys)
     if added or removed:
         parts = []
         if added:

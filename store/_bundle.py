@@ -49,7 +49,8 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from msgflux.store import _sql
 from msgflux.store import schema as t
 from msgflux.store._guard import notify_change
-from msgflux.store._spans import Cell, read_cells
+from msgflux.store._prepare import stored as stored_content
+from msgflux.store._spans import Head, read_cells
 from msgflux.store.errors import ConflictError, IntegrityError, InvalidInputError, NameNotFound
 from msgflux.store.hashing import encode_value, snapshot_hash, value_hash
 from msgflux.store.types import Progress
@@ -429,7 +430,7 @@ class _Name:
     tag_last: dict[str, datetime] = field(default_factory=dict)  # last move here, per tag
     tag_final: dict[str, int | None] = field(default_factory=dict)  # newer moves' outcome
     done: int = 0
-    cells: dict[str, Cell] | None = None  # of the last version written here (None: unread)
+    cells: Head | None = None  # the last version written here (None: not read yet)
 
 
 class _Importer:
@@ -625,16 +626,14 @@ class _Importer:
         if state.head and not state.saw_head:
             raise ConflictError(f"{name!r} diverged: version {state.head} here is unknown to "
                                 "the source; nothing was copied")
-        from msgflux.store.api import _Prepared
-
-        prepared = _Prepared([key for key, _ in pairs], [value for _, value in pairs],
-                             stored, digest)
+        prepared = stored_content([key for key, _ in pairs], [value for _, value in pairs],
+                                  stored, digest)
         name_id = self._name_id(state)
         if state.cells is None:  # spans continue from the last version here
             last_here = self.connection.execute(select(func.max(t.versions.c.number)).where(
                 t.versions.c.name_id == name_id)).scalar()
-            state.cells = ({} if last_here is None
-                           else read_cells(self.connection, name_id, int(last_here)))
+            state.cells = Head({} if last_here is None
+                               else read_cells(self.connection, name_id, int(last_here)))
         state.cells = self.store._write_content(
             self.connection, name_id, number, parent, prepared, state.cells,
             created_at=created_at, message=message, author=author, metadata=metadata)

@@ -16,15 +16,18 @@ that then costs one span per key).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import compress
+from operator import ne
 from typing import Any
 
 from sqlalchemy import Connection
 
 from msgflux.store import _sql
+from msgflux.store.types import ChangeSummary
 
-__all__ = ["Cell", "read_cells", "write_spans", "numbers_changing", "collect"]
+__all__ = ["Cell", "Head", "read_cells", "write_spans", "numbers_changing", "collect"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,17 @@ def read_cells(connection: Connection, name_id: int, number: int) -> dict[str, C
     return {key: Cell(int(key_id), int(since), int(position), int(blob_id), digest, int(origin))
             for key, key_id, since, position, blob_id, digest, origin in _sql.fetch_all(
                 connection, "cells", (number, number, name_id))}
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """A name's head as a save compares against it: its cells and, when known, its keys
+    and value hashes in saved order (then an unchanged key order is compared in C)."""
+
+    cells: dict[str, Cell]
+    keys: list[str] | None = None
+    hashes: list[str] | None = None
+    changes: ChangeSummary | None = None  # what the save that wrote it changed
 
 
 def _positions(keys: Sequence[str], previous: Mapping[str, Cell]) -> list[int]:
@@ -66,39 +80,64 @@ def _positions(keys: Sequence[str], previous: Mapping[str, Cell]) -> list[int]:
     return positions
 
 
-def write_spans(connection: Connection, name_id: int, number: int,
-                previous: Mapping[str, Cell], keys: Sequence[str], hashes: Sequence[str],
-                blob_ids: Mapping[str, int]) -> dict[str, Cell]:
-    """Record version ``number``'s content as span changes against ``previous`` (the head).
+def write_spans(connection: Connection, name_id: int, number: int, head: Head,
+                keys: list[str], hashes: list[str],
+                blob_ids_for: Callable[[set[str]], Mapping[str, int]]) -> Head:
+    """Record version ``number``'s content as span changes against ``head``.
 
-    ``blob_ids`` maps the hash of every value that is not in ``previous`` to
-    its stored id. Returns the new version's cells.
+    ``blob_ids_for(digests)`` returns the stored ids of values (inserting new
+    ones); it is asked only for values that are not already in ``head``.
+    Returns the new version as the next save's head.
     """
-    cells: dict[str, Cell] = {}
+    previous = head.cells
     opened: list[tuple[Any, ...]] = []
     closed: list[tuple[Any, ...]] = []
-    for key, digest, position in zip(keys, hashes, _positions(keys, previous), strict=True):
-        old = previous.get(key)
-        if old is not None and old.hash == digest and old.position == position:
-            cells[key] = old
-            continue
-        if old is not None:
+    if head.keys is not None and head.hashes is not None and keys == head.keys:
+        # Same keys, same order (an optimiser's step): find the changed ones in C.
+        changed = list(compress(range(len(keys)), map(ne, hashes, head.hashes)))
+        summary = ChangeSummary(changed=tuple(sorted(keys[index] for index in changed)))
+        ids = blob_ids_for({hashes[index] for index in changed})
+        cells = dict(previous)
+        for index in changed:
+            key, digest = keys[index], hashes[index]
+            old = previous[key]
             closed.append((number, name_id, old.key_id, old.since))
-            key_id = old.key_id
-            blob_id, origin = ((old.blob_id, old.origin) if old.hash == digest
-                               else (blob_ids[digest], number))
-        else:
-            key_id = _key_id(connection, name_id, key)
-            blob_id, origin = blob_ids[digest], number
-        cell = Cell(key_id, number, position, blob_id, digest, origin)
-        cells[key] = cell
-        opened.append((name_id, key_id, number, position, blob_id, origin))
-    for key, old in previous.items():
-        if key not in cells:
-            closed.append((number, name_id, old.key_id, old.since))
+            cell = Cell(old.key_id, number, old.position, ids[digest], digest, number)
+            cells[key] = cell
+            opened.append((name_id, old.key_id, number, old.position, cell.blob_id, number))
+    else:
+        known = {cell.hash: cell.blob_id for cell in previous.values()}
+        ids = dict(known)
+        ids.update(blob_ids_for({digest for digest in hashes if digest not in known}))
+        cells = {}
+        for key, digest, position in zip(keys, hashes, _positions(keys, previous), strict=True):
+            old = previous.get(key)
+            if old is not None and old.hash == digest and old.position == position:
+                cells[key] = old
+                continue
+            if old is not None:
+                closed.append((number, name_id, old.key_id, old.since))
+                key_id = old.key_id
+                origin = old.origin if old.hash == digest else number
+            else:
+                key_id = _key_id(connection, name_id, key)
+                origin = number
+            cell = Cell(key_id, number, position, ids[digest], digest, origin)
+            cells[key] = cell
+            opened.append((name_id, key_id, number, position, cell.blob_id, origin))
+        removed = []
+        for key, old in previous.items():
+            if key not in cells:
+                removed.append(key)
+                closed.append((number, name_id, old.key_id, old.since))
+        summary = ChangeSummary(
+            changed=tuple(sorted(key for key, cell in cells.items()
+                                 if key in previous and previous[key].hash != cell.hash)),
+            added=tuple(sorted(key for key in cells if key not in previous)),
+            removed=tuple(sorted(removed)))
     _sql.execute_many(connection, "close_span", closed)
     _sql.execute_many(connection, "insert_span", opened)
-    return cells
+    return Head(cells, list(keys), list(hashes), summary)
 
 
 def _key_id(connection: Connection, name_id: int, key: str) -> int:

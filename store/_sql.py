@@ -58,8 +58,10 @@ _STATEMENTS = {
     "insert_blob": """
         INSERT INTO blobs (hash, value_type, text) VALUES (?, ?, ?)
         ON CONFLICT (hash) DO NOTHING""",
+    # No row back when the snapshot exists (another name or version has this content).
     "insert_snapshot": """
-        INSERT INTO snapshots (hash, key_count, created_at) VALUES (?, ?, ?) RETURNING id""",
+        INSERT INTO snapshots (hash, key_count, created_at) VALUES (?, ?, ?)
+        ON CONFLICT (hash) DO NOTHING RETURNING id""",
     "key_id": "SELECT id FROM keys WHERE name_id = ? AND key = ?",
     "insert_key": "INSERT INTO keys (name_id, key) VALUES (?, ?) RETURNING id",
     "insert_span": """

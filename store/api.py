@@ -12,19 +12,18 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from sqlalchemy import Connection, CursorResult, Row, delete, select
 from sqlalchemy.engine import URL
 
-from msgflux._values import check_state_dict
-from msgflux.errors import StateValueError
 from msgflux.store import _annotate, _bundle, _guard, _spans, _split, _sql, _where
 from msgflux.store import schema as t
 from msgflux.store._decode import damage, decode_metadata, decode_rows
 from msgflux.store._follow import Follower
+from msgflux.store._prepare import Prepared, Preparer, stored
 from msgflux.store.engine import (
     STATEMENT_TIMEOUT,
     create_store_engine,
@@ -43,9 +42,6 @@ from msgflux.store.errors import (
 )
 from msgflux.store.hashing import (
     canonical_json,
-    encode_value,
-    snapshot_hash,
-    value_hash,
 )
 from msgflux.store.migrate import check_current, upgrade
 from msgflux.store.types import (
@@ -61,7 +57,6 @@ from msgflux.store.types import (
     format_ranges,
 )
 from msgflux.store.validation import (
-    check_key,
     check_label,
     check_tag,
     check_text,
@@ -137,30 +132,19 @@ def _plain_number(ref: Any) -> int | None:
 
 
 class _HeadCells(NamedTuple):
-    """The cells of a name's head that this store committed, remembered per name."""
+    """The head of a name as this store committed it, remembered per name."""
 
     name_id: int
     generation: Any
     number: int
-    cells: dict[str, _spans.Cell]
+    head: _spans.Head
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """A state dict turned into rows, hashed outside any transaction."""
-
-    keys: list[str]
-    hashes: list[str]
-    encoded: dict[str, tuple[str, str]]  # value hash -> (value_type, text)
-    snapshot: str
-    stored_ids: Mapping[str, int] = field(default_factory=dict)  # hash -> id, known to exist
-
-
-def _content_of(cells: Mapping[str, _spans.Cell], snapshot: str) -> _Prepared:
+def _content_of(cells: Mapping[str, _spans.Cell], snapshot: str) -> Prepared:
     """A stored version's cells as content to append again (a rollback)."""
     ordered = sorted(cells.items(), key=lambda item: item[1].position)
-    return _Prepared([key for key, _ in ordered], [cell.hash for _, cell in ordered], {},
-                     snapshot, {cell.hash: cell.blob_id for _, cell in ordered})
+    return stored([key for key, _ in ordered], [cell.hash for _, cell in ordered], {},
+                  snapshot, {cell.hash: cell.blob_id for _, cell in ordered})
 
 
 class StateStore:
@@ -219,8 +203,9 @@ class StateStore:
         # string -> value hash, and name -> the cells of the last version this
         # store committed (valid while that version is still the name's head:
         # versions never change, and the generation tells a recreated name).
-        self._hash_cache: dict[str, str] = {}
+        self._preparer = Preparer()
         self._cells_cache: dict[int, _HeadCells] = {}
+        self._head_snapshots: dict[str, str] = {}  # name -> head snapshot after our last save
         try:
             if migrate:
                 upgrade(self._engine, lock_timeout=self.lock_timeout)
@@ -294,24 +279,24 @@ class StateStore:
         check_text("author", author, optional=True)
         meta = metadata_text(metadata)
         self._check_expected(expected_head, "expected_head")
-        prepared = self._prepare(self._state_of(state))
-        if not metadata and expected_head is _UNSET:
+        prepared = self._preparer.prepare(name, self._state_of(state))
+        known_head = self._head_snapshots.get(name)
+        if not metadata and expected_head is _UNSET and known_head in (None, prepared.snapshot):
             # An identical save writes nothing: a read compares the head's hash
-            # first, so it never queues behind (or blocks) a writer.
+            # first, so it never queues behind (or blocks) a writer. Skipped when
+            # this store's own last save of the name had other content: then
+            # the content is almost surely new (and if another process saved
+            # this very content since, the locked path below finds it so).
             unchanged = self._unchanged_head(name, prepared.snapshot)
             if unchanged is not None:
                 return unchanged
-        key_hashes = dict(zip(prepared.keys, prepared.hashes, strict=True))
-
         def work(connection: Connection) -> tuple[Version, _HeadCells | None]:
             head = self._lock_head(connection, name, create=True)
             _guard.notify_change(connection, name)  # PostgreSQL followers; sent on commit
-            cells = self._head_cells(connection, head)
-            previous = ({key: cell.hash for key, cell in cells.items()}
-                        if head.number is not None else None)
-            if same_keys:
-                _annotate.check_same_keys(name, head, previous, prepared)
-            version, remembered = self._append(connection, name, head, prepared, cells,
+            current = self._head_cells(connection, head)
+            if same_keys and head.number is not None:
+                _annotate.check_same_keys(name, head, current.cells.keys(), prepared)
+            version, remembered = self._append(connection, name, head, prepared, current,
                                                message=message, author=author, metadata=meta,
                                                expected_head=expected_head)
             if version.number == head.number:  # identical content: no new version
@@ -321,12 +306,14 @@ class StateStore:
                                                      dict(metadata), author)
                 return replace(version, created=False,
                                changes=ChangeSummary()), remembered
-            return (replace(version, changes=_annotate.summarize(previous, key_hashes)),
-                    remembered)
+            return version, remembered
 
         version, remembered = write_transaction(self._engine, f"saving {name!r}", work,
                                                 lock_timeout=self.lock_timeout)
         self._remember(name, remembered)
+        if len(self._head_snapshots) >= 256:
+            self._head_snapshots.clear()
+        self._head_snapshots[name] = version.snapshot
         return version
 
     def _unchanged_head(self, name: str, snapshot: str) -> Version | None:
@@ -450,7 +437,7 @@ class StateStore:
         version, remembered = write_transaction(self._engine, f"rolling back {name!r}", work,
                                                 lock_timeout=self.lock_timeout)
         self._remember(name, remembered)
-        return version
+        return replace(version, changes=None)
 
     @staticmethod
     def _check_expected(expected: Any, option: str) -> None:
@@ -473,41 +460,6 @@ class StateStore:
             f"can only save a Module or a state dict (a mapping), not {type(state).__name__}"
         )
 
-    def _prepare(self, state: Mapping[str, Any]) -> _Prepared:
-        """Validate and hash a state dict; strings hit a cache keyed by the string itself."""
-        try:
-            check_state_dict(state)
-        except StateValueError as error:
-            raise InvalidInputError(str(error)) from None
-        keys: list[str] = []
-        hashes: list[str] = []
-        encoded: dict[str, tuple[str, str]] = {}
-        cache = self._hash_cache
-        for key, value in state.items():
-            check_key(key)
-            try:
-                if type(value) is str:
-                    digest = cache.get(value)
-                    if digest is None:
-                        if "\x00" in value:
-                            raise ValueError("NUL character in the string value")
-                        digest = value_hash(value)
-                        if len(value) <= _HASH_CACHE_MAX_STRING:
-                            if len(cache) >= _HASH_CACHE_SIZE:
-                                cache.clear()
-                            cache[value] = digest
-                else:
-                    digest = value_hash(value)
-            except (ValueError, UnicodeEncodeError) as error:
-                raise InvalidInputError(
-                    f"state dict key {key!r} cannot be stored: {error}"
-                ) from None
-            keys.append(key)
-            hashes.append(digest)
-            if digest not in encoded:
-                encoded[digest] = encode_value(value)
-        return _Prepared(keys, hashes, encoded, snapshot_hash(dict(zip(keys, hashes, strict=True))))
-
     def _lock_head(self, connection: Connection, name: str, *, create: bool) -> _Head:
         """Lock the name's row for this transaction; return it with its head version."""
         row = _sql.fetch_one(connection, "lock_name", (name,))
@@ -527,21 +479,21 @@ class StateStore:
         head = self._lock_head(connection, name, create=create)
         return head.name_id, head.head
 
-    def _head_cells(self, connection: Connection, head: _Head) -> dict[str, _spans.Cell]:
-        """The cells of the head version (from the cache when this store wrote it)."""
+    def _head_cells(self, connection: Connection, head: _Head) -> _spans.Head:
+        """The head version's cells (from the cache when this store wrote it)."""
         if head.number is None:
-            return {}
+            return _spans.Head({})
         cached = self._cells_cache.get(head.name_id)
         if (cached is not None and cached.generation == head.generation
                 and cached.number == head.number):
-            return cached.cells
-        return _spans.read_cells(connection, head.name_id, head.number)
+            return cached.head
+        return _spans.Head(_spans.read_cells(connection, head.name_id, head.number))
 
-    def _append(self, connection: Connection, name: str, head: _Head, prepared: _Prepared,
-                cells: dict[str, _spans.Cell], *, message: str, author: str | None,
+    def _append(self, connection: Connection, name: str, head: _Head, prepared: Prepared,
+                content: _spans.Head, *, message: str, author: str | None,
                 metadata: str, expected_head: int | None | _Unset
                 ) -> tuple[Version, _HeadCells | None]:
-        """Append ``prepared`` after ``head`` (whose cells are ``cells``); return the version
+        """Append ``prepared`` after ``head`` (whose content is ``content``); return the version
         and, if one was written, its cells for the cache."""
         current = head.number
         if (expected_head is not _UNSET and current is not None and head.parent == expected_head
@@ -563,38 +515,40 @@ class StateStore:
                 connection, head.name_id, number=current).one()), None
         number, created_at = head.head + 1, _now()
         check_version_number(number, f"saving {name!r}")
-        new_cells = self._write_content(connection, head.name_id, number, current, prepared,
-                                         cells, created_at=created_at, message=message,
-                                         author=author, metadata=metadata)
+        written = self._write_content(connection, head.name_id, number, head.number, prepared,
+                                      content, created_at=created_at, message=message,
+                                      author=author, metadata=metadata)
         _sql.execute(connection, "set_head", (number, head.name_id))
         version = Version(name=name, number=number, snapshot=prepared.snapshot,
                           parent=current, created_at=created_at, message=message,
-                          author=author, metadata=json.loads(metadata), tags=())
-        return version, _HeadCells(head.name_id, head.generation, number, new_cells)
+                          author=author, metadata=json.loads(metadata), tags=(),
+                          changes=written.changes)
+        return version, _HeadCells(head.name_id, head.generation, number, written)
 
     def _write_content(self, connection: Connection, name_id: int, number: int,
-                       parent: int | None, prepared: _Prepared, cells: dict[str, _spans.Cell],
+                       parent: int | None, prepared: Prepared, current: _spans.Head,
                        *, created_at: datetime, message: str, author: str | None,
-                       metadata: str) -> dict[str, _spans.Cell]:
-        """Write version ``number``: its values, snapshot row, spans and version row.
+                       metadata: str) -> _spans.Head:
+        """Write version ``number``: its new values, snapshot row, spans and version row.
 
-        ``cells`` are the name's current head's (the spans are changes against
-        them). Values already among ``cells`` are neither looked up nor written.
-        Returns the new version's cells.
+        The spans are changes against ``current`` (the name's head); values
+        already there are neither looked up nor written. Returns the new head.
         """
-        known = dict(prepared.stored_ids)
-        known.update((cell.hash, cell.blob_id) for cell in cells.values())
-        fresh = {digest: prepared.encoded[digest] for digest in prepared.encoded
-                 if digest not in known}
-        blob_ids = self._store_blobs(connection, fresh) if fresh else {}
-        blob_ids.update(known)
+        def blob_ids_for(digests: set[str]) -> Mapping[str, int]:
+            known = {digest: prepared.stored_ids[digest] for digest in digests
+                     if digest in prepared.stored_ids}
+            fresh = digests - known.keys()
+            if fresh:
+                known.update(self._store_blobs(connection, prepared.encode(fresh)))
+            return known
+
         snapshot_id = self._snapshot_id(connection, prepared)
-        new_cells = _spans.write_spans(connection, name_id, number, cells, prepared.keys,
-                                       prepared.hashes, blob_ids)
+        written = _spans.write_spans(connection, name_id, number, current, prepared.keys,
+                                     prepared.hashes, blob_ids_for)
         _sql.execute(connection, "insert_version", (
             name_id, number, snapshot_id, parent, _sql.time_param(connection, created_at),
             message, author, metadata))
-        return new_cells
+        return written
 
     def _remember(self, name: str, remembered: _HeadCells | None) -> None:
         # Called after commit only: the rows are then known to exist.
@@ -604,25 +558,22 @@ class StateStore:
             self._cells_cache[remembered.name_id] = remembered
 
     @staticmethod
-    def _snapshot_id(connection: Connection, prepared: _Prepared) -> int:
+    def _snapshot_id(connection: Connection, prepared: Prepared) -> int:
         """The id of ``prepared``'s snapshot row, inserted if it is new."""
-        existing = _sql.fetch_one(connection, "snapshot_id", (prepared.snapshot,))
-        if existing is not None:
-            return int(existing[0])
-        return int(_sql.fetch_one(connection, "insert_snapshot", (
-            prepared.snapshot, len(prepared.keys), _sql.time_param(connection, _now())))[0])
+        inserted = _sql.fetch_one(connection, "insert_snapshot", (
+            prepared.snapshot, len(prepared.keys), _sql.time_param(connection, _now())))
+        if inserted is not None:  # the common case: new content, one statement
+            return int(inserted[0])
+        return int(_sql.fetch_one(connection, "snapshot_id", (prepared.snapshot,))[0])
 
     def _store_blobs(self, connection: Connection,
                      encoded: Mapping[str, tuple[str, str]]) -> dict[str, int]:
         """Ids of the values ``encoded`` (hash -> (type, text)), inserting the new ones."""
-        digests = list(encoded)
-        ids = self._blob_ids(connection, digests)
-        missing = [digest for digest in digests if digest not in ids]
-        if missing:
-            _sql.execute_many(connection, "insert_blob",
-                              [(digest, *encoded[digest]) for digest in missing])
-            ids.update(self._blob_ids(connection, missing))
-        return ids
+        # Insert first (a stored one is skipped by ON CONFLICT), then read every id:
+        # two statements for a one-key change.
+        _sql.execute_many(connection, "insert_blob",
+                          [(digest, *text) for digest, text in encoded.items()])
+        return self._blob_ids(connection, list(encoded))
 
     @staticmethod
     def _blob_ids(connection: Connection, digests: list[str]) -> dict[str, int]:

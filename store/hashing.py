@@ -23,6 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from itertools import compress
+from json.encoder import encode_basestring as _escape  # what json.dumps uses for keys
+from operator import ne
 from typing import Any
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "value_type",
     "encode_value",
     "decode_value",
+    "SnapshotHasher",
 ]
 
 #: The ``value_type`` names used in the database and the SQL views.
@@ -81,3 +85,41 @@ def decode_value(kind: str, text: str) -> Any:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
+
+
+class SnapshotHasher:
+    """:func:`snapshot_hash` for a sequence of states that change a few keys at a time.
+
+    Keeps the canonical JSON of the last state it hashed as one part per key
+    (``"key":"value hash"``, keys escaped exactly as ``json.dumps`` escapes them,
+    in sorted order). When the next state has the same keys in the same order,
+    only the parts of the keys whose hash changed are rewritten, so hashing
+    5,000 keys costs a join and one SHA-256 instead of a JSON encoding. The
+    result is byte for byte :func:`snapshot_hash`'s (a property test checks).
+    """
+
+    __slots__ = ("_keys", "_hashes", "_slot", "_parts")
+
+    def __init__(self) -> None:
+        self._keys: list[str] = []
+        self._hashes: list[str] = []
+        self._slot: dict[str, int] = {}  # key -> index of its part
+        self._parts: list[str] = []
+
+    def hash(self, keys: list[str], hashes: list[str]) -> str:
+        """The snapshot hash of ``dict(zip(keys, hashes))`` (``keys`` distinct; ``hashes``
+        hex digests)."""
+        if keys == self._keys:
+            parts = self._parts
+            for index in compress(range(len(keys)), map(ne, hashes, self._hashes)):
+                key = keys[index]
+                parts[self._slot[key]] = f'{_escape(key)}:"{hashes[index]}"'
+        else:
+            ordered = sorted(keys)
+            mapping = dict(zip(keys, hashes, strict=True))
+            self._parts = [f'{_escape(key)}:"{mapping[key]}"' for key in ordered]
+            self._slot = {key: index for index, key in enumerate(ordered)}
+            self._keys = list(keys)
+        self._hashes = list(hashes)
+        text = "{" + ",".join(self._parts) + "}"
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
