@@ -75,6 +75,11 @@ COMMANDS: list[Command] = []
 PARENTS: dict[str, tuple[str, str, str]] = {}
 
 
+def parent(name: str, summary: str, *, description: str, example: str) -> None:
+    """Declare ``name`` as a command holding subcommands (register them as ``"name sub"``)."""
+    PARENTS[name] = (summary, description, example)
+
+
 def command(name: str, summary: str, *, calls: str, example: str, json: str = "",
             arguments: Sequence[Arg] = (), creates: bool = False,
             ) -> Callable[[Callable[[Context], Result]], Callable[[Context], Result]]:

@@ -3,21 +3,27 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import TYPE_CHECKING, Any
+
 from msgflux.store.cli._command import (
     EXIT_DIFFERENT,
     EXIT_OK,
     NAME,
-    PARENTS,
     PROG,
     CliError,
     Context,
     arg,
     command,
     missing_sqlite,
+    parent,
     positive,
 )
 from msgflux.store.cli._output import Result, busy, progress_bar
 from msgflux.store.types import format_ranges
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 __all__: list[str] = []
 
@@ -92,29 +98,41 @@ def _gc(ctx: Context) -> Result:
 
 # -- the schema -------------------------------------------------------------------------------
 
-PARENTS["db"] = ("schema migrations: db upgrade, db current",
-                 "The store's schema revision (alembic), as in `optuna storage upgrade`.",
-                 "  msgflux-store --db old.db db current\n  msgflux-store --db old.db db upgrade")
+parent("db", "schema migrations: db upgrade, db current",
+       description="The store's schema revision (alembic), as in `optuna storage upgrade`.",
+       example="  msgflux-store --db old.db db current\n  msgflux-store --db old.db db upgrade")
 
 # Not through StateStore: opening one upgrades (or, with migrate=False, refuses) an old
-# schema, and StateStore has no call that reports the revisions. The engine gets the
-# store's default lock timeout.
-_LOCK_TIMEOUT = 30.0
+# schema, and StateStore has no call that reports the revisions. The bare engine gets
+# StateStore's own defaults (lock timeout, statement timeout, durability), read from it.
+
+def _store_defaults() -> dict[str, Any]:
+    from msgflux.store.api import StateStore
+
+    return {name: parameter.default
+            for name, parameter in inspect.signature(StateStore).parameters.items()}
+
+
+def _engine(target: str) -> Engine:
+    from msgflux.store.engine import create_store_engine, resolve_url
+
+    defaults = _store_defaults()
+    return create_store_engine(resolve_url(target), lock_timeout=defaults["lock_timeout"],
+                               durability=defaults["durability"],
+                               statement_timeout=defaults["statement_timeout"])
 
 
 @command("db upgrade", "upgrade the schema to this release's head",
-         calls="migrate.upgrade, as StateStore(PATH_OR_URL) does on open",
+         calls="migrate.upgrade with StateStore's timeouts, as StateStore(PATH_OR_URL) does",
          example="  msgflux-store --db old.db db upgrade",
          json='{"store", "before": revision or null, "after": revision}')
 def _db_upgrade(ctx: Context) -> Result:
-    from msgflux.store.engine import create_store_engine, resolve_url
     from msgflux.store.migrate import upgrade
 
     target = ctx.target
-    engine = create_store_engine(resolve_url(target), lock_timeout=_LOCK_TIMEOUT,
-                                 durability="normal")
+    engine = _engine(target)
     try:
-        before, after = upgrade(engine, lock_timeout=_LOCK_TIMEOUT)
+        before, after = upgrade(engine, lock_timeout=_store_defaults()["lock_timeout"])
     finally:
         engine.dispose()
     line = (f"{target} is already at schema revision {after}" if before == after else
@@ -127,15 +145,14 @@ def _db_upgrade(ctx: Context) -> Result:
          calls="migrate.current_revision; never upgrades", example="  msgflux-store db current --json",
          json='{"store": revision or null, "package": revision, "up_to_date": bool}')
 def _db_current(ctx: Context) -> Result:
-    from msgflux.store.engine import create_store_engine, read_transaction, resolve_url
+    from msgflux.store.engine import read_transaction
     from msgflux.store.migrate import current_revision, head_revision
 
     target = ctx.target
     missing = missing_sqlite(target)
     if missing is not None:
         raise CliError(f"no store at {missing}")
-    engine = create_store_engine(resolve_url(target), lock_timeout=_LOCK_TIMEOUT,
-                                 durability="normal")
+    engine = _engine(target)
     try:
         revision = read_transaction(engine, "reading the schema revision", current_revision)
     finally:
