@@ -142,7 +142,7 @@ def _db_upgrade(ctx: Context) -> Result:
 
 @command("db current",
          "print the schema revision of the store and of this package (never upgrades)",
-         calls="migrate.current_revision; never upgrades", example="  msgflux-store db current --json",
+         calls="migrate.current_revision", example="  msgflux-store db current --json",
          json='{"store": revision or null, "package": revision, "up_to_date": bool}')
 def _db_current(ctx: Context) -> Result:
     from msgflux.store.engine import read_transaction

@@ -51,7 +51,7 @@ def _import(ctx: Context) -> Result:
 
 @command(
     "push", "copy the versions another store lacks to it, fast-forward only",
-    calls="StateStore.copy_to(other)",
+    calls="StateStore.copy_to(StateStore(TO))",
     example="  msgflux-store push --to postgresql://ci@db/states pipeline", json=_COPIED,
     arguments=[
         arg("--to", metavar="PATH_OR_URL", required=True,
@@ -68,7 +68,7 @@ def _push(ctx: Context) -> Result:
 
 @command(
     "pull", "copy the versions this store lacks from another one",
-    calls="other.copy_to(StateStore)", creates=True,
+    calls="StateStore(FROM).copy_to(this store)", creates=True,
     example="  msgflux-store pull --from postgresql://ci@db/states pipeline", json=_COPIED,
     arguments=[
         arg("--from", dest="source", metavar="PATH_OR_URL", required=True,
