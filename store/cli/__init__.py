@@ -37,11 +37,16 @@ it belongs to (``_read.py`` for ``blame``), write ::
         rows = ctx.store.blame(ctx.args.name, ctx.args.ref, key=ctx.args.key)
         return Result(data=[...], lines=[...], table=Table([...], [...]))
 
-and nothing else: ``--help``, the mapping in it, ``--json``, colour and
-completion follow. A new option of an existing command (``show --at TIME``) is
-one more ``arg(...)`` in its list and one more keyword in its call. A new
-group module is imported in :data:`_GROUPS` below (that order is ``--help``'s).
-Every option needs a help text (a test checks), every command an example.
+then add its row to the command table in the README's "Command line" section
+(a test compares that table with ``--help``). ``--help``, the mapping in it,
+``--json``, tables, colour and completion follow from the declaration. A new
+option of an existing command (``show --at TIME``) is one more ``arg(...)`` in
+its list and one more keyword in its call. A version in a JSON document is
+:func:`msgflux.store._as_json.version_json`; a time is
+:func:`msgflux.store._time.iso` (JSON) or :func:`~msgflux.store._time.short`
+(tables). A new group module is imported below and listed in :data:`_GROUPS`
+(that order is ``--help``'s). Every option needs a help text and every command
+an example (tests check both).
 
 Exit codes: 0 ok; 1 differences found (``diff --exit-code``) or ``verify``
 found problems; 2 usage error; 3 store or file error (one line on stderr,
