@@ -7,7 +7,6 @@ import difflib
 import json
 from typing import Any
 
-from msgflux.store._word_diff import classify_lines
 from msgflux.store.cli._command import EXIT_DIFFERENT, EXIT_OK, Context, arg, command
 from msgflux.store.cli._output import Output, Result
 from msgflux.store.types import StateDiff
@@ -145,6 +144,8 @@ _WORD_STYLES = {"removed": "bold white on red", "added": "bold black on green"}
 
 def _print_coloured(out: Output, diff: StateDiff) -> None:
     from rich.text import Text
+
+    from msgflux.store._word_diff import classify_lines
 
     if diff.note:
         out.console.print(Text(f"# {diff.note}", style="dim"))
