@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import KeysView, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from msgflux.store import schema as t
+from msgflux.store._time import now as _now
 from msgflux.store.errors import ConflictError, InvalidInputError
 from msgflux.store.hashing import canonical_json
 from msgflux.store.types import Version
@@ -42,10 +43,6 @@ def cut_list(items: list[str], limit: int = _LISTED) -> str:
     """``items`` joined by commas, cut after ``limit`` with "...and N more"."""
     shown = ", ".join(items[:limit])
     return shown + (f" \u2026and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 # -- what a save changes ------------------------------------------------------------------

@@ -51,6 +51,8 @@ from msgflux.store import schema as t
 from msgflux.store._guard import notify_change
 from msgflux.store._prepare import stored as stored_content
 from msgflux.store._spans import Head, read_cells
+from msgflux.store._time import parse_iso
+from msgflux.store._time import utc as _utc
 from msgflux.store.errors import ConflictError, IntegrityError, InvalidInputError, NameNotFound
 from msgflux.store.hashing import encode_value, snapshot_hash, value_hash
 from msgflux.store.types import Progress
@@ -402,16 +404,11 @@ def _field(record: Record, name: str, kinds: type | tuple[type, ...], where: str
 
 def _parse_time(text: str, where: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(text)
         # Stored in UTC: a time valid in its own offset but past year 9999 in
-        # UTC could be written and then never read back.
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-    except (ValueError, OverflowError):
+        # UTC could be written and then never read back (parse_iso refuses it).
+        return parse_iso(text)
+    except ValueError:
         raise InvalidInputError(f"bundle {where} has a malformed time {text!r}") from None
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass

@@ -28,7 +28,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +36,9 @@ from sqlalchemy.engine import URL
 
 from msgflux.errors import MsgfluxError, StateDictError
 from msgflux.store import _split
+from msgflux.store._as_json import version_json
 from msgflux.store._guard import CHANNEL
+from msgflux.store._time import parse_iso
 from msgflux.store.errors import (
     DatabaseError,
     IntegrityError,
@@ -197,18 +198,11 @@ class _SwapLock:
 
 # -- the cache file ---------------------------------------------------------------------------
 
-def _version_json(version: Version) -> dict[str, Any]:
-    return {"name": version.name, "number": version.number, "snapshot": version.snapshot,
-            "parent": version.parent, "created_at": version.created_at.isoformat(),
-            "message": version.message, "author": version.author,
-            "metadata": version.metadata, "tags": list(version.tags)}
-
-
 def _write_cache(path: Path, identity: dict[str, Any], version: Version,
                  state: Mapping[str, Any]) -> None:
     from msgflux import save
 
-    save({"format": _CACHE_FORMAT, **identity, "version": _version_json(version),
+    save({"format": _CACHE_FORMAT, **identity, "version": version_json(version),
           "snapshot": version.snapshot, "state": dict(state)}, path)
 
 
@@ -231,7 +225,7 @@ def _read_cache(path: Path, identity: dict[str, Any]) -> tuple[Version, dict[str
             raise ValueError("its state or version is not an object")
         version = Version(name=meta["name"], number=int(meta["number"]),
                           snapshot=meta["snapshot"], parent=meta["parent"],
-                          created_at=datetime.fromisoformat(meta["created_at"]),
+                          created_at=parse_iso(meta["created_at"]),
                           message=meta["message"], author=meta["author"],
                           metadata=dict(meta["metadata"]), tags=tuple(meta["tags"]))
     except (KeyError, TypeError, ValueError, AttributeError) as error:

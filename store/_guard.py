@@ -19,13 +19,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, delete, insert, select, update
 
 from msgflux.store import _split
 from msgflux.store import schema as t
+from msgflux.store._time import now as _now
 from msgflux.store._where import parse_condition
 from msgflux.store.engine import write_transaction
 from msgflux.store.errors import (
@@ -55,10 +55,6 @@ def notify_change(connection: Connection, name: str) -> None:
     """
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql("SELECT pg_notify(%s, %s)", (CHANNEL, name))
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

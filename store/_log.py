@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from msgflux.store._time import utc
 from msgflux.store._where import Condition, parse_condition
 from msgflux.store.errors import InvalidInputError
 from msgflux.store.types import Version
@@ -43,9 +44,7 @@ def moment(value: Any, option: str, *, end: bool = False) -> datetime:
     else:
         raise InvalidInputError(f"{option} must be a date, a datetime or ISO text, "
                                 f"not {type(value).__name__}")
-    if result.tzinfo is None:
-        result = result.replace(tzinfo=UTC)
-    return result.astimezone(UTC)
+    return utc(result)
 
 
 @dataclass(frozen=True)

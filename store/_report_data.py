@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, DateTime, Float, Integer, Text, text
 
+from msgflux.store._time import parse_iso, utc
 from msgflux.store.engine import read_transaction
 from msgflux.store.errors import IntegrityError
 from msgflux.store.hashing import decode_value
@@ -184,9 +185,7 @@ def _version(name: str, row: Any, tags: tuple[str, ...]) -> Version:
             f"version {number} of {name!r} has unreadable metadata: {error}") from None
     if not isinstance(decoded, dict):
         raise IntegrityError(f"version {number} of {name!r} has metadata that is not an object")
-    moment = created_at if isinstance(created_at, datetime) else datetime.fromisoformat(
-        str(created_at))
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    moment = utc(created_at) if isinstance(created_at, datetime) else parse_iso(str(created_at))
     return Version(name=name, number=int(number), snapshot=str(snapshot),
                    parent=None if parent is None else int(parent), created_at=moment,
                    message=message or "", author=author, metadata=decoded, tags=tags)

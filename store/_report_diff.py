@@ -30,65 +30,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from msgflux.store._word_diff import Segment, word_diff
+
 __all__ = ["Row", "Segment", "units", "value_rows", "word_diff"]
-
-#: A piece of a line and whether it differs from the other side.
-Segment = tuple[str, bool]
-
-# Words and single punctuation marks, each with the spaces after it: the units a changed
-# line is compared in (spaces as tokens of their own made matching ~3x slower).
-_TOKEN = re.compile(r"\w+\s*|[^\w\s]\s*|\s+")
-# Beyond this many tokens a line is marked changed as a whole (SequenceMatcher is quadratic).
-_MAX_TOKENS = 4000
-
-
-def word_diff(old: str, new: str) -> tuple[list[Segment], list[Segment]]:
-    """Split two lines into segments, marking the words that differ (difflib on words).
-
-    Example::
-
-        >>> word_diff("Be brief.", "Be very brief.")
-        ([('Be brief.', False)], [('Be ', False), ('very ', True), ('brief.', False)])
-    """
-    old_tokens, new_tokens = _TOKEN.findall(old), _TOKEN.findall(new)
-    # Most edits touch a few words: match the common head and tail directly and
-    # leave only the middle to SequenceMatcher (quadratic in the worst case).
-    head = 0
-    limit = min(len(old_tokens), len(new_tokens))
-    while head < limit and old_tokens[head] == new_tokens[head]:
-        head += 1
-    tail = 0
-    while (tail < limit - head
-           and old_tokens[len(old_tokens) - 1 - tail] == new_tokens[len(new_tokens) - 1 - tail]):
-        tail += 1
-    old_middle = old_tokens[head:len(old_tokens) - tail]
-    new_middle = new_tokens[head:len(new_tokens) - tail]
-    old_segments: list[Segment] = []
-    new_segments: list[Segment] = []
-    _append(old_segments, "".join(old_tokens[:head]), False)
-    _append(new_segments, "".join(new_tokens[:head]), False)
-    if len(old_middle) + len(new_middle) > _MAX_TOKENS:
-        _append(old_segments, "".join(old_middle), True)
-        _append(new_segments, "".join(new_middle), True)
-    else:
-        matcher = difflib.SequenceMatcher(None, old_middle, new_middle, autojunk=False)
-        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-            changed = tag != "equal"
-            _append(old_segments, "".join(old_middle[i1:i2]), changed)
-            _append(new_segments, "".join(new_middle[j1:j2]), changed)
-    _append(old_segments, "".join(old_tokens[len(old_tokens) - tail:]), False)
-    _append(new_segments, "".join(new_tokens[len(new_tokens) - tail:]), False)
-    return old_segments, new_segments
-
-
-def _append(segments: list[Segment], text: str, changed: bool) -> None:
-    if not text:
-        return
-    if segments and segments[-1][1] == changed:
-        segments[-1] = (segments[-1][0] + text, changed)
-    else:
-        segments.append((text, changed))
-
 
 # The bounds of the module docstring.
 SPLIT_AT = 240

@@ -52,14 +52,13 @@ import json
 import math
 import shlex
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 
 from msgflux.store._report_data import History, State, read_history
-from msgflux.store._report_diff import Row, Segment, _append, value_rows, word_diff
+from msgflux.store._report_diff import Row, value_rows
+from msgflux.store._word_diff import DiffLine, Segment, classify_lines, word_diff
 from msgflux.store.errors import InvalidInputError
 from msgflux.store.types import StateDiff, Version
 
@@ -96,66 +95,6 @@ _MAX_TAGS_LISTED = 40
 _MAX_CHARTS = 16
 _BUCKETS = 240
 _MAX_DOTS = 150
-
-
-# -- unified-diff lines for the command line ------------------------------------------------
-
-@dataclass(frozen=True)
-class DiffLine:
-    """One line of a unified diff: ``kind`` is header, hunk, context, removed or added."""
-
-    kind: str
-    segments: list[Segment]
-
-    @property
-    def text(self) -> str:
-        return "".join(text for text, _changed in self.segments)
-
-
-def classify_lines(lines: Iterable[str]) -> list[DiffLine]:
-    """Classify unified-diff lines; pair each run of removed lines with the added run after it.
-
-    Paired lines get word-level segments from :func:`word_diff`; unpaired ones
-    are a single unchanged segment (the whole line is already marked by its kind).
-    """
-    result: list[DiffLine] = []
-    removed: list[str] = []
-    added: list[str] = []
-
-    def flush() -> None:
-        pairs = min(len(removed), len(added))
-        old_parts: list[list[Segment]] = []
-        new_parts: list[list[Segment]] = []
-        for index in range(pairs):
-            old, new = word_diff(removed[index][1:], added[index][1:])
-            old_parts.append([("-", False)])
-            new_parts.append([("+", False)])
-            for segment in old:
-                _append(old_parts[-1], *segment)
-            for segment in new:
-                _append(new_parts[-1], *segment)
-        old_parts += [[(line, False)] for line in removed[pairs:]]
-        new_parts += [[(line, False)] for line in added[pairs:]]
-        result.extend(DiffLine("removed", segments) for segments in old_parts)
-        result.extend(DiffLine("added", segments) for segments in new_parts)
-        removed.clear()
-        added.clear()
-
-    for line in lines:
-        if line.startswith(("---", "+++")) and not removed and not added:
-            result.append(DiffLine("header", [(line, False)]))
-        elif line.startswith("-"):
-            if added:
-                flush()
-            removed.append(line)
-        elif line.startswith("+"):
-            added.append(line)
-        else:
-            flush()
-            kind = "hunk" if line.startswith("@@") else "context"
-            result.append(DiffLine(kind, [(line, False)]))
-    flush()
-    return result
 
 
 # -- the page -------------------------------------------------------------------------------

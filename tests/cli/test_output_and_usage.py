@@ -145,3 +145,24 @@ def test_db_current_reports_an_old_revision_and_db_upgrade_brings_it_to_head(tmp
     again = cli("--db", str(old), "db", "upgrade")
     assert again.out.strip().endswith(f"is already at schema revision {head}")
     assert cli("db", "current", db=str(tmp_path / "none.db")).code == 3
+
+
+def test_the_readme_and_help_state_the_same_command_to_call_mapping(cli):
+    import re
+
+    from msgflux.store.cli import build_parser, command_calls
+
+    mapping = command_calls()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("| command | call |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    table = re.findall(r"^\| `([a-z -]+)` \| (.+?) \|$", section, flags=re.MULTILINE)
+    assert table == mapping
+    # every subcommand of the parser is in the mapping, and --help ends with it
+    parser = build_parser()
+    subcommands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    top = {name.split(" ")[0] for name, _ in mapping}
+    assert top == set(subcommands)
+    help_text = cli("--help").out
+    assert help_text.rstrip().endswith(mapping[-1][1])
+    for name, calls in mapping:
+        assert re.search(rf"^  {re.escape(name)} +{re.escape(calls)}$", help_text, re.MULTILINE)
