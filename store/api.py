@@ -589,19 +589,26 @@ class StateStore:
         return read_transaction(self._engine, "listing names", lambda connection: list(
             connection.execute(select(t.names.c.name).order_by(t.names.c.name)).scalars()))
 
-    def get(self, name: str, ref: VersionRef = "latest") -> Version:
+    def get(self, name: str, ref: VersionRef = "latest", *,
+            at: datetime | None = None) -> Version:
         """Return the :class:`Version` that ``ref`` names (number, ``"latest"``, tag, hash prefix).
+
+        With ``at`` (an aware datetime) instead of ``ref``: the version that was
+        the latest at that moment, as in :meth:`load`.
 
         Raises:
             VersionNotFound / NameNotFound: with what exists; InvalidInputError for a
-            malformed reference.
+            malformed reference, a naive ``at``, or both ``ref`` and ``at``.
         """
         check_label("name", name)
+        if at is not None and ref != "latest":
+            raise InvalidInputError("give a version reference or at=, not both")
 
         def work(connection: Connection) -> Version:
             name_id, head = self._name_row(connection, name)
+            wanted = ref if at is None else self._number_at(connection, name, name_id, head, at)
             return self._version(connection, name,
-                                 self._resolve(connection, name, name_id, head, ref))
+                                 self._resolve(connection, name, name_id, head, wanted))
 
         with damage(_version_label(name, ref)):
             return read_transaction(self._engine, f"reading {name!r}", work)

@@ -1,21 +1,33 @@
-"""Reading commands: ``names``, ``log``, ``show``, ``tags``, ``tag-history``.
+"""Reading commands: ``names``, ``log``, ``show``, ``blame``, ``tags``, ``tag-history``.
 
 ``diff`` has a module of its own (:mod:`._diff`); ``sql`` and ``report`` too.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+from datetime import datetime
 from typing import Any
 
 from msgflux.errors import SerializationError
 from msgflux.store._as_json import VERSION_SHAPE, tag_event_json, version_json
-from msgflux.store._time import short
+from msgflux.store._time import iso, parse_iso, short
 from msgflux.store.cli._command import NAME, CliError, Context, arg, command, positive
 from msgflux.store.cli._output import Output, Result, Table
 from msgflux.store.types import Version
 
 __all__: list[str] = []
+
+
+def moment_arg(text: str) -> datetime:
+    """``--at``: ISO 8601 text (a date alone is its midnight; no offset means UTC)."""
+    try:
+        return parse_iso(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO time (e.g. 2026-11-24T10:00 or "
+            "2026-11-24T10:00+01:00)") from None
 
 
 @command("names", "list every name with a history", calls="StateStore.names",
@@ -196,10 +208,15 @@ def _print_log_table(out: Output, versions: list[Version]) -> None:
         arg("--prefix", metavar="PREFIX", help="only the keys starting with PREFIX"),
         arg("--key", metavar="KEY",
             help="print one value raw: a string as its text, anything else as JSON"),
+        arg("--at", metavar="WHEN", type=moment_arg,
+            help="instead of VERSION: the version that was the latest at WHEN (ISO time; "
+                 "no offset means UTC), e.g. 2026-11-24T10:00"),
     ])
 def _show(ctx: Context) -> Result:
     args = ctx.args
-    version = ctx.store.get(args.name, args.version)
+    if args.at is not None and args.version != "latest":
+        raise ctx.usage("give VERSION or --at, not both")
+    version = ctx.store.get(args.name, args.version, at=args.at)
     state = ctx.store.load(args.name, version.number, prefix=args.prefix)
     if args.key is None:
         return Result(data={"version": version_json(version), "state": state},
@@ -215,6 +232,34 @@ def _show(ctx: Context) -> Result:
     if not isinstance(value, str) or not value.endswith("\n"):
         text += "\n"
     return Result(data=value, text=text)
+
+
+@command(
+    "blame", "for each key of a version, the version that gave it its value",
+    calls="StateStore.blame",
+    example="  msgflux-store blame pipeline production\n"
+            "  msgflux-store blame pipeline 12 --key analyzer.instructions --json",
+    json='[{"key", "version", "created_at", "author", "message"}, ...] in saved key order',
+    arguments=[
+        NAME,
+        arg("version", metavar="VERSION", nargs="?", default="latest",
+            help="a number, 'latest' (default), a tag or a snapshot-hash prefix"),
+        arg("--key", metavar="KEY", help="only this key"),
+        arg("--prefix", metavar="PREFIX", help="only the keys starting with PREFIX"),
+    ])
+def _blame(ctx: Context) -> Result:
+    args = ctx.args
+    lines = ctx.store.blame(args.name, args.version, key=args.key, prefix=args.prefix)
+    data = [{"key": line.key, "version": line.version, "created_at": iso(line.created_at),
+             "author": line.author, "message": line.message} for line in lines]
+    return Result(
+        data=data,
+        lines=[f"{line.version}\t{iso(line.created_at)}\t{line.author or ''}\t{line.key}"
+               for line in lines],
+        table=Table(["key", "version", "saved", "author", "message"],
+                    [(line.key, line.version, short(line.created_at), line.author or "",
+                      line.message) for line in lines],
+                    ["bold", "cyan", "dim", None, None]))
 
 
 def state_text(state: dict[str, Any], fmt: str, label: str) -> str:
