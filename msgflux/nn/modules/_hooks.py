@@ -22,6 +22,7 @@ from collections.abc import Callable, MutableMapping
 from typing import Any, NamedTuple
 
 from msgflux.nn.hooks.hook import RemovableHandle
+from msgflux.nn.modules._base import ModuleBase
 
 __all__ = [
     "RemovableHandle",
@@ -215,26 +216,8 @@ async def _aforward_unimplemented(self: Any, *args: Any, **kwargs: Any) -> Any:
     )
 
 
-class ForwardHooksMixin:
+class ForwardHooksMixin(ModuleBase):
     """``__call__`` / ``acall``: pre-hooks, ``forward`` / ``aforward``, then forward hooks."""
-
-    _forward_pre_hooks: OrderedDict[int, Callable[..., Any]]
-    _forward_pre_hooks_with_kwargs: OrderedDict[int, bool]
-    _forward_hooks: OrderedDict[int, Callable[..., Any]]
-    _forward_hooks_with_kwargs: OrderedDict[int, bool]
-    _forward_hooks_always_called: OrderedDict[int, bool]
-
-    _FORWARD_HOOK_TABLES = (
-        "_forward_pre_hooks",
-        "_forward_pre_hooks_with_kwargs",
-        "_forward_hooks",
-        "_forward_hooks_with_kwargs",
-        "_forward_hooks_always_called",
-    )
-
-    def _init_forward_hooks(self) -> None:
-        for name in self._FORWARD_HOOK_TABLES:
-            object.__setattr__(self, name, OrderedDict())
 
     # Declared as Callable attributes, as PyTorch does, so that subclasses may
     # define them with any signature without breaking type checkers.

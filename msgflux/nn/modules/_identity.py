@@ -10,13 +10,13 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
+from msgflux.nn.modules._base import ModuleBase
+
 __all__ = ["IdentityMixin"]
 
 
-class IdentityMixin:
+class IdentityMixin(ModuleBase):
     """``set_name`` / ``set_description`` / ``set_annotations`` and their getters."""
-
-    _buffers: dict[str, Any]
 
     if TYPE_CHECKING:  # provided by RegistrationMixin
 

@@ -17,24 +17,22 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from msgflux._values import check_value
 from msgflux.errors import StateDictError
+from msgflux.nn.modules._base import (
+    LoadPostHook,
+    LoadPreHook,
+    ModuleBase,
+    StateDictPostHook,
+    StateDictPreHook,
+)
 from msgflux.nn.modules._hooks import RemovableHandle, add_hook
 from msgflux.nn.parameter import Parameter
 
-if TYPE_CHECKING:
-    from msgflux.nn.modules.module import Module
-
 __all__ = ["StateMixin"]
-
-StateDictPreHook = Callable[[Any, str, bool], None]
-StateDictPostHook = Callable[[Any, MutableMapping[str, Any], str, dict[str, Any]], None]
-LoadPreHook = Callable[..., None]
-LoadPostHook = Callable[[Any, "_IncompatibleKeys"], None]
 
 
 class _IncompatibleKeys(NamedTuple):
@@ -94,31 +92,13 @@ def _takes_full_signature(function: Callable[..., Any], needed: int) -> bool:
     return positional >= needed
 
 
-class StateMixin:
+class StateMixin(ModuleBase):
     """``state_dict`` / ``load_state_dict``, their four hooks and two extension points."""
 
     #: Version of this module's state layout, given to the hooks and extension
     #: points as ``local_metadata["version"]`` when saving; bump it and compare
     #: in ``_load_from_state_dict`` to migrate old state dicts.
     _version: ClassVar[int] = 1
-
-    _parameters: dict[str, Parameter | None]
-    _buffers: dict[str, Any]
-    _non_persistent_buffers: set[str]
-    _modules: dict[str, Module | None]
-    _state_dict_pre_hooks: OrderedDict[int, StateDictPreHook]
-    _state_dict_hooks: OrderedDict[int, StateDictPostHook]
-    _load_state_dict_pre_hooks: OrderedDict[int, LoadPreHook]
-    _load_state_dict_post_hooks: OrderedDict[int, LoadPostHook]
-
-    def _init_state_hooks(self) -> None:
-        for name in (
-            "_state_dict_pre_hooks",
-            "_state_dict_hooks",
-            "_load_state_dict_pre_hooks",
-            "_load_state_dict_post_hooks",
-        ):
-            object.__setattr__(self, name, OrderedDict())
 
     # -- saving -----------------------------------------------------------------
 
