@@ -1,4 +1,5 @@
-"""Helpers shared by the core tests: random module trees and type-exact comparison.
+"""Helpers shared by the core tests: the README's modules, random module trees, and
+type-exact comparison.
 
 Python says ``1 == True == 1.0`` and ``0.0 == -0.0``, but a state value that
 comes back as another type (or sign) has not round-tripped: compare with
@@ -13,10 +14,41 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+import msgflux.nn as nn
 from msgflux.nn import Module, ModuleDict, Parameter
 
-__all__ = ["JSON_VALUES", "KEYS", "SETTINGS", "TOML_VALUES", "TREES", "assert_same",
-           "build_tree", "difference", "expected_state"]
+__all__ = ["JSON_VALUES", "KEYS", "SETTINGS", "TOML_VALUES", "TREES", "Analyzer", "Echo",
+           "Pipeline", "assert_same", "build_tree", "difference", "expected_state"]
+
+
+# -- the README Quickstart's modules ----------------------------------------------------
+
+class Analyzer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.instructions = nn.Parameter("Be helpful and concise", "system_prompt")
+        self.register_buffer("expected_output", "JSON format")
+
+
+class Pipeline(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("flux", "preprocess -> analyze")
+        self.analyzer = Analyzer()
+
+    def forward(self, x: Any, **kwargs: Any) -> Any:
+        return x + " | " + self.analyzer.instructions
+
+
+class Echo(nn.Module):
+    """Returns its input with its tag appended."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__()
+        self.tag = nn.Parameter(tag, "tag")
+
+    def forward(self, x: str) -> str:
+        return x + self.tag
 
 SETTINGS = settings(
     max_examples=150,

@@ -245,9 +245,10 @@ class ForwardHooksMixin(ModuleBase):
 
         Example:
             >>> def pre_hook(module, args, kwargs):
-            ...     kwargs["user_name"] = "Clark"
-            ...     return args, kwargs
-            >>> handle = model.register_forward_pre_hook(pre_hook)
+            ...     return (args[0].upper(),), kwargs
+            >>> handle = pipeline.register_forward_pre_hook(pre_hook)
+            >>> pipeline("hi")
+            'HI | Be helpful and concise'
         """
         handle = add_hook(
             self._forward_pre_hooks, hook, prepend=prepend,
@@ -275,7 +276,9 @@ class ForwardHooksMixin(ModuleBase):
         ``with_kwargs=False`` selects PyTorch's form ``hook(module, args, output)``.
 
         Example:
-            >>> handle = model.register_forward_hook(lambda m, args, kwargs, out: out.upper())
+            >>> handle = pipeline.register_forward_hook(lambda m, args, kwargs, out: out.upper())
+            >>> pipeline("hi")
+            'HI | BE HELPFUL AND CONCISE'
         """
         handle = add_hook(
             self._forward_hooks, hook, prepend=prepend,
@@ -377,7 +380,9 @@ class ForwardHooksMixin(ModuleBase):
                 an ``(args, kwargs)`` pair.
 
         Example:
-            >>> result = await module.acall("You did the work?")
+            >>> import asyncio
+            >>> asyncio.run(pipeline.acall("You did the work?"))  # or: await pipeline.acall(...)
+            'You did the work? | Be helpful and concise'
         """
         if getattr(type(self), "aforward", None) is _aforward_unimplemented:
             return await asyncio.to_thread(self.__call__, *args, **kwargs)

@@ -30,8 +30,10 @@ class IdentityMixin(ModuleBase):
             ValueError: ``name`` is empty.
 
         Example:
-            >>> agent.set_name("my-agent")
-            >>> agent.get_module_name()
+            >>> pipeline.get_module_name()
+            'Pipeline'
+            >>> pipeline.set_name("my-agent")
+            >>> pipeline.get_module_name()
             'my-agent'
         """
         if not isinstance(name, str):

@@ -108,7 +108,10 @@ class RegistrationMixin(ModuleBase):
             AttributeError: called before ``Module.__init__()``.
 
         Example:
+            >>> m = Module()
             >>> m.register_parameter("instructions", Parameter("Be brief", "system_prompt"))
+            >>> m.state_dict()
+            {'instructions': 'Be brief'}
         """
         self._check_name(name, "parameter", self.__dict__.get("_parameters"))
         self._store_parameter(name, param)
@@ -137,6 +140,7 @@ class RegistrationMixin(ModuleBase):
             AttributeError: called before ``Module.__init__()``.
 
         Example:
+            >>> m = Module()
             >>> m.register_buffer("expected_output", "JSON format")
             >>> m.expected_output
             'JSON format'
@@ -188,7 +192,8 @@ class RegistrationMixin(ModuleBase):
             AttributeError: a step of the path names no submodule.
 
         Example:
-            >>> pipeline.get_submodule("layers.0")
+            >>> pipeline.get_submodule("analyzer").instructions
+            Parameter('Be helpful and concise', spec='system_prompt')
         """
         module = self._as_module()
         if target == "":

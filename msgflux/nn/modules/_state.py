@@ -201,8 +201,10 @@ class StateMixin(ModuleBase):
             RuntimeError: a hook returned something other than ``None``.
 
         Example:
-            >>> p.load_state_dict({"analyzer.instructions": "Answer in one sentence."})
+            >>> pipeline.load_state_dict({"analyzer.instructions": "Answer in one sentence."})
             _IncompatibleKeys(missing_keys=['flux', 'analyzer.expected_output'], unexpected_keys=[])
+            >>> pipeline("hi")
+            'hi | Answer in one sentence.'
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"expected state_dict to be a mapping, got {type(state_dict).__name__}")
