@@ -14,18 +14,19 @@ How a refresh stays cheap when nothing changed (it never reads the store's table
 
 A swap is all or nothing: the new version is read and checked against the
 module's keys first, then applied with ``load_state_dict``, which changes
-every key or none.
+every key or none. With a ``cache`` file every loaded version is also written
+there atomically, with its version and snapshot hash, so that a follower
+started while the database is away can serve the last version it saw.
 
 What a swap costs (issue 12 wants a tag move seen and swapped in within 1 ms on
 SQLite): one read transaction of three statements (the tag, the version row with
 its tags, its content), the key check, and the load. The version statement is
 built once with bound parameters: building a ``select()`` per call, as the
 store's general helpers do, cost about 250 µs a statement, and a swap made four
-of them (1.5 ms of a 2.4 ms move-to-swap; ``benchmarks/serving.py``). The key check reads the module's keys without copying its values, and
-``load_state_dict`` takes its fast path for a module without load hooks or
-overrides (``msgflux/nn/modules/_state.py``). With a ``cache`` file every loaded version is also written
-there atomically, with its version and snapshot hash, so that a follower
-started while the database is away can serve the last version it saw.
+of them (1.5 ms of a 2.4 ms move-to-swap; ``benchmarks/serving.py``). The key
+check reads the module's keys without copying its values, and ``load_state_dict``
+takes its fast path for a module without load hooks or overrides
+(``msgflux/nn/modules/_state.py``).
 """
 
 from __future__ import annotations
@@ -549,16 +550,16 @@ class Follower:
             return None
         version_rows: Sequence[Row[Any]] = ()
         if self._kind != "pinned" or self._number is not None:  # a number, of a version
-            version_rows = connection.execute(_VERSION_ROWS, {"name_id": name_id,
-                                                      "number": number}).all()
+            version_rows = connection.execute(
+                _VERSION_ROWS, {"name_id": name_id, "number": number}).all()
         if not version_rows:  # a pinned reference's first read, or gone: the resolver says why
             resolved = store._resolve(connection, self.name, name_id, head, number)
             if self._kind == "pinned":
                 self._number = int(resolved.number)
             if resolved.number == current:
                 return None
-            version_rows = connection.execute(_VERSION_ROWS, {"name_id": name_id,
-                                                      "number": resolved.number}).all()
+            version_rows = connection.execute(
+                _VERSION_ROWS, {"name_id": name_id, "number": resolved.number}).all()
         row = version_rows[0]
         tags = tuple(each.tag for each in version_rows if each.tag is not None)
         # The statement and the decoder StateStore.load uses, in this read transaction.
