@@ -9,7 +9,9 @@ and ``state_dict, prefix``) are accepted for overrides too.
 
 ``load_state_dict`` is all or nothing: whatever fails (a bad value, a strict
 mismatch, a hook or an override raising) restores every parameter and buffer
-of the tree to what it was before the call.
+of the tree to what it was before the call. A tree that uses none of the load
+extension points takes a fast path with the same results and errors (see
+"the fast path" below; ``tests/core/test_load_fast_path.py`` compares the two).
 """
 
 from __future__ import annotations
