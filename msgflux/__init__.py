@@ -3,6 +3,11 @@
 ``msgflux.nn`` holds ``Module``, ``Parameter`` and the containers;
 ``save`` / ``load`` write and read state dicts as TOML or JSON;
 ``StateStore`` (imported on first use) keeps versioned state dicts in SQL.
+
+The ``>>>`` examples in the docstrings of ``msgflux`` use ``mf`` (this package),
+``nn``, ``Module``, ``Parameter``, the README Quickstart's ``Analyzer`` and
+``Pipeline`` classes, and ``pipeline = Pipeline()``; file examples write to the
+current folder. ``tests/core/test_docstring_examples.py`` runs every one of them.
 """
 
 from typing import TYPE_CHECKING, Any

@@ -68,7 +68,7 @@ def save(obj: Mapping[str, Any] | Module, path: str | os.PathLike[str]) -> None:
             message names the key and the type).
 
     Example:
-        >>> mf.save(p.state_dict(), "state.toml")
+        >>> mf.save(pipeline.state_dict(), "state.toml")  # or mf.save(pipeline, ...)
     """
     from msgflux.nn.modules.module import Module
 
@@ -124,6 +124,7 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
             that is not allowed in a state dict (e.g. a TOML date).
 
     Example:
+        >>> mf.save(pipeline, "state.toml")
         >>> sd = mf.load("state.toml")
         >>> sd["analyzer.instructions"]
         'Be helpful and concise'

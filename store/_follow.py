@@ -17,6 +17,16 @@ module's keys first, then applied with ``load_state_dict``, which changes
 every key or none. With a ``cache`` file every loaded version is also written
 there atomically, with its version and snapshot hash, so that a follower
 started while the database is away can serve the last version it saw.
+
+What a swap costs (issue 12 wants a tag move seen and swapped in within 1 ms on
+SQLite): one read transaction of three statements (the tag, the version row with
+its tags, its content), the key check, and the load. The version statement is
+built once with bound parameters: building a ``select()`` per call, as the
+store's general helpers do, cost about 250 µs a statement, and a swap made four
+of them (1.5 ms of a 2.4 ms move-to-swap; ``benchmarks/serving.py``). The key
+check reads the module's keys without copying its values, and ``load_state_dict``
+takes its fast path for a module without load hooks or overrides
+(``msgflux/nn/modules/_state.py``).
 """
 
 from __future__ import annotations
@@ -26,17 +36,20 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row, and_, bindparam, select
 from sqlalchemy.engine import URL
 
 from msgflux.errors import MsgfluxError, StateDictError
-from msgflux.store import _split
+from msgflux.nn.modules._state import state_keys
+from msgflux.store import _split, _sql
+from msgflux.store import schema as t
 from msgflux.store._as_json import version_json
+from msgflux.store._decode import decode_rows
 from msgflux.store._guard import CHANNEL
 from msgflux.store._time import parse_iso
 from msgflux.store.errors import (
@@ -65,6 +78,17 @@ _TARGET = """
     LEFT JOIN tag_splits s ON s.name_id = t.name_id AND s.tag = t.tag
     WHERE n.name = ?"""
 _TARGET_SQL = {"sqlite": _TARGET, "postgresql": _TARGET.replace("?", "%s")}
+# The version row a number names (the columns StateStore._version reads), once per tag
+# on it (one row with tag NULL when it has none); built once, run with bound parameters
+# (see the module docstring).
+_VERSION_ROWS = (select(t.versions, t.snapshots.c.hash.label("snapshot"),
+                        t.tags.c.tag.label("tag"))
+                 .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
+                 .outerjoin(t.tags, and_(t.tags.c.name_id == t.versions.c.name_id,
+                                         t.tags.c.version == t.versions.c.number))
+                 .where(t.versions.c.name_id == bindparam("name_id"),
+                        t.versions.c.number == bindparam("number"))
+                 .order_by(t.tags.c.tag))
 
 #: Errors that mean "the database is away": keep serving, retry later.
 _AWAY = (DatabaseError, LockTimeout)
@@ -518,17 +542,33 @@ class Follower:
             number = self._number if self._number is not None else ref
         if number == current:
             return None
-        row = store._resolve(connection, self.name, name_id, head, number)
-        if self._kind == "pinned":
-            self._number = int(row.number)
-        if row.number == current:
-            return None
-        return store._load_in(connection, self.name, int(row.number))
+        version_rows: Sequence[Row[Any]] = ()
+        if self._kind != "pinned" or self._number is not None:  # a number, of a version
+            version_rows = connection.execute(
+                _VERSION_ROWS, {"name_id": name_id, "number": number}).all()
+        if not version_rows:  # a pinned reference's first read, or gone: the resolver says why
+            resolved = store._resolve(connection, self.name, name_id, head, number)
+            if self._kind == "pinned":
+                self._number = int(resolved.number)
+            if resolved.number == current:
+                return None
+            version_rows = connection.execute(
+                _VERSION_ROWS, {"name_id": name_id, "number": resolved.number}).all()
+        row = version_rows[0]
+        tags = tuple(each.tag for each in version_rows if each.tag is not None)
+        # The statement and the decoder StateStore.load uses, in this read transaction.
+        state = decode_rows(_sql.fetch_all(connection, "content_of_number",
+                                           (row.number, self.name)),
+                            lambda: f"version {row.number!r} of {self.name!r}")
+        return store._version(connection, self.name, row, tags), state
 
     def _check_fits(self, version: Version, state: Mapping[str, Any]) -> None:
-        wanted = list(self.module.state_dict())
+        wanted = state_keys(self.module)
         missing = [key for key in wanted if key not in state]
-        unexpected = [key for key in state if key not in set(wanted)]
+        unexpected = []
+        if len(wanted) - len(missing) != len(state):  # keys are distinct: all matched
+            known = set(wanted)
+            unexpected = [key for key in state if key not in known]
         if missing or unexpected:
             raise StateDictError(
                 f"version {version.number} of {version.name!r} does not fit the module: "

@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from core_testkit import assert_same
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -61,13 +62,4 @@ _values: Any = st.recursive(
 def test_every_file_save_writes_round_trips_exactly(state: dict[str, Any]) -> None:
     text = dumps(state, "toml")
     loaded = tomllib.loads(text)
-    assert loaded == state
-    assert _types(loaded) == _types(state)
-
-
-def _types(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _types(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_types(item) for item in value]
-    return type(value).__name__
+    assert_same(loaded, state)

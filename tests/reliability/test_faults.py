@@ -223,16 +223,17 @@ def test_lock_held_past_the_timeout_raises_lock_timeout(store_url, request):
         else:
             holder.begin()
             holder.exec_driver_sql("SELECT * FROM names WHERE name = 'pipeline' FOR UPDATE")
-        # Opening (schema already at head) and reading do not wait for the writer's lock.
-        started = time.monotonic()
+        # Opening (schema already at head) and reading do not wait for the writer's lock:
+        # the lock is held throughout, so a reader that waited would raise LockTimeout.
         with StateStore(store_url, lock_timeout=0.5) as reader:
             assert reader.load("pipeline", 1)["temperature"] == 0.2
-        assert time.monotonic() - started < 0.5
         started = time.monotonic()
         with pytest.raises(LockTimeout, match="saving 'pipeline'.*locked by another writer"):
             store.save("pipeline", {"prompt": "waits", "temperature": 9.0})
         waited = time.monotonic() - started
-        assert 0.4 <= waited < 3.0, waited
+        # It waited for the lock (a lower bound holds however loaded the machine is), and
+        # gave up: the upper bound is an order of magnitude above the 0.5 s timeout.
+        assert 0.4 <= waited < 5.0, waited
         holder.rollback()
         store.save("pipeline", {"prompt": "after", "temperature": 9.0})  # works once released
     after = dump(engine)

@@ -90,6 +90,27 @@ def test_follow_loads_the_tag_at_once_and_swaps_when_it_moves(store: StateStore)
         other.close()
 
 
+def test_a_swapped_in_version_is_exactly_what_the_store_reads(store: StateStore) -> None:
+    # The follower reads a version with statements of its own (for speed); its Version and
+    # the values it loads must be the store's, type for type (1, 1.0 and True differ).
+    values = {"n": 1, "x": 1.0, "flag": True, "none": None, "deep": {"a": [1, 2.5, "s"]}}
+    store.save("typed", {key: "" if key != "n" else 0 for key in values})
+    store.save("typed", values, message="second", author="ana",
+               metadata={"score": 0.9, "notes": ["a", 1]})
+    store.tag("typed", 1, "production")
+    module = nn.Module()
+    for key in values:
+        module.register_buffer(key, None)
+    with store.follow(module, "typed", "production") as follower:
+        for tag in ("production", "canary", "a-first"):
+            store.tag("typed", 2, tag)
+        refresh_until_swapped(follower)
+        assert follower.version == store.get("typed", 2)
+        assert follower.version.tags == ("a-first", "canary", "production")
+        loaded = module.state_dict()
+        assert json.dumps(loaded) == json.dumps(store.load("typed", 2)) == json.dumps(values)
+
+
 def test_refresh_when_nothing_changed_reads_no_table(store: StateStore) -> None:
     history(store)
     store.tag("p", 1, "production")

@@ -25,8 +25,12 @@ class RemovableHandle:
     is harmless. Also a context manager that removes the hook on exit.
 
     Example:
-        >>> handle = module.register_forward_hook(lambda m, args, kwargs, out: None)
+        >>> handle = pipeline.register_forward_hook(lambda m, args, kwargs, out: "hooked")
+        >>> pipeline("hi")
+        'hooked'
         >>> handle.remove()
+        >>> pipeline("hi")
+        'hi | Be helpful and concise'
     """
 
     id: int
@@ -86,7 +90,9 @@ class Hook:
         ...         super().__init__(on="post")
         ...     def __call__(self, module, args, kwargs, output=None):
         ...         return output.upper()
-        >>> handle = Shout().register(module)
+        >>> handle = Shout().register(pipeline)
+        >>> pipeline("hi")
+        'HI | BE HELPFUL AND CONCISE'
     """
 
     _VALID_ON = frozenset({"pre", "post"})

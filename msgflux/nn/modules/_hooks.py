@@ -22,6 +22,7 @@ from collections.abc import Callable, MutableMapping
 from typing import Any, NamedTuple
 
 from msgflux.nn.hooks.hook import RemovableHandle
+from msgflux.nn.modules._base import ModuleBase
 
 __all__ = [
     "RemovableHandle",
@@ -215,26 +216,8 @@ async def _aforward_unimplemented(self: Any, *args: Any, **kwargs: Any) -> Any:
     )
 
 
-class ForwardHooksMixin:
+class ForwardHooksMixin(ModuleBase):
     """``__call__`` / ``acall``: pre-hooks, ``forward`` / ``aforward``, then forward hooks."""
-
-    _forward_pre_hooks: OrderedDict[int, Callable[..., Any]]
-    _forward_pre_hooks_with_kwargs: OrderedDict[int, bool]
-    _forward_hooks: OrderedDict[int, Callable[..., Any]]
-    _forward_hooks_with_kwargs: OrderedDict[int, bool]
-    _forward_hooks_always_called: OrderedDict[int, bool]
-
-    _FORWARD_HOOK_TABLES = (
-        "_forward_pre_hooks",
-        "_forward_pre_hooks_with_kwargs",
-        "_forward_hooks",
-        "_forward_hooks_with_kwargs",
-        "_forward_hooks_always_called",
-    )
-
-    def _init_forward_hooks(self) -> None:
-        for name in self._FORWARD_HOOK_TABLES:
-            object.__setattr__(self, name, OrderedDict())
 
     # Declared as Callable attributes, as PyTorch does, so that subclasses may
     # define them with any signature without breaking type checkers.
@@ -262,9 +245,10 @@ class ForwardHooksMixin:
 
         Example:
             >>> def pre_hook(module, args, kwargs):
-            ...     kwargs["user_name"] = "Clark"
-            ...     return args, kwargs
-            >>> handle = model.register_forward_pre_hook(pre_hook)
+            ...     return (args[0].upper(),), kwargs
+            >>> handle = pipeline.register_forward_pre_hook(pre_hook)
+            >>> pipeline("hi")
+            'HI | Be helpful and concise'
         """
         handle = add_hook(
             self._forward_pre_hooks, hook, prepend=prepend,
@@ -292,7 +276,9 @@ class ForwardHooksMixin:
         ``with_kwargs=False`` selects PyTorch's form ``hook(module, args, output)``.
 
         Example:
-            >>> handle = model.register_forward_hook(lambda m, args, kwargs, out: out.upper())
+            >>> handle = pipeline.register_forward_hook(lambda m, args, kwargs, out: out.upper())
+            >>> pipeline("hi")
+            'HI | BE HELPFUL AND CONCISE'
         """
         handle = add_hook(
             self._forward_hooks, hook, prepend=prepend,
@@ -394,7 +380,9 @@ class ForwardHooksMixin:
                 an ``(args, kwargs)`` pair.
 
         Example:
-            >>> result = await module.acall("You did the work?")
+            >>> import asyncio
+            >>> asyncio.run(pipeline.acall("You did the work?"))  # or: await pipeline.acall(...)
+            'You did the work? | Be helpful and concise'
         """
         if getattr(type(self), "aforward", None) is _aforward_unimplemented:
             return await asyncio.to_thread(self.__call__, *args, **kwargs)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
+from msgflux.nn.modules._base import ModuleBase
+
 __all__ = ["IdentityMixin"]
 
 
-class IdentityMixin:
+class IdentityMixin(ModuleBase):
     """``set_name`` / ``set_description`` / ``set_annotations`` and their getters."""
-
-    _buffers: dict[str, Any]
 
     if TYPE_CHECKING:  # provided by RegistrationMixin
 
@@ -30,8 +30,10 @@ class IdentityMixin:
             ValueError: ``name`` is empty.
 
         Example:
-            >>> agent.set_name("my-agent")
-            >>> agent.get_module_name()
+            >>> pipeline.get_module_name()
+            'Pipeline'
+            >>> pipeline.set_name("my-agent")
+            >>> pipeline.get_module_name()
             'my-agent'
         """
         if not isinstance(name, str):

@@ -17,10 +17,11 @@ on every registration and may replace what is registered.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from msgflux._values import check_value
 from msgflux.errors import ModuleRegistrationError
+from msgflux.nn.modules._base import ModuleBase
 from msgflux.nn.modules._hooks import (
     _global_buffer_registration_hooks,
     _global_module_registration_hooks,
@@ -51,22 +52,13 @@ def check_key_syntax(name: object, kind: str) -> str:
     return name
 
 
-class RegistrationMixin:
+#: What assigning as an attribute registers (a tuple: ``Parameter | Module`` would build
+#: a union object on every assignment, and ``Module`` itself would need an import here).
+_REGISTERED = (Parameter, ModuleBase)
+
+
+class RegistrationMixin(ModuleBase):
     """Registering parameters, buffers and submodules, and reaching them by name."""
-
-    #: Attributes ``Module`` keeps in its ``__dict__``; defined by ``Module``.
-    _internal_attributes: ClassVar[frozenset[str]]
-
-    _parameters: dict[str, Parameter | None]
-    _buffers: dict[str, Any]
-    _non_persistent_buffers: set[str]
-    _modules: dict[str, Module | None]
-
-    def _init_registration(self) -> None:
-        object.__setattr__(self, "_parameters", {})
-        object.__setattr__(self, "_buffers", {})
-        object.__setattr__(self, "_non_persistent_buffers", set())
-        object.__setattr__(self, "_modules", {})
 
     # -- names ----------------------------------------------------------------
 
@@ -116,7 +108,10 @@ class RegistrationMixin:
             AttributeError: called before ``Module.__init__()``.
 
         Example:
+            >>> m = Module()
             >>> m.register_parameter("instructions", Parameter("Be brief", "system_prompt"))
+            >>> m.state_dict()
+            {'instructions': 'Be brief'}
         """
         self._check_name(name, "parameter", self.__dict__.get("_parameters"))
         self._store_parameter(name, param)
@@ -145,6 +140,7 @@ class RegistrationMixin:
             AttributeError: called before ``Module.__init__()``.
 
         Example:
+            >>> m = Module()
             >>> m.register_buffer("expected_output", "JSON format")
             >>> m.expected_output
             'JSON format'
@@ -196,21 +192,23 @@ class RegistrationMixin:
             AttributeError: a step of the path names no submodule.
 
         Example:
-            >>> pipeline.get_submodule("layers.0")
+            >>> pipeline.get_submodule("analyzer").instructions
+            Parameter('Be helpful and concise', spec='system_prompt')
         """
-        module: Module = self  # type: ignore[assignment]
+        module = self._as_module()
         if target == "":
             return module
         walked: list[str] = []
         for step in target.split("."):
             children = module._modules
-            if children.get(step) is None:
+            child = children.get(step)
+            if child is None:
                 where = ".".join(walked) or "the root module"
                 raise AttributeError(
                     f"{type(module).__name__} ({where}) has no submodule {step!r} "
                     f"(looking up {target!r}); its submodules are {list(children)}"
                 )
-            module = children[step]  # type: ignore[assignment]
+            module = child
             walked.append(step)
         return module
 
@@ -284,10 +282,8 @@ class RegistrationMixin:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        from msgflux.nn.modules.module import Module
-
         state = self.__dict__
-        if isinstance(value, Parameter | Module):
+        if isinstance(value, _REGISTERED):
             kind = "parameter" if isinstance(value, Parameter) else "module"
             if "_parameters" not in state:
                 raise AttributeError(f"cannot assign a {kind} before Module.__init__() call")
@@ -305,7 +301,7 @@ class RegistrationMixin:
             if isinstance(value, Parameter):
                 self._store_parameter(name, value)
             else:
-                self._set_child(name, value)
+                self._set_child(name, value._as_module())
         elif "_parameters" in state and name in self._parameters:
             if value is not None:
                 raise TypeError(
@@ -355,7 +351,6 @@ def _check_parameter(name: str, param: Any) -> None:
 
 
 def _check_module(module: Any) -> None:
-    from msgflux.nn.modules.module import Module
-
-    if module is not None and not isinstance(module, Module):
+    # Every ModuleBase is a Module (the mixins are only assembled there); no import needed.
+    if module is not None and not isinstance(module, ModuleBase):
         raise TypeError(f"{type(module).__name__} is not a msgflux.nn.Module subclass")

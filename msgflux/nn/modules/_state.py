@@ -9,7 +9,9 @@ and ``state_dict, prefix``) are accepted for overrides too.
 
 ``load_state_dict`` is all or nothing: whatever fails (a bad value, a strict
 mismatch, a hook or an override raising) restores every parameter and buffer
-of the tree to what it was before the call.
+of the tree to what it was before the call. A tree that uses none of the load
+extension points takes a fast path with the same results and errors (see
+"the fast path" below; ``tests/core/test_load_fast_path.py`` compares the two).
 """
 
 from __future__ import annotations
@@ -17,24 +19,22 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from msgflux._values import check_value
 from msgflux.errors import StateDictError
+from msgflux.nn.modules._base import (
+    LoadPostHook,
+    LoadPreHook,
+    ModuleBase,
+    StateDictPostHook,
+    StateDictPreHook,
+)
 from msgflux.nn.modules._hooks import RemovableHandle, add_hook
 from msgflux.nn.parameter import Parameter
 
-if TYPE_CHECKING:
-    from msgflux.nn.modules.module import Module
-
 __all__ = ["StateMixin"]
-
-StateDictPreHook = Callable[[Any, str, bool], None]
-StateDictPostHook = Callable[[Any, MutableMapping[str, Any], str, dict[str, Any]], None]
-LoadPreHook = Callable[..., None]
-LoadPostHook = Callable[[Any, "_IncompatibleKeys"], None]
 
 
 class _IncompatibleKeys(NamedTuple):
@@ -94,31 +94,13 @@ def _takes_full_signature(function: Callable[..., Any], needed: int) -> bool:
     return positional >= needed
 
 
-class StateMixin:
+class StateMixin(ModuleBase):
     """``state_dict`` / ``load_state_dict``, their four hooks and two extension points."""
 
     #: Version of this module's state layout, given to the hooks and extension
     #: points as ``local_metadata["version"]`` when saving; bump it and compare
     #: in ``_load_from_state_dict`` to migrate old state dicts.
     _version: ClassVar[int] = 1
-
-    _parameters: dict[str, Parameter | None]
-    _buffers: dict[str, Any]
-    _non_persistent_buffers: set[str]
-    _modules: dict[str, Module | None]
-    _state_dict_pre_hooks: OrderedDict[int, StateDictPreHook]
-    _state_dict_hooks: OrderedDict[int, StateDictPostHook]
-    _load_state_dict_pre_hooks: OrderedDict[int, LoadPreHook]
-    _load_state_dict_post_hooks: OrderedDict[int, LoadPostHook]
-
-    def _init_state_hooks(self) -> None:
-        for name in (
-            "_state_dict_pre_hooks",
-            "_state_dict_hooks",
-            "_load_state_dict_pre_hooks",
-            "_load_state_dict_post_hooks",
-        ):
-            object.__setattr__(self, name, OrderedDict())
 
     # -- saving -----------------------------------------------------------------
 
@@ -221,13 +203,20 @@ class StateMixin:
             RuntimeError: a hook returned something other than ``None``.
 
         Example:
-            >>> p.load_state_dict({"analyzer.instructions": "Answer in one sentence."})
+            >>> pipeline.load_state_dict({"analyzer.instructions": "Answer in one sentence."})
             _IncompatibleKeys(missing_keys=['flux', 'analyzer.expected_output'], unexpected_keys=[])
+            >>> pipeline("hi")
+            'hi | Answer in one sentence.'
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"expected state_dict to be a mapping, got {type(state_dict).__name__}")
         metadata = getattr(state_dict, "_metadata", None)
         incoming = dict(state_dict)
+        slots = _plain_load_slots(self)
+        if slots is not None:
+            loaded = _load_plain(type(self).__name__, slots, incoming, strict)
+            if loaded is not None:
+                return loaded
         missing: list[str] = []
         unexpected: list[str] = []
         error_msgs: list[str] = []
@@ -505,6 +494,137 @@ class StateMixin:
         :class:`RemovableHandle`.
         """
         return add_hook(self._load_state_dict_post_hooks, hook)
+
+
+# -- the fast path ------------------------------------------------------------------
+#
+# A hot swap (``Follower.refresh()``, ``load_into``) loads a whole state into a tree
+# whose modules use none of the extension points. For such a tree the general path
+# above (a snapshot of every registry, keys split per prefix at each level, the
+# post-hook walk) does nothing that a flat list of slots cannot: match each slot's
+# key, check and copy every value, check ``strict``, and only then assign. Nothing
+# is assigned before everything passed, so there is nothing to undo but an
+# interruption half-way through the assignments, which is undone too. 50 keys: see
+# ``benchmarks/serving.py``.
+
+
+#: One slot of the fast path: its key, and a ``Parameter`` (name ``None``) or the
+#: owning module's ``_buffers`` dict and the buffer's name.
+_PlainSlot = tuple[str, Any, "str | None"]
+
+#: Values that pass ``check_value`` and that ``_copy_value`` returns as they are.
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
+def _plain_load_slots(root: Any) -> list[_PlainSlot] | None:
+    """The tree's slots in load order, or ``None`` if the general path must run.
+
+    The general path is needed when any module of the tree overrides
+    ``_load_from_state_dict``, has a load pre- or post-hook, or holds a
+    ``Parameter`` subclass (whose ``data`` setter may do more than store).
+    """
+    slots: list[_PlainSlot] = []
+    stack: list[tuple[str, Any]] = [("", root)]
+    default = StateMixin._load_from_state_dict
+    while stack:
+        prefix, module = stack.pop()
+        if (type(module)._load_from_state_dict is not default
+                or module._load_state_dict_pre_hooks or module._load_state_dict_post_hooks):
+            return None
+        for name, param in module._parameters.items():
+            if param is not None:
+                if type(param) is not Parameter:
+                    return None
+                slots.append((prefix + name, param, None))
+        buffers = module._buffers
+        if buffers:
+            skip = module._non_persistent_buffers
+            slots.extend((prefix + name, buffers, name) for name in buffers if name not in skip)
+        if module._modules:
+            children = [(f"{prefix}{name}.", child) for name, child in module._modules.items()
+                        if child is not None]
+            stack.extend(reversed(children))  # pre-order, children in registration order
+    return slots
+
+
+def _load_plain(
+    owner: str, slots: list[_PlainSlot], incoming: dict[str, Any], strict: bool
+) -> _IncompatibleKeys | None:
+    """``load_state_dict`` for a tree without extension points (see above).
+
+    Returns ``None``, having changed nothing, when the general path must decide
+    (a key that is not a ``str``, which it refuses its own way).
+    """
+    found: list[tuple[_PlainSlot, Any]] = []
+    missing: list[str] = []
+    for slot in slots:
+        key = slot[0]
+        if key in incoming:
+            found.append((slot, incoming[key]))
+        else:
+            missing.append(key)
+    unexpected: list[str] = []
+    if len(found) != len(incoming):  # slot keys are distinct: equal counts mean all matched
+        wanted = {slot[0] for slot in slots}
+        unexpected = [key for key in incoming if key not in wanted]
+        if any(not isinstance(key, str) for key in unexpected):
+            return None
+    # Checked and copied in the general path's order, so the first bad value is the same.
+    values = [value if type(value) in _AS_IS else _incoming_value(slot[0], value)
+              for slot, value in found]
+    if strict and (missing or unexpected):
+        raise StateDictError(
+            _load_error_message(owner, strict, missing, unexpected, []),
+            list(missing),
+            list(unexpected),
+        )
+    undo: list[tuple[_PlainSlot, Any]] = []
+    try:
+        for (slot, _), value in zip(found, values, strict=True):
+            _, target, name = slot
+            if name is None:
+                undo.append((slot, target._data))
+                target._data = value  # checked above, as the data setter would
+            else:
+                undo.append((slot, target[name]))
+                target[name] = value
+    except BaseException:
+        for (_, target, name), old in reversed(undo):
+            if name is None:
+                target._data = old
+            else:
+                target[name] = old
+        raise
+    return _IncompatibleKeys(missing, unexpected)
+
+
+def state_keys(module: Any) -> list[str]:
+    """The keys ``module.state_dict()`` returns, in order, without copying any value.
+
+    Walks the tree's registries when no module overrides ``state_dict`` or
+    ``_save_to_state_dict`` or has a state-dict hook; otherwise calls
+    ``state_dict()`` (a hook may rename keys).
+
+    Raises:
+        whatever ``state_dict()`` raises, in the second case.
+    """
+    keys: list[str] = []
+    stack: list[tuple[str, Any]] = [("", module)]
+    while stack:
+        prefix, each = stack.pop()
+        kind = type(each)
+        if (kind.state_dict is not StateMixin.state_dict
+                or kind._save_to_state_dict is not StateMixin._save_to_state_dict
+                or each._state_dict_pre_hooks or each._state_dict_hooks):
+            return list(module.state_dict())
+        keys.extend(prefix + name for name, param in each._parameters.items()
+                    if param is not None)
+        skip = each._non_persistent_buffers
+        keys.extend(prefix + name for name in each._buffers if name not in skip)
+        children = [(f"{prefix}{name}.", child) for name, child in each._modules.items()
+                    if child is not None]
+        stack.extend(reversed(children))
+    return keys
 
 
 class _ModuleSnapshot(NamedTuple):

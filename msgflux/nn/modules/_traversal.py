@@ -11,8 +11,9 @@ submodule slots (``None``) are skipped.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
+from msgflux.nn.modules._base import ModuleBase
 from msgflux.nn.parameter import Parameter
 
 if TYPE_CHECKING:
@@ -21,13 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["TraversalMixin"]
 
 
-class TraversalMixin:
+class TraversalMixin(ModuleBase):
     """``children``, ``modules``, ``parameters``, ``buffers`` (and ``named_*``), ``train``."""
-
-    training: bool
-    _parameters: dict[str, Parameter | None]
-    _buffers: dict[str, Any]
-    _modules: dict[str, Module | None]
 
     # -- modules ----------------------------------------------------------------
 
@@ -66,7 +62,7 @@ class TraversalMixin:
             if id(self) in memo:
                 return
             memo.add(id(self))
-        yield prefix, self  # type: ignore[misc]
+        yield prefix, self._as_module()
         for name, module in self._modules.items():
             if module is None:
                 continue
@@ -140,7 +136,7 @@ class TraversalMixin:
 
     # -- mode ---------------------------------------------------------------------
 
-    def train(self, mode: bool = True) -> Module:
+    def train(self, mode: bool = True) -> Self:
         """Set ``training`` to ``mode`` on this module and every descendant; return ``self``.
 
         Raises:
@@ -151,11 +147,11 @@ class TraversalMixin:
         object.__setattr__(self, "training", mode)
         for module in self.children():
             module.train(mode)
-        return self  # type: ignore[return-value]
+        return self
 
     # -- optimisation ---------------------------------------------------------------
 
-    def requires_grad_(self, requires_grad: bool = True) -> Module:
+    def requires_grad_(self, requires_grad: bool = True) -> Self:
         """Set ``requires_grad`` on every parameter of the tree; return ``self``.
 
         Use ``requires_grad_(False)`` to freeze a branch so that an optimiser
@@ -163,7 +159,7 @@ class TraversalMixin:
         """
         for param in self.parameters():
             param.requires_grad_(requires_grad)
-        return self  # type: ignore[return-value]
+        return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the ``grad`` (textual feedback) of every parameter of the tree.
@@ -174,6 +170,6 @@ class TraversalMixin:
         for param in self.parameters():
             param.grad = None
 
-    def eval(self) -> Module:
+    def eval(self) -> Self:
         """Same as ``train(False)``; return ``self``."""
         return self.train(False)

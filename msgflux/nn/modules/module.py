@@ -1,6 +1,7 @@
 """``Module``: the base class of every msgflux component, with PyTorch's semantics.
 
-``Module`` is assembled from five concerns, each in its own file:
+``Module`` is assembled from five concerns, each in its own file, all stacked on
+``ModuleBase`` (``_base.py``), which declares the instance fields they share:
 
 - registration (``_registration.py``): what becomes state, names, attribute access;
 - traversal (``_traversal.py``): children, modules, parameters, buffers, train/eval;
@@ -13,8 +14,7 @@ This file puts them together and adds the nested ``repr``.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import Any, ClassVar
+from typing import Any
 
 from msgflux.errors import ModuleRegistrationError
 from msgflux.nn.modules._hooks import (
@@ -64,42 +64,14 @@ class Module(RegistrationMixin, TraversalMixin, StateMixin, ForwardHooksMixin, I
         {'instructions': 'Be helpful and concise', 'expected_output': 'JSON format'}
     """
 
-    #: Everything ``Module`` keeps in the instance ``__dict__``; no parameter,
-    #: buffer or submodule may take one of these names.
-    _internal_attributes: ClassVar[frozenset[str]] = frozenset(
-        {
-            "training",
-            "_parameters",
-            "_buffers",
-            "_non_persistent_buffers",
-            "_modules",
-            *ForwardHooksMixin._FORWARD_HOOK_TABLES,
-            "_state_dict_pre_hooks",
-            "_state_dict_hooks",
-            "_load_state_dict_pre_hooks",
-            "_load_state_dict_post_hooks",
-        }
-    )
-
-    training: bool
-
     def __init__(self) -> None:
         """Create the empty registries; subclasses must call ``super().__init__()`` first."""
-        object.__setattr__(self, "training", True)
-        self._init_registration()
-        self._init_state_hooks()
-        self._init_forward_hooks()
+        self._init_fields()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore from ``__getstate__()`` (pickling, copying); missing hook tables are created."""
         self.__dict__.update(state)
-        for name in self._internal_attributes - set(self.__dict__):
-            if name == "training":
-                object.__setattr__(self, name, True)
-            elif name == "_non_persistent_buffers":
-                object.__setattr__(self, name, set())
-            else:
-                object.__setattr__(self, name, OrderedDict())
+        self._init_fields(missing_only=True)
 
     # -- repr -------------------------------------------------------------------
 
