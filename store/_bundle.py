@@ -633,7 +633,7 @@ class _Importer:
                                else read_cells(self.connection, name_id, int(last_here)))
         state.cells = self.store._write_content(
             self.connection, name_id, number, parent, prepared, state.cells,
-            created_at=created_at, message=message, author=author, metadata=metadata)
+            created_at=created_at, message=message or "", author=author, metadata=metadata)
         state.appended.append(number)
 
     # -- tags -----------------------------------------------------------------------------

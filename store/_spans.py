@@ -111,14 +111,14 @@ def write_spans(connection: Connection, name_id: int, number: int, head: Head,
         ids.update(blob_ids_for({digest for digest in hashes if digest not in known}))
         cells = {}
         for key, digest, position in zip(keys, hashes, _positions(keys, previous), strict=True):
-            old = previous.get(key)
-            if old is not None and old.hash == digest and old.position == position:
-                cells[key] = old
+            found = previous.get(key)
+            if found is not None and found.hash == digest and found.position == position:
+                cells[key] = found
                 continue
-            if old is not None:
-                closed.append((number, name_id, old.key_id, old.since))
-                key_id = old.key_id
-                origin = old.origin if old.hash == digest else number
+            if found is not None:
+                closed.append((number, name_id, found.key_id, found.since))
+                key_id = found.key_id
+                origin = found.origin if found.hash == digest else number
             else:
                 key_id = _key_id(connection, name_id, key)
                 origin = number
