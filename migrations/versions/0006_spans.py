@@ -3,8 +3,11 @@
 Replaces ``entries`` (one row per key of every snapshot) with ``keys`` (each
 key's text once per name) and ``spans`` ("key K had value B at position P from
 version SINCE until version UNTIL"), as described in ``store/schema.py``.
-``state_values`` and ``state_changes`` keep their columns and rows and are
-computed from spans; ``state_blame`` is new.
+``state_values`` keeps its columns and rows and is computed from spans.
+``state_changes`` is computed from spans too and gains ``against_version``: the
+parent, or, when the parent was pruned, the nearest surviving ancestor, which
+the rows then compare with (as ``StateStore.diff`` does; before this revision
+such a version showed every key as added). ``state_blame`` is new.
 
 The issue that asked for this change called it revision 0003; 0004 and 0005
 had landed first, so it follows them (a store at 0005 must get it too).
@@ -53,15 +56,17 @@ VIEWS = {
         {_AT}
         JOIN blobs b ON b.id = s.blob_id
     """,
-    # Against the parent version. A parent is always the version saved just
-    # before (the head at the time), so a version's own changes are exactly the
-    # spans that open or close at its number. A version whose parent was pruned
-    # shows all its keys as added (as before this revision).
+    # Against the parent version, named in against_version. A parent is always
+    # the version saved just before (the head at the time), so a version's own
+    # changes are exactly the spans that open or close at its number. If the
+    # parent was pruned, against the nearest surviving ancestor instead (as
+    # StateStore.diff does), both sides read from spans; a version with no
+    # earlier surviving version shows every key as added (against_version NULL).
     "state_changes": f"""
         SELECT n.name AS name, v.number AS version, k.key AS key,
                CASE WHEN o.key_id IS NULL THEN 'added'
                     WHEN s.key_id IS NULL THEN 'removed' ELSE 'changed' END AS change,
-               ob.text AS old_value, nb.text AS new_value
+               ob.text AS old_value, nb.text AS new_value, v.parent AS against_version
         FROM versions v
         JOIN names n ON n.id = v.name_id
         JOIN versions pv ON pv.name_id = v.name_id AND pv.number = v.parent
@@ -76,14 +81,41 @@ VIEWS = {
         WHERE (s.key_id IS NOT NULL OR o.key_id IS NOT NULL)
           AND (s.key_id IS NULL OR o.key_id IS NULL OR s.blob_id <> o.blob_id)
         UNION ALL
+        SELECT n.name AS name, v.number AS version, k.key AS key,
+               CASE WHEN o.key_id IS NULL THEN 'added'
+                    WHEN s.key_id IS NULL THEN 'removed' ELSE 'changed' END AS change,
+               ob.text AS old_value, nb.text AS new_value, a.number AS against_version
+        FROM versions v
+        JOIN names n ON n.id = v.name_id
+        JOIN versions a ON a.name_id = v.name_id
+            AND a.number = (SELECT MAX(x.number) FROM versions x
+                            WHERE x.name_id = v.name_id AND x.number < v.number)
+        JOIN keys k ON k.name_id = v.name_id
+        LEFT JOIN spans s ON s.name_id = v.name_id AND s.key_id = k.id
+            AND s.since = (SELECT MAX(y.since) FROM spans y
+                           WHERE y.name_id = v.name_id AND y.key_id = k.id
+                             AND y.since <= v.number)
+            AND (s.until IS NULL OR s.until > v.number)
+        LEFT JOIN spans o ON o.name_id = v.name_id AND o.key_id = k.id
+            AND o.since = (SELECT MAX(z.since) FROM spans z
+                           WHERE z.name_id = v.name_id AND z.key_id = k.id
+                             AND z.since <= a.number)
+            AND (o.until IS NULL OR o.until > a.number)
+        LEFT JOIN blobs nb ON nb.id = s.blob_id
+        LEFT JOIN blobs ob ON ob.id = o.blob_id
+        WHERE NOT EXISTS (SELECT 1 FROM versions pv
+                          WHERE pv.name_id = v.name_id AND pv.number = v.parent)
+          AND (s.key_id IS NOT NULL OR o.key_id IS NOT NULL)
+          AND (s.key_id IS NULL OR o.key_id IS NULL OR s.blob_id <> o.blob_id)
+        UNION ALL
         SELECT n.name AS name, v.number AS version, k.key AS key, 'added' AS change,
-               NULL AS old_value, b.text AS new_value
+               NULL AS old_value, b.text AS new_value, NULL AS against_version
         FROM versions v
         JOIN names n ON n.id = v.name_id
         {_AT}
         JOIN blobs b ON b.id = s.blob_id
-        WHERE NOT EXISTS (SELECT 1 FROM versions pv
-                          WHERE pv.name_id = v.name_id AND pv.number = v.parent)
+        WHERE NOT EXISTS (SELECT 1 FROM versions x
+                          WHERE x.name_id = v.name_id AND x.number < v.number)
     """,
     # For each key of each version, the earliest surviving version since which
     # the key has held its current value.

@@ -183,7 +183,7 @@ class StoreMachine(RuleBasedStateMachine):
 
 def _changes_between(name: str, number: int, old: dict[str, Any] | None,
                      new: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """The documented ``state_changes`` rows of a version against its parent's content."""
+    """The documented ``state_changes`` rows of a version against an earlier version's content."""
     old = old or {}
     rows = []
     for key, value in new.items():
@@ -205,8 +205,11 @@ def _model_changes_and_blame(versions_of: dict[str, dict[int, dict[str, Any]]],
     for name, versions in versions_of.items():
         history = every[name]  # every version ever saved, pruned ones included
         for number, state in versions.items():
-            parent = history.get(number - 1) if number - 1 in versions else None
-            changes += _changes_between(name, number, parent, state)
+            # against the parent, or the nearest surviving ancestor if it was pruned
+            earlier = [n for n in versions if n < number]
+            against = max(earlier) if earlier else None
+            changes += _changes_between(name, number,
+                                        versions[against] if against else None, state)
             for key, value in state.items():
                 since = number  # walk back while the key held this very value
                 while (since - 1 in history and key in history[since - 1]

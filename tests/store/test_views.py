@@ -14,7 +14,8 @@ COLUMNS = {
     "state_history": ["name", "version", "snapshot", "parent_version", "created_at", "message",
                       "author", "metadata", "key_count"],
     "state_values": ["name", "version", "key", "value", "value_type", "value_hash"],
-    "state_changes": ["name", "version", "key", "change", "old_value", "new_value"],
+    "state_changes": ["name", "version", "key", "change", "old_value", "new_value",
+                      "against_version"],
     "state_tags": ["name", "tag", "version", "weight"],
     "state_tag_history": ["name", "tag", "version", "previous_version", "moved_at", "author",
                           "weights"],
@@ -63,16 +64,38 @@ def test_state_values_hold_raw_strings_and_canonical_json(store: StateStore) -> 
 def test_state_changes_against_the_parent(store: StateStore) -> None:
     store.save("p", {"keep": 1, "change": "old", "drop": [1]})
     store.save("p", {"keep": 1, "change": "new", "add": True})
-    rows = store.query("SELECT name, version, key, change, old_value, new_value "
+    rows = store.query("SELECT name, version, key, change, old_value, new_value, "
+                       "against_version FROM state_changes ORDER BY version, key")
+    assert rows == [
+        ("p", 1, "change", "added", None, "old", None),
+        ("p", 1, "drop", "added", None, "[1]", None),
+        ("p", 1, "keep", "added", None, "1", None),
+        ("p", 2, "add", "added", None, "true", 1),
+        ("p", 2, "change", "changed", "old", "new", 1),
+        ("p", 2, "drop", "removed", "[1]", None, 1),
+    ]
+
+
+def test_state_changes_after_a_prune_compare_with_the_nearest_surviving_ancestor(
+        store: StateStore) -> None:
+    for state in ({"a": 1, "b": "x"}, {"a": 2, "b": "x"}, {"a": 3, "b": "y"},
+                  {"a": 3, "b": "y", "c": None}, {"a": 4, "c": None}):
+        store.save("p", state)
+    store.tag("p", 1, "first")
+    store.prune("p", keep_last=2)  # keeps 1 (tagged), 4 and 5
+    store.gc()
+    rows = store.query("SELECT version, key, change, old_value, new_value, against_version "
                        "FROM state_changes ORDER BY version, key")
     assert rows == [
-        ("p", 1, "change", "added", None, "old"),
-        ("p", 1, "drop", "added", None, "[1]"),
-        ("p", 1, "keep", "added", None, "1"),
-        ("p", 2, "add", "added", None, "true"),
-        ("p", 2, "change", "changed", "old", "new"),
-        ("p", 2, "drop", "removed", "[1]", None),
-    ]
+        (1, "a", "added", None, "1", None), (1, "b", "added", None, "x", None),
+        # 4's parent 3 is gone: against 1, labelled so, never "everything added"
+        (4, "a", "changed", "1", "3", 1), (4, "b", "changed", "x", "y", 1),
+        (4, "c", "added", None, "null", 1),
+        (5, "a", "changed", "3", "4", 4), (5, "b", "removed", "y", None, 4)]
+    diff = store.diff("p", 4)
+    assert diff.old == "p@1" and "pruned" in diff.note
+    assert {(key, "changed") for key in diff.changed} | {(key, "added") for key in diff.added} \
+        == {(key, change) for version, key, change, *_ in rows if version == 4}
 
 
 def test_state_tags_and_state_tag_history(store: StateStore) -> None:
