@@ -244,6 +244,34 @@ def test_lock_held_past_the_timeout_raises_lock_timeout(store_url, request):
                     "(lock_timeout=0.5); reads and opening did not wait")
 
 
+def test_an_identical_save_does_not_take_the_write_lock(store_url, request):
+    """While another writer holds the lock, saving the head's content again returns at once
+    (``created=False``), from a fresh process's store and from the one that saved it; a
+    real change still waits and times out."""
+    _seeded(store_url)
+    engine = raw_engine(store_url)
+    head = {"prompt": "Be brief.", "temperature": 0.3}
+    before = dump(engine)
+    with StateStore(store_url, lock_timeout=0.5) as store, engine.connect() as holder:
+        if store.dialect == "sqlite":
+            holder.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            holder.begin()
+            holder.exec_driver_sql("SELECT * FROM names WHERE name = 'pipeline' FOR UPDATE")
+        for attempt in range(2):  # a store that never saved it, then again
+            same = store.save("pipeline", dict(head))
+            assert same.number == 2 and not same.created and not same.changes, attempt
+        with pytest.raises(LockTimeout):
+            store.save("pipeline", {"prompt": "Be brief.", "temperature": 0.4})
+        with pytest.raises(LockTimeout):  # metadata is recorded: that needs the lock
+            store.save("pipeline", dict(head), metadata={"score": 1})
+        holder.rollback()
+    assert dump(engine) == before
+    engine.dispose()
+    record(request, "identical save while another writer holds the lock: answered from a "
+                    "read, no wait; a real change waits and times out")
+
+
 # -- dropped PostgreSQL connection -----------------------------------------------------
 
 def _terminate_mid_save(store: StateStore, admin: sa.Engine, times: int) -> list[int]:
