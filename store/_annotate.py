@@ -23,31 +23,21 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from msgflux.store import schema as t
+from msgflux.store._rows import Head, cut_list, lock_name, version, version_rows
 from msgflux.store._time import now as _now
 from msgflux.store.errors import ConflictError, InvalidInputError
-from msgflux.store.hashing import canonical_json
+from msgflux.store.hashing import canonical_json, same_value
 from msgflux.store.types import Version
 from msgflux.store.validation import metadata_text
 
 if TYPE_CHECKING:
     from msgflux.store._prepare import Prepared
-    from msgflux.store.api import StateStore, _Head
 
 __all__: list[str] = []
 
-#: How many keys an error message lists before "...and N more".
-_LISTED = 10
-
-
-def cut_list(items: list[str], limit: int = _LISTED) -> str:
-    """``items`` joined by commas, cut after ``limit`` with "...and N more"."""
-    shown = ", ".join(items[:limit])
-    return shown + (f" \u2026and {len(items) - limit} more" if len(items) > limit else "")
-
-
 # -- what a save changes ------------------------------------------------------------------
 
-def check_same_keys(name: str, head: _Head, previous: KeysView[str],
+def check_same_keys(name: str, head: Head, previous: KeysView[str],
                     prepared: Prepared) -> None:
     """Refuse (``InvalidInputError``) a save whose key set differs from the head's keys."""
     keys = set(prepared.keys)
@@ -66,14 +56,13 @@ def check_same_keys(name: str, head: _Head, previous: KeysView[str],
 
 # -- annotations --------------------------------------------------------------------------
 
-def annotate_row(store: StateStore, connection: Connection, name: str, row: Any,
+def annotate_row(connection: Connection, name: str, row: Any,
                  metadata: Mapping[str, Any], author: str | None,
                  moment: datetime | None = None) -> Version:
     """Merge ``metadata`` into the version ``row`` and record every key whose value changed."""
     current = json.loads(row.metadata)
     changed = {key: value for key, value in metadata.items()
-               if key not in current or type(current[key]) is not type(value)
-               or canonical_json(current[key]) != canonical_json(value)}
+               if key not in current or not same_value(current[key], value)}
     if changed:
         merged = metadata_text({**current, **metadata})
         when = moment or _now()
@@ -84,8 +73,8 @@ def annotate_row(store: StateStore, connection: Connection, name: str, row: Any,
             {"name_id": row.name_id, "version": row.number, "key": key,
              "value": canonical_json(value), "annotated_at": when, "author": author}
             for key, value in changed.items()])
-        row = store._version_rows(connection, row.name_id, number=row.number).one()
-    return store._version(connection, name, row)
+        row = version_rows(connection, row.name_id, number=row.number).one()
+    return version(connection, name, row)
 
 
 def check_annotation(metadata: Any) -> dict[str, Any]:
@@ -104,10 +93,10 @@ def _tables_of_a_name() -> list[Any]:
             if "name_id" in table.c and table is not t.names]
 
 
-def delete_name(store: StateStore, connection: Connection, name: str, *, force: bool,
+def delete_name(connection: Connection, name: str, *, force: bool,
                 author: str | None) -> int:
     """Delete every row of ``name`` (content is left for ``gc``); return its version count."""
-    name_id, _head = store._lock_name(connection, name, create=False)
+    name_id, _head = lock_name(connection, name, create=False)
     tags = sorted(connection.execute(
         select(t.tags.c.tag).where(t.tags.c.name_id == name_id)).scalars())
     if tags and not force:
@@ -124,10 +113,10 @@ def delete_name(store: StateStore, connection: Connection, name: str, *, force: 
     return count
 
 
-def rename(store: StateStore, connection: Connection, name: str, new: str, *,
+def rename(connection: Connection, name: str, new: str, *,
            author: str | None) -> int:
     """Rename ``name`` to ``new`` (every version, tag and record follows); return the count."""
-    name_id, _head = store._lock_name(connection, name, create=False)
+    name_id, _head = lock_name(connection, name, create=False)
     if connection.execute(select(t.names.c.id).where(t.names.c.name == new)).first():
         raise ConflictError(f"cannot rename {name!r} to {new!r}: {new!r} already exists; "
                             "nothing was changed")
@@ -142,15 +131,3 @@ def rename(store: StateStore, connection: Connection, name: str, new: str, *,
 def _version_count(connection: Connection, name_id: int) -> int:
     return int(connection.execute(select(func.count()).select_from(t.versions)
                                   .where(t.versions.c.name_id == name_id)).scalar() or 0)
-
-
-# -- error messages ---------------------------------------------------------------------
-
-def did_you_mean(word: str, candidates: list[str]) -> str:
-    """``" (did you mean 'pipeline'?)"`` for a close candidate, else ``""``."""
-    import difflib
-
-    close = difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
-    if not close:
-        return ""
-    return " (did you mean " + " or ".join(repr(match) for match in close) + "?)"

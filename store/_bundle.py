@@ -42,14 +42,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, func, select, update
 
-from msgflux.store import _sql
+from msgflux.store import _sql, _tags
 from msgflux.store import schema as t
+from msgflux.store._content import write_content
 from msgflux.store._guard import notify_change
 from msgflux.store._prepare import stored as stored_content
+from msgflux.store._rows import lock_name, name_not_found
 from msgflux.store._spans import Head, read_cells
 from msgflux.store._time import parse_iso
 from msgflux.store._time import utc as _utc
@@ -66,9 +68,6 @@ from msgflux.store.validation import (
     check_text,
     check_version_number,
 )
-
-if TYPE_CHECKING:
-    from msgflux.store.api import StateStore
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "export", "write", "read", "apply", "document"]
 
@@ -90,7 +89,6 @@ def _iso(moment: datetime) -> str:
 # -- export ------------------------------------------------------------------------------
 
 def export(connection: Connection, wanted: list[str] | None,
-           not_found: Callable[[Connection, str], Exception],
            progress: Progress) -> Iterator[Record]:
     """Yield the records of the histories of ``wanted`` names (all if ``None``), header to end."""
     ids = dict(connection.execute(
@@ -98,7 +96,7 @@ def export(connection: Connection, wanted: list[str] | None,
     if wanted is not None:
         for name in wanted:
             if name not in ids:
-                raise not_found(connection, name)
+                raise name_not_found(connection, name)
         ids = {name: ids[name] for name in dict.fromkeys(wanted)}
     counts = dict(connection.execute(
         select(t.versions.c.name_id, func.count()).group_by(t.versions.c.name_id)).tuples().all())
@@ -433,9 +431,8 @@ class _Name:
 class _Importer:
     """Applies a record stream to the store on one write connection (see the module docstring)."""
 
-    def __init__(self, connection: Connection, store: StateStore, progress: Progress) -> None:
+    def __init__(self, connection: Connection, progress: Progress) -> None:
         self.connection = connection
-        self.store = store
         self.progress = progress
         self.totals: dict[str, int] = {}
         self.seen: set[str] = set()
@@ -567,7 +564,7 @@ class _Importer:
         notify_change(self.connection, name)  # PostgreSQL followers; delivered on commit
         try:
             name_id: int | None
-            name_id, head = self.store._lock_name(self.connection, name, create=False)
+            name_id, head = lock_name(self.connection, name, create=False)
         except NameNotFound:
             name_id, head = None, 0  # created with its first version, not before
         state = _Name(name, name_id, head, head == 0, self.totals.get(name, 0))
@@ -581,7 +578,7 @@ class _Importer:
 
     def _name_id(self, state: _Name) -> int:
         if state.name_id is None:
-            state.name_id, _head = self.store._lock_name(self.connection, state.name, create=True)
+            state.name_id, _head = lock_name(self.connection, state.name, create=True)
         return state.name_id
 
     def _version(self, record: Record) -> None:
@@ -631,7 +628,7 @@ class _Importer:
                 t.versions.c.name_id == name_id)).scalar()
             state.cells = Head({} if last_here is None
                                else read_cells(self.connection, name_id, int(last_here)))
-        state.cells = self.store._write_content(
+        state.cells = write_content(
             self.connection, name_id, number, parent, prepared, state.cells,
             created_at=created_at, message=message or "", author=author, metadata=metadata)
         state.appended.append(number)
@@ -654,9 +651,8 @@ class _Importer:
         last = state.tag_last.get(tag)
         if last is not None and moved_at <= last:
             return  # this move is already known here, or older than what is here
-        self.connection.execute(insert(t.tag_events).values(
-            name_id=self._name_id(state), tag=tag, version=version, previous_version=previous,
-            moved_at=moved_at, author=author))
+        _tags.record(self.connection, self._name_id(state), tag, version, previous,
+                     author=author, moved_at=moved_at)
         state.tag_final[tag] = version
 
     def _tags(self, record: Record) -> None:
@@ -678,8 +674,6 @@ class _Importer:
 
     def _sync_tags(self, state: _Name, wanted: dict[str, int], name_id: int) -> None:
         """Apply the bundle's tags that moved later than here (see the module docstring)."""
-        from msgflux.store.api import _now
-
         connection = self.connection
         current = dict(connection.execute(select(t.tags.c.tag, t.tags.c.version).where(
             t.tags.c.name_id == name_id)).tuples().all())
@@ -689,13 +683,10 @@ class _Importer:
         for tag, number in wanted.items():  # tags the bundle has no history for: only new ones
             if tag not in state.tag_final and tag not in current and tag not in state.tag_last:
                 changes[tag] = number
-                connection.execute(insert(t.tag_events).values(
-                    name_id=name_id, tag=tag, version=number, previous_version=None,
-                    moved_at=_now(), author="import"))
+                _tags.record(connection, name_id, tag, number, None, author="import")
         for tag, target in changes.items():
             if target is None:
-                connection.execute(delete(t.tags).where(t.tags.c.name_id == name_id,
-                                                        t.tags.c.tag == tag))
+                _tags.point(connection, name_id, tag, None)
                 continue
             number = target
             present = connection.execute(select(t.versions.c.number).where(
@@ -705,14 +696,7 @@ class _Importer:
                     raise InvalidInputError(f"bundle {state.name!r} tags: tag {tag!r} points "
                                             f"at version {number}, which the bundle lacks")
                 continue  # pruned here: nothing to point the tag at
-            if tag in current:
-                if current[tag] != number:
-                    connection.execute(update(t.tags).where(
-                        t.tags.c.name_id == name_id, t.tags.c.tag == tag
-                    ).values(version=number))
-            else:
-                connection.execute(insert(t.tags).values(name_id=name_id, tag=tag,
-                                                         version=number))
+            _tags.point(connection, name_id, tag, number)
         state.tag_final = {}
 
     def _finish_name(self) -> None:
@@ -741,8 +725,7 @@ _HANDLERS: dict[str, Callable[[_Importer, Record], None]] = {
 }
 
 
-def apply(connection: Connection, records: Records, store: StateStore,
-          progress: Progress) -> dict[str, list[int]]:
+def apply(connection: Connection, records: Records, progress: Progress) -> dict[str, list[int]]:
     """Fast-forward the store on ``connection`` to the histories in ``records()``.
 
     Raises:
@@ -753,7 +736,7 @@ def apply(connection: Connection, records: Records, store: StateStore,
     """
     stream = records()
     try:
-        return _Importer(connection, store, progress).run(stream)
+        return _Importer(connection, progress).run(stream)
     finally:
         close = getattr(stream, "close", None)
         if close is not None:

@@ -44,9 +44,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Row, and_, bindparam, select
 from sqlalchemy.engine import URL
 
-from msgflux.errors import MsgfluxError, StateDictError
-from msgflux.nn.modules._state import state_keys
-from msgflux.store import _split, _sql
+from msgflux.errors import MsgfluxError
+from msgflux.nn.modules._state import check_key_set, state_keys
+from msgflux.store import _refs, _rows, _split, _sql
 from msgflux.store import schema as t
 from msgflux.store._as_json import version_json
 from msgflux.store._decode import decode_rows
@@ -502,7 +502,7 @@ class Follower:
         current = None if self._version is None else self._version.number
         from msgflux.store.engine import read_transaction
 
-        found = read_transaction(store._engine, f"following {self.name!r}",
+        found = read_transaction(store.engine, f"following {self.name!r}",
                                  lambda connection: self._read(store, connection, current))
         if found is None:
             return False
@@ -517,7 +517,7 @@ class Follower:
         rows = connection.exec_driver_sql(_TARGET_SQL[connection.dialect.name], (
             ref if isinstance(ref, str) else "", self.name)).all()
         if not rows:
-            raise store._name_not_found(connection, self.name)
+            raise _rows.name_not_found(connection, self.name)
         name_id, head, tagged = int(rows[0][0]), int(rows[0][1]), rows[0][2]
         weights = None if tagged is None else _split.valid_split(int(tagged), {
             int(row[3]): float(row[4]) for row in rows if row[3] is not None})
@@ -529,7 +529,7 @@ class Follower:
             elif weights is not None:
                 self._kind = "tag"
             else:  # a snapshot-hash prefix (or nothing: _resolve says what exists)
-                found = store._resolve(connection, self.name, name_id, head, ref)
+                found = _refs.resolve(connection, self.name, name_id, head, ref)
                 self._kind, self._number = "pinned", int(found.number)
         if self._kind == "latest":
             number: Any = head
@@ -547,7 +547,7 @@ class Follower:
             version_rows = connection.execute(
                 _VERSION_ROWS, {"name_id": name_id, "number": number}).all()
         if not version_rows:  # a pinned reference's first read, or gone: the resolver says why
-            resolved = store._resolve(connection, self.name, name_id, head, number)
+            resolved = _refs.resolve(connection, self.name, name_id, head, number)
             if self._kind == "pinned":
                 self._number = int(resolved.number)
             if resolved.number == current:
@@ -560,19 +560,11 @@ class Follower:
         state = decode_rows(_sql.fetch_all(connection, "content_of_number",
                                            (row.number, self.name)),
                             lambda: f"version {row.number!r} of {self.name!r}")
-        return store._version(connection, self.name, row, tags), state
+        return _rows.version(connection, self.name, row, tags), state
 
     def _check_fits(self, version: Version, state: Mapping[str, Any]) -> None:
-        wanted = state_keys(self.module)
-        missing = [key for key in wanted if key not in state]
-        unexpected = []
-        if len(wanted) - len(missing) != len(state):  # keys are distinct: all matched
-            known = set(wanted)
-            unexpected = [key for key in state if key not in known]
-        if missing or unexpected:
-            raise StateDictError(
-                f"version {version.number} of {version.name!r} does not fit the module: "
-                f"missing keys {missing}, unexpected keys {unexpected}", missing, unexpected)
+        check_key_set(f"version {version.number} of {version.name!r}", state_keys(self.module),
+                      state)
 
     def _swap(self, version: Version, state: dict[str, Any]) -> None:
         self._check_fits(version, state)

@@ -19,19 +19,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, DateTime, Float, Integer, Text, text
 
+from msgflux.store._refs import resolve
+from msgflux.store._rows import Backend, name_row
 from msgflux.store._time import parse_iso, utc
 from msgflux.store.engine import read_transaction
 from msgflux.store.errors import IntegrityError
 from msgflux.store.hashing import decode_value
 from msgflux.store.types import StateDiff, Version
 from msgflux.store.validation import check_label
-
-if TYPE_CHECKING:
-    from msgflux.store.api import StateStore
 
 # {key: (value_hash, value)}
 State = dict[str, tuple[str, Any]]
@@ -117,11 +116,12 @@ class History:
             old=label, new=f"{self.name}@{version.number}",
             added={key: value for key, (_h, value) in state.items() if key not in parent},
             removed={key: value for key, (_h, value) in parent.items() if key not in state},
+            # Equal hashes are equal values (hashing.same_value, the one rule).
             changed={key: (parent[key][1], value) for key, (digest, value) in state.items()
                      if key in parent and parent[key][0] != digest})
 
 
-def read_history(store: StateStore, name: str, *, detailed: int) -> History:
+def read_history(store: Backend, name: str, *, detailed: int) -> History:
     """Read ``name``'s versions, tags and the contents of its newest ``detailed`` versions.
 
     Raises:
@@ -130,10 +130,12 @@ def read_history(store: StateStore, name: str, *, detailed: int) -> History:
     check_label("name", name)
 
     history: History = read_transaction(
-        store._engine, f"reading the history of {name!r}",
+        store.engine, f"reading the history of {name!r}",
         lambda connection: _read(connection, name, detailed))
     if not history.versions:
-        store.get(name)  # raises NameNotFound with what the store has
+        # Raises NameNotFound / VersionNotFound with what the store has.
+        read_transaction(store.engine, f"reading {name!r}", lambda connection: resolve(
+            connection, name, *name_row(connection, name), "latest"))
     return history
 
 

@@ -87,7 +87,8 @@ def write_spans(connection: Connection, name_id: int, number: int, head: Head,
 
     ``blob_ids_for(digests)`` returns the stored ids of values (inserting new
     ones); it is asked only for values that are not already in ``head``.
-    Returns the new version as the next save's head.
+    Returns the new version as the next save's head. A key "changed" when its
+    value hash did: the rule of :func:`~msgflux.store.hashing.same_value`.
     """
     previous = head.cells
     opened: list[tuple[Any, ...]] = []
@@ -154,6 +155,8 @@ def numbers_changing(connection: Connection, name_id: int, key: str,
     Newest first, at most ``limit``: the key's spans give the numbers where its
     value changed, and each is mapped to the first version that survives from
     it, so the cost follows the changes read, not the length of the history.
+    Values compare by blob id: one ``blobs`` row per value hash, so this is the
+    rule of :func:`~msgflux.store.hashing.same_value`.
     """
     spans = [(int(since), None if until is None else int(until), blob_id)
              for since, until, blob_id in _sql.fetch_all(connection, "key_spans",

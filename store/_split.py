@@ -23,7 +23,7 @@ from msgflux.store.engine import read_transaction
 from msgflux.store.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from msgflux.store.api import StateStore
+    from msgflux.store._rows import Backend
 
 __all__ = ["Weights", "check_weights", "weights_text", "parse_weights_text", "primary", "valid_split",
            "Router", "route_point", "split_versions", "read_weights", "current_target",
@@ -161,7 +161,7 @@ def describe_target(weights: Mapping[int, float] | None) -> str:
                                  for number in sorted(weights)) + "}"
 
 
-def route(store: StateStore, name: str, ref: Any, route_key: Any) -> Any:
+def route(store: Backend, name: str, ref: Any, route_key: Any) -> Any:
     """``ref`` with a split tag replaced by the version ``route_key`` is routed to."""
     if not isinstance(route_key, str | int) or isinstance(route_key, bool):
         raise InvalidInputError(f"route_key must be a str or an int, not {route_key!r}")
@@ -172,5 +172,5 @@ def route(store: StateStore, name: str, ref: Any, route_key: Any) -> Any:
         name_id = connection.execute(select(t.names.c.id).where(t.names.c.name == name)).scalar()
         return None if name_id is None else current_target(connection, name_id, ref)
 
-    weights = read_transaction(store._engine, f"routing {name!r}", work)
+    weights = read_transaction(store.engine, f"routing {name!r}", work)
     return Router(name, ref, weights).pick(route_key) if weights and len(weights) > 1 else ref

@@ -154,7 +154,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
         import re
 
-        from msgflux.store._annotate import did_you_mean
+        from msgflux.store._rows import did_you_mean
 
         match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if match:

@@ -222,7 +222,7 @@ def _show(ctx: Context) -> Result:
         return Result(data={"version": version_json(version), "state": state},
                       text=state_text(state, args.format, f"{args.name}@{version.number}"))
     if args.key not in state:
-        from msgflux.store._annotate import cut_list, did_you_mean
+        from msgflux.store._rows import cut_list, did_you_mean
 
         raise CliError(f"{args.name}@{version.number} has no key {args.key!r}"
                        f"{did_you_mean(args.key, list(state))}; its keys are "

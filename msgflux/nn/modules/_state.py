@@ -664,6 +664,28 @@ def _restore_state(snapshot: list[_ModuleSnapshot]) -> None:
             param._data = data
 
 
+def check_key_set(owner: str, wanted: list[str], state: Mapping[str, Any]) -> None:
+    """The strict key-set check: ``state``'s keys must be exactly ``wanted``.
+
+    The one rule and message for every strict load that does not go through
+    :meth:`~msgflux.nn.Module.load_state_dict` itself (the store's
+    ``load_into`` and followers check before they load with ``strict=False``).
+    ``owner`` names what was loaded, e.g. ``"version 3 of 'pipeline'"``.
+
+    Raises:
+        StateDictError: keys of ``wanted`` are missing from ``state`` (listed in
+            ``wanted``'s order) or ``state`` has others (in its order).
+    """
+    missing = [key for key in wanted if key not in state]
+    unexpected: list[str] = []
+    if len(wanted) - len(missing) != len(state):  # keys are distinct: all matched otherwise
+        known = set(wanted)
+        unexpected = [key for key in state if key not in known]
+    if missing or unexpected:
+        raise StateDictError(_load_error_message(owner, True, missing, unexpected, []),
+                             missing, unexpected)
+
+
 def _load_error_message(
     owner: str, strict: bool, missing: list[str], unexpected: list[str], error_msgs: list[str]
 ) -> str:
