@@ -39,9 +39,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import Connection, Row, and_, bindparam, select
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, select
 from sqlalchemy.engine import URL
 
 from msgflux.errors import MsgfluxError
@@ -51,6 +51,7 @@ from msgflux.store import schema as t
 from msgflux.store._as_json import version_json
 from msgflux.store._decode import decode_rows
 from msgflux.store._guard import CHANNEL
+from msgflux.store._open import Opened
 from msgflux.store._time import parse_iso
 from msgflux.store.errors import (
     DatabaseError,
@@ -60,15 +61,41 @@ from msgflux.store.errors import (
     VersionNotFound,
 )
 from msgflux.store.hashing import snapshot_hash, value_hash
-from msgflux.store.types import Version
+from msgflux.store.types import TagEvent, Version
 
 if TYPE_CHECKING:
     from msgflux.nn import Module
-    from msgflux.store.api import StateStore
 
 __all__ = ["Follower"]
 
 logger = logging.getLogger("msgflux.store.follow")
+
+
+class _Store(Protocol):
+    """What a follower needs of a :class:`~msgflux.store.StateStore`."""
+
+    @property
+    def url(self) -> URL: ...
+
+    @property
+    def lock_timeout(self) -> float: ...
+
+    @property
+    def engine(self) -> Engine: ...
+
+    def close(self) -> None: ...
+
+
+class _Watched(Protocol):
+    """What :func:`watch_moves` needs of a :class:`~msgflux.store.StateStore`."""
+
+    @property
+    def url(self) -> URL: ...
+
+    @property
+    def lock_timeout(self) -> float: ...
+
+    def tag_history(self, name: str, tag: str | None = None) -> list[TagEvent]: ...
 
 _CACHE_FORMAT = "msgflux-follower-cache/1"
 # What a name's tag points at, with the name's id and head, in one statement ("" for no tag).
@@ -306,12 +333,11 @@ class Follower:
             answer = pipeline(question)
     """
 
-    def __init__(self, store: StateStore | str | os.PathLike[str] | URL, module: Module,
+    def __init__(self, store: _Store | str | os.PathLike[str] | URL, module: Module,
                  name: str, ref: Any = "latest", *,
                  cache: str | os.PathLike[str] | None = None,
                  on_change: Callable[[Version | None, Version], None] | None = None,
                  route_key: str | int | None = None, retry_interval: float = 1.0) -> None:
-        from msgflux.store.api import StateStore
         from msgflux.store.validation import check_label
 
         check_label("name", name)
@@ -333,13 +359,15 @@ class Follower:
         self.cache = None if cache is None else Path(cache)
         self.on_change = on_change
         self.retry_interval = float(retry_interval)
-        self._owns_store = not isinstance(store, StateStore)
-        self._target: str | os.PathLike[str] | URL | None = None
-        self._store: StateStore | None = None
-        if isinstance(store, StateStore):
-            self._store = store
-        else:
+        # A store (anything with its engine, URL and lock timeout), or a target to open.
+        self._owns_store = not all(hasattr(store, attribute)
+                                   for attribute in ("engine", "url", "lock_timeout"))
+        self._target: Any = None
+        self._store: _Store | None = None
+        if self._owns_store:
             self._target = store
+        else:
+            self._store = cast("_Store", store)
         self._kind: str | None = None  # "tag", "latest" or "pinned", known after a first read
         self._number: int | None = None  # the pinned number
         self._watch: _SqliteWatch | _PostgresWatch | None = None
@@ -477,11 +505,9 @@ class Follower:
 
     def _connect(self) -> None:
         """Open the store (if ours) and the change watch; raises a DatabaseError when away."""
-        from msgflux.store.api import StateStore
-
         if self._store is None:
             assert self._target is not None
-            self._store = StateStore(self._target)
+            self._store = Opened(self._target)
         if self._watch is None:
             url = self._store.url
             if url.get_backend_name() == "sqlite":
@@ -503,14 +529,14 @@ class Follower:
         from msgflux.store.engine import read_transaction
 
         found = read_transaction(store.engine, f"following {self.name!r}",
-                                 lambda connection: self._read(store, connection, current))
+                                 lambda connection: self._read(connection, current))
         if found is None:
             return False
         version, state = found
         self._swap(version, state)
         return True
 
-    def _read(self, store: StateStore, connection: Connection,
+    def _read(self, connection: Connection,
               current: int | None) -> tuple[Version, dict[str, Any]] | None:
         """One read transaction: what the reference names now, and its content if it moved."""
         ref = self.ref
@@ -608,7 +634,7 @@ class Follower:
                            and self.cache is not None else "")
 
 
-def watch_moves(store: StateStore, name: str, tag: str, *, poll: float = 0.05,
+def watch_moves(store: _Watched, name: str, tag: str, *, poll: float = 0.05,
                 ready: Callable[[], None] | None = None) -> Iterator[Any]:
     """Yield each :class:`~msgflux.store.TagEvent` of ``tag`` committed from now on (forever).
 

@@ -45,18 +45,16 @@ from msgflux.store import (
 )
 from msgflux.store import schema as t
 from msgflux.store._follow import Follower
+from msgflux.store._open import check_seconds, open_engine
 from msgflux.store._refs import resolve
 from msgflux.store.engine import (
     STATEMENT_TIMEOUT,
-    create_store_engine,
     describe,
     read_transaction,
-    resolve_url,
     run_readonly_query,
     write_transaction,
 )
 from msgflux.store.errors import InvalidInputError
-from msgflux.store.migrate import check_current, upgrade
 from msgflux.store.types import (
     BlameLine,
     GcResult,
@@ -130,25 +128,16 @@ class StateStore:
     ) -> None:
         for option, seconds in (("lock_timeout", lock_timeout), ("query_timeout", query_timeout),
                                 ("statement_timeout", statement_timeout)):
-            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
-                raise InvalidInputError(f"{option} must be a positive number of seconds")
-        self.url: URL = resolve_url(target)
+            check_seconds(option, seconds)
         self.lock_timeout = float(lock_timeout)
         self.query_timeout = float(query_timeout)
-        self._engine = create_store_engine(self.url, lock_timeout=self.lock_timeout,
-                                           durability=durability,
-                                           statement_timeout=float(statement_timeout))
+        self.url: URL
+        self.url, self._engine = open_engine(target, migrate=migrate,
+                                             lock_timeout=self.lock_timeout,
+                                             durability=durability,
+                                             statement_timeout=float(statement_timeout))
         # Per-process caches that make a one-key change cost one value (see _content.Caches).
         self._caches = _content.Caches()
-        try:
-            if migrate:
-                upgrade(self._engine, lock_timeout=self.lock_timeout)
-            else:
-                read_transaction(self._engine, "opening the store",
-                                 lambda connection: check_current(self._engine, connection))
-        except BaseException:
-            self._engine.dispose()
-            raise
 
     def close(self) -> None:
         """Release every pooled database connection (a later call opens new ones)."""
