@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from msgflux.store import schema as t
+from msgflux.store._refs import resolve
 from msgflux.store._rows import Head, cut_list, lock_name, version, version_rows
 from msgflux.store._time import now as _now
 from msgflux.store.errors import ConflictError, InvalidInputError
@@ -55,6 +56,14 @@ def check_same_keys(name: str, head: Head, previous: KeysView[str],
 
 
 # -- annotations --------------------------------------------------------------------------
+
+def annotate(connection: Connection, name: str, ref: Any, metadata: Mapping[str, Any],
+             author: str | None) -> Version:
+    """Lock ``name`` and merge ``metadata`` into version ``ref`` (:meth:`StateStore.annotate`)."""
+    name_id, head = lock_name(connection, name, create=False)
+    return annotate_row(connection, name, resolve(connection, name, name_id, head, ref),
+                        metadata, author)
+
 
 def annotate_row(connection: Connection, name: str, row: Any,
                  metadata: Mapping[str, Any], author: str | None,

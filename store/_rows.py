@@ -57,6 +57,11 @@ class Head(NamedTuple):
 
 # -- names ---------------------------------------------------------------------------------
 
+def names(connection: Connection) -> list[str]:
+    """Every name with a history, sorted."""
+    return list(connection.execute(select(t.names.c.name).order_by(t.names.c.name)).scalars())
+
+
 def lock_head(connection: Connection, name: str, *, create: bool) -> Head:
     """Lock the name's row for this transaction; return it with its head version.
 

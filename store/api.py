@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
 from msgflux.store import (
@@ -43,10 +43,8 @@ from msgflux.store import (
     _transfer,
     _where,
 )
-from msgflux.store import schema as t
 from msgflux.store._follow import Follower
 from msgflux.store._open import check_seconds, open_engine
-from msgflux.store._refs import resolve
 from msgflux.store.engine import (
     STATEMENT_TIMEOUT,
     describe,
@@ -232,14 +230,10 @@ class StateStore:
         check_label("name", name)
         check_text("author", author, optional=True)
         wanted = _annotate.check_annotation(metadata)
-
-        def work(connection: Connection) -> Version:
-            name_id, head = _rows.lock_name(connection, name, create=False)
-            row = resolve(connection, name, name_id, head, ref)
-            return _annotate.annotate_row(connection, name, row, wanted, author)
-
-        return write_transaction(self._engine, f"annotating {name!r}", work,
-                                 lock_timeout=self.lock_timeout)
+        return write_transaction(
+            self._engine, f"annotating {name!r}",
+            lambda connection: _annotate.annotate(connection, name, ref, wanted, author),
+            lock_timeout=self.lock_timeout)
 
     def delete_name(self, name: str, *, force: bool = False, author: str | None = None) -> int:
         """Delete the whole history of ``name`` (versions, tags, their records); return the
@@ -306,8 +300,7 @@ class StateStore:
 
     def names(self) -> list[str]:
         """Every name with a history, sorted."""
-        return read_transaction(self._engine, "listing names", lambda connection: list(
-            connection.execute(select(t.names.c.name).order_by(t.names.c.name)).scalars()))
+        return read_transaction(self._engine, "listing names", _rows.names)
 
     def get(self, name: str, ref: VersionRef = "latest", *,
             at: datetime | None = None) -> Version:
