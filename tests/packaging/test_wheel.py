@@ -95,3 +95,12 @@ def test_source_passes_ruff() -> None:
         cwd=REPO, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_source_is_ruff_formatted() -> None:
+    # One code style: `ruff format .` leaves the tree as it is (line length in pyproject).
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "."],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
