@@ -506,8 +506,8 @@ def _postgres_readonly(engine: Engine, sql: str, params: Sequence[Any] | dict[st
         raw = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
         if getattr(raw, "answer_timeout", None) is not None:
             # This connection is dropped afterwards; let it wait as long as the query may run.
-            raw.answer_timeout = max(raw.answer_timeout,  # type: ignore[attr-defined]
-                                     min(timeout, _pg.LONGEST_WAIT) + 5)
+            longest = min(timeout, _pg.LONGEST_WAIT) + 5
+            raw.answer_timeout = max(raw.answer_timeout, longest)  # type: ignore[attr-defined]
         try:
             raw.rollback()
             with raw.cursor() as cursor:
