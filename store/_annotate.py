@@ -38,8 +38,8 @@ __all__: list[str] = []
 
 # -- what a save changes ------------------------------------------------------------------
 
-def check_same_keys(name: str, head: Head, previous: KeysView[str],
-                    prepared: Prepared) -> None:
+
+def check_same_keys(name: str, head: Head, previous: KeysView[str], prepared: Prepared) -> None:
     """Refuse (``InvalidInputError``) a save whose key set differs from the head's keys."""
     keys = set(prepared.keys)
     added = sorted(keys - previous)
@@ -52,36 +52,60 @@ def check_same_keys(name: str, head: Head, previous: KeysView[str],
             parts.append(f"removed {cut_list(removed)}")
         raise InvalidInputError(
             f"same_keys: the keys differ from {name}@{head.number}: {'; '.join(parts)}; "
-            "nothing was written")
+            "nothing was written"
+        )
 
 
 # -- annotations --------------------------------------------------------------------------
 
-def annotate(connection: Connection, name: str, ref: Any, metadata: Mapping[str, Any],
-             author: str | None) -> Version:
+
+def annotate(
+    connection: Connection, name: str, ref: Any, metadata: Mapping[str, Any], author: str | None
+) -> Version:
     """Lock ``name`` and merge ``metadata`` into version ``ref`` (:meth:`StateStore.annotate`)."""
     name_id, head = lock_name(connection, name, create=False)
-    return annotate_row(connection, name, resolve(connection, name, name_id, head, ref),
-                        metadata, author)
+    return annotate_row(
+        connection, name, resolve(connection, name, name_id, head, ref), metadata, author
+    )
 
 
-def annotate_row(connection: Connection, name: str, row: Any,
-                 metadata: Mapping[str, Any], author: str | None,
-                 moment: datetime | None = None) -> Version:
+def annotate_row(
+    connection: Connection,
+    name: str,
+    row: Any,
+    metadata: Mapping[str, Any],
+    author: str | None,
+    moment: datetime | None = None,
+) -> Version:
     """Merge ``metadata`` into the version ``row`` and record every key whose value changed."""
     current = json.loads(row.metadata)
-    changed = {key: value for key, value in metadata.items()
-               if key not in current or not same_value(current[key], value)}
+    changed = {
+        key: value
+        for key, value in metadata.items()
+        if key not in current or not same_value(current[key], value)
+    }
     if changed:
         merged = metadata_text({**current, **metadata})
         when = moment or _now()
-        connection.execute(update(t.versions).where(
-            t.versions.c.name_id == row.name_id, t.versions.c.number == row.number)
-            .values(metadata=merged))
-        connection.execute(insert(t.version_annotations), [
-            {"name_id": row.name_id, "version": row.number, "key": key,
-             "value": canonical_json(value), "annotated_at": when, "author": author}
-            for key, value in changed.items()])
+        connection.execute(
+            update(t.versions)
+            .where(t.versions.c.name_id == row.name_id, t.versions.c.number == row.number)
+            .values(metadata=merged)
+        )
+        connection.execute(
+            insert(t.version_annotations),
+            [
+                {
+                    "name_id": row.name_id,
+                    "version": row.number,
+                    "key": key,
+                    "value": canonical_json(value),
+                    "annotated_at": when,
+                    "author": author,
+                }
+                for key, value in changed.items()
+            ],
+        )
         row = version_rows(connection, row.name_id, number=row.number).one()
     return version(connection, name, row)
 
@@ -96,47 +120,70 @@ def check_annotation(metadata: Any) -> dict[str, Any]:
 
 # -- whole histories ----------------------------------------------------------------------
 
+
 def _tables_of_a_name() -> list[Any]:
     """Every table with rows that belong to one name (a ``name_id`` column), children first."""
-    return [table for table in reversed(t.metadata.sorted_tables)
-            if "name_id" in table.c and table is not t.names]
+    return [
+        table
+        for table in reversed(t.metadata.sorted_tables)
+        if "name_id" in table.c and table is not t.names
+    ]
 
 
-def delete_name(connection: Connection, name: str, *, force: bool,
-                author: str | None) -> int:
+def delete_name(connection: Connection, name: str, *, force: bool, author: str | None) -> int:
     """Delete every row of ``name`` (content is left for ``gc``); return its version count."""
     name_id, _head = lock_name(connection, name, create=False)
-    tags = sorted(connection.execute(
-        select(t.tags.c.tag).where(t.tags.c.name_id == name_id)).scalars())
+    tags = sorted(
+        connection.execute(select(t.tags.c.tag).where(t.tags.c.name_id == name_id)).scalars()
+    )
     if tags and not force:
         raise ConflictError(
             f"{name!r} has tags {cut_list(tags)}: untag them first or delete with force=True "
-            "(--force); nothing was deleted")
+            "(--force); nothing was deleted"
+        )
     count = _version_count(connection, name_id)
     for table in _tables_of_a_name():
         connection.execute(delete(table).where(table.c.name_id == name_id))
     connection.execute(delete(t.names).where(t.names.c.id == name_id))
-    connection.execute(insert(t.name_events).values(
-        name=name, action="deleted", new_name=None, versions=count, happened_at=_now(),
-        author=author))
+    connection.execute(
+        insert(t.name_events).values(
+            name=name,
+            action="deleted",
+            new_name=None,
+            versions=count,
+            happened_at=_now(),
+            author=author,
+        )
+    )
     return count
 
 
-def rename(connection: Connection, name: str, new: str, *,
-           author: str | None) -> int:
+def rename(connection: Connection, name: str, new: str, *, author: str | None) -> int:
     """Rename ``name`` to ``new`` (every version, tag and record follows); return the count."""
     name_id, _head = lock_name(connection, name, create=False)
     if connection.execute(select(t.names.c.id).where(t.names.c.name == new)).first():
-        raise ConflictError(f"cannot rename {name!r} to {new!r}: {new!r} already exists; "
-                            "nothing was changed")
+        raise ConflictError(
+            f"cannot rename {name!r} to {new!r}: {new!r} already exists; nothing was changed"
+        )
     count = _version_count(connection, name_id)
     connection.execute(update(t.names).where(t.names.c.id == name_id).values(name=new))
-    connection.execute(insert(t.name_events).values(
-        name=name, action="renamed", new_name=new, versions=count, happened_at=_now(),
-        author=author))
+    connection.execute(
+        insert(t.name_events).values(
+            name=name,
+            action="renamed",
+            new_name=new,
+            versions=count,
+            happened_at=_now(),
+            author=author,
+        )
+    )
     return count
 
 
 def _version_count(connection: Connection, name_id: int) -> int:
-    return int(connection.execute(select(func.count()).select_from(t.versions)
-                                  .where(t.versions.c.name_id == name_id)).scalar() or 0)
+    return int(
+        connection.execute(
+            select(func.count()).select_from(t.versions).where(t.versions.c.name_id == name_id)
+        ).scalar()
+        or 0
+    )

@@ -86,8 +86,11 @@ class Caches:
         if head.number is None:
             return _spans.Head({})
         cached = self.cells.get(head.name_id)
-        if (cached is not None and cached.generation == head.generation
-                and cached.number == head.number):
+        if (
+            cached is not None
+            and cached.generation == head.generation
+            and cached.number == head.number
+        ):
             return cached.head
         return _spans.Head(_spans.read_cells(connection, head.name_id, head.number))
 
@@ -97,8 +100,7 @@ def check_expected(expected: Any, option: str) -> None:
     if expected is UNSET or expected is None:
         return
     if isinstance(expected, bool) or not isinstance(expected, int):
-        raise InvalidInputError(f"{option} must be a version number or None, "
-                                f"not {expected!r}")
+        raise InvalidInputError(f"{option} must be a version number or None, not {expected!r}")
 
 
 def state_of(state: Any) -> Mapping[str, Any]:
@@ -118,15 +120,31 @@ def state_of(state: Any) -> Mapping[str, Any]:
 def content_of(cells: Mapping[str, _spans.Cell], snapshot: str) -> Prepared:
     """A stored version's cells as content to append again (a rollback)."""
     ordered = sorted(cells.items(), key=lambda item: item[1].position)
-    return stored([key for key, _ in ordered], [cell.hash for _, cell in ordered], {},
-                  snapshot, {cell.hash: cell.blob_id for _, cell in ordered})
+    return stored(
+        [key for key, _ in ordered],
+        [cell.hash for _, cell in ordered],
+        {},
+        snapshot,
+        {cell.hash: cell.blob_id for _, cell in ordered},
+    )
 
 
 # -- the two writes ---------------------------------------------------------------------------
 
-def save(store: Backend, caches: Caches, name: str, state: Any, *, message: str,
-         author: str | None, metadata: Mapping[str, Any] | None, meta: str,
-         expected_head: int | None | Unset, same_keys: bool) -> Version:
+
+def save(
+    store: Backend,
+    caches: Caches,
+    name: str,
+    state: Any,
+    *,
+    message: str,
+    author: str | None,
+    metadata: Mapping[str, Any] | None,
+    meta: str,
+    expected_head: int | None | Unset,
+    same_keys: bool,
+) -> Version:
     """:meth:`StateStore.save` once its arguments are checked (``meta``: metadata as text)."""
     prepared = caches.preparer.prepare(name, state_of(state))
     known_head = caches.head_snapshots.get(name)
@@ -146,19 +164,27 @@ def save(store: Backend, caches: Caches, name: str, state: Any, *, message: str,
         current = caches.head_cells(connection, head)
         if same_keys and head.number is not None:
             _annotate.check_same_keys(name, head, current.cells.keys(), prepared)
-        saved, remembered = append(connection, name, head, prepared, current,
-                                   message=message, author=author, metadata=meta,
-                                   expected_head=expected_head)
+        saved, remembered = append(
+            connection,
+            name,
+            head,
+            prepared,
+            current,
+            message=message,
+            author=author,
+            metadata=meta,
+            expected_head=expected_head,
+        )
         if saved.number == head.number:  # identical content: no new version
             if metadata:
                 row = version_rows(connection, head.name_id, number=saved.number)
-                saved = _annotate.annotate_row(connection, name, row.one(),
-                                               dict(metadata), author)
+                saved = _annotate.annotate_row(connection, name, row.one(), dict(metadata), author)
             return replace(saved, created=False, changes=ChangeSummary()), remembered
         return saved, remembered
 
-    saved, remembered = write_transaction(store.engine, f"saving {name!r}", work,
-                                          lock_timeout=store.lock_timeout)
+    saved, remembered = write_transaction(
+        store.engine, f"saving {name!r}", work, lock_timeout=store.lock_timeout
+    )
     caches.remember(remembered)
     if len(caches.head_snapshots) >= _CACHED_NAMES:
         caches.head_snapshots.clear()
@@ -168,45 +194,76 @@ def save(store: Backend, caches: Caches, name: str, state: Any, *, message: str,
 
 def _unchanged_head(store: Backend, name: str, snapshot: str) -> Version | None:
     """The head of ``name`` if its content is ``snapshot`` (read without the write lock)."""
+
     def work(connection: Connection) -> Version | None:
         row = _sql.fetch_one(connection, "head_snapshot", (name,))
         if row is None or row[1] != snapshot:
             return None
         name_id, _head = name_row(connection, name)
-        return replace(version(connection, name, version_rows(
-            connection, name_id, number=int(row[0])).one()),
-            created=False, changes=ChangeSummary())
+        return replace(
+            version(connection, name, version_rows(connection, name_id, number=int(row[0])).one()),
+            created=False,
+            changes=ChangeSummary(),
+        )
 
     with damage(version_label(name, "latest")):
         return read_transaction(store.engine, f"reading {name!r}", work)
 
 
-def rollback(store: Backend, caches: Caches, name: str, ref: Any, *, message: str | None,
-             author: str | None, meta: str, expected_head: int | None | Unset) -> Version:
+def rollback(
+    store: Backend,
+    caches: Caches,
+    name: str,
+    ref: Any,
+    *,
+    message: str | None,
+    author: str | None,
+    meta: str,
+    expected_head: int | None | Unset,
+) -> Version:
     """:meth:`StateStore.rollback` once its arguments are checked."""
+
     def work(connection: Connection) -> tuple[Version, HeadCells | None]:
         head = lock_head(connection, name, create=False)
         target = resolve(connection, name, head.name_id, head.head, ref)
-        prepared = content_of(_spans.read_cells(connection, head.name_id, target.number),
-                              target.snapshot)
+        prepared = content_of(
+            _spans.read_cells(connection, head.name_id, target.number), target.snapshot
+        )
         _guard.notify_change(connection, name)
-        return append(connection, name, head, prepared, caches.head_cells(connection, head),
-                      message=message if message is not None
-                      else f"rollback to version {target.number}",
-                      author=author, metadata=meta, expected_head=expected_head)
+        return append(
+            connection,
+            name,
+            head,
+            prepared,
+            caches.head_cells(connection, head),
+            message=message if message is not None else f"rollback to version {target.number}",
+            author=author,
+            metadata=meta,
+            expected_head=expected_head,
+        )
 
-    saved, remembered = write_transaction(store.engine, f"rolling back {name!r}", work,
-                                          lock_timeout=store.lock_timeout)
+    saved, remembered = write_transaction(
+        store.engine, f"rolling back {name!r}", work, lock_timeout=store.lock_timeout
+    )
     caches.remember(remembered)
     return replace(saved, changes=None)
 
 
 # -- appending a version ------------------------------------------------------------------------
 
-def append(connection: Connection, name: str, head: Head, prepared: Prepared,
-           content: _spans.Head, *, message: str, author: str | None,
-           metadata: str, expected_head: int | None | Unset
-           ) -> tuple[Version, HeadCells | None]:
+
+def append(
+    connection: Connection,
+    name: str,
+    head: Head,
+    prepared: Prepared,
+    content: _spans.Head,
+    *,
+    message: str,
+    author: str | None,
+    metadata: str,
+    expected_head: int | None | Unset,
+) -> tuple[Version, HeadCells | None]:
     """Append ``prepared`` after ``head`` (whose content is ``content``); return the version
     and, if one was written, its cells for the cache.
 
@@ -214,14 +271,19 @@ def append(connection: Connection, name: str, head: Head, prepared: Prepared,
         ConflictError: ``expected_head`` is not the head.
     """
     current = head.number
-    if (expected_head is not UNSET and current is not None and head.parent == expected_head
-            and head.snapshot == prepared.snapshot):
+    if (
+        expected_head is not UNSET
+        and current is not None
+        and head.parent == expected_head
+        and head.snapshot == prepared.snapshot
+    ):
         # This very content was appended on top of the expected head: our own
         # commit whose acknowledgement was lost (the transaction is retried
         # after a dropped connection), or an identical save. Either way the
         # caller's intent holds.
-        return version(connection, name, version_rows(
-            connection, head.name_id, number=current).one()), None
+        return version(
+            connection, name, version_rows(connection, head.name_id, number=current).one()
+        ), None
     if expected_head is not UNSET and expected_head != current:
         where = f"is at version {current}" if current is not None else "has no versions"
         raise ConflictError(
@@ -229,51 +291,97 @@ def append(connection: Connection, name: str, head: Head, prepared: Prepared,
             "(expected_head): someone saved in between; load the latest and retry"
         )
     if current is not None and head.snapshot == prepared.snapshot:
-        return version(connection, name, version_rows(
-            connection, head.name_id, number=current).one()), None
+        return version(
+            connection, name, version_rows(connection, head.name_id, number=current).one()
+        ), None
     number, created_at = head.head + 1, now()
     check_version_number(number, f"saving {name!r}")
-    written = write_content(connection, head.name_id, number, head.number, prepared,
-                            content, created_at=created_at, message=message,
-                            author=author, metadata=metadata)
+    written = write_content(
+        connection,
+        head.name_id,
+        number,
+        head.number,
+        prepared,
+        content,
+        created_at=created_at,
+        message=message,
+        author=author,
+        metadata=metadata,
+    )
     _sql.execute(connection, "set_head", (number, head.name_id))
-    appended = Version(name=name, number=number, snapshot=prepared.snapshot,
-                       parent=current, created_at=created_at, message=message,
-                       author=author, metadata=json.loads(metadata), tags=(),
-                       changes=written.changes)
+    appended = Version(
+        name=name,
+        number=number,
+        snapshot=prepared.snapshot,
+        parent=current,
+        created_at=created_at,
+        message=message,
+        author=author,
+        metadata=json.loads(metadata),
+        tags=(),
+        changes=written.changes,
+    )
     return appended, HeadCells(head.name_id, head.generation, number, written)
 
 
-def write_content(connection: Connection, name_id: int, number: int,
-                  parent: int | None, prepared: Prepared, current: _spans.Head,
-                  *, created_at: datetime, message: str, author: str | None,
-                  metadata: str) -> _spans.Head:
+def write_content(
+    connection: Connection,
+    name_id: int,
+    number: int,
+    parent: int | None,
+    prepared: Prepared,
+    current: _spans.Head,
+    *,
+    created_at: datetime,
+    message: str,
+    author: str | None,
+    metadata: str,
+) -> _spans.Head:
     """Write version ``number``: its new values, snapshot row, spans and version row.
 
     The spans are changes against ``current`` (the name's head); values
     already there are neither looked up nor written. Returns the new head.
     """
+
     def blob_ids_for(digests: set[str]) -> Mapping[str, int]:
-        known = {digest: prepared.stored_ids[digest] for digest in digests
-                 if digest in prepared.stored_ids}
+        known = {
+            digest: prepared.stored_ids[digest]
+            for digest in digests
+            if digest in prepared.stored_ids
+        }
         fresh = digests - known.keys()
         if fresh:
             known.update(store_blobs(connection, prepared.encode(fresh)))
         return known
 
     snapshot = snapshot_id(connection, prepared)
-    written = _spans.write_spans(connection, name_id, number, current, prepared.keys,
-                                 prepared.hashes, blob_ids_for)
-    _sql.execute(connection, "insert_version", (
-        name_id, number, snapshot, parent, _sql.time_param(connection, created_at),
-        message, author, metadata))
+    written = _spans.write_spans(
+        connection, name_id, number, current, prepared.keys, prepared.hashes, blob_ids_for
+    )
+    _sql.execute(
+        connection,
+        "insert_version",
+        (
+            name_id,
+            number,
+            snapshot,
+            parent,
+            _sql.time_param(connection, created_at),
+            message,
+            author,
+            metadata,
+        ),
+    )
     return written
 
 
 def snapshot_id(connection: Connection, prepared: Prepared) -> int:
     """The id of ``prepared``'s snapshot row, inserted if it is new."""
-    inserted = _sql.fetch_one(connection, "insert_snapshot", (
-        prepared.snapshot, len(prepared.keys), _sql.time_param(connection, now())))
+    inserted = _sql.fetch_one(
+        connection,
+        "insert_snapshot",
+        (prepared.snapshot, len(prepared.keys), _sql.time_param(connection, now())),
+    )
     if inserted is not None:  # the common case: new content, one statement
         return int(inserted[0])
     return int(_sql.fetch_one(connection, "snapshot_id", (prepared.snapshot,))[0])
@@ -283,8 +391,9 @@ def store_blobs(connection: Connection, encoded: Mapping[str, tuple[str, str]]) 
     """Ids of the values ``encoded`` (hash -> (type, text)), inserting the new ones."""
     # Insert first (a stored one is skipped by ON CONFLICT), then read every id:
     # two statements for a one-key change.
-    _sql.execute_many(connection, "insert_blob",
-                      [(digest, *text) for digest, text in encoded.items()])
+    _sql.execute_many(
+        connection, "insert_blob", [(digest, *text) for digest, text in encoded.items()]
+    )
     return blob_ids(connection, list(encoded))
 
 
@@ -292,5 +401,5 @@ def blob_ids(connection: Connection, digests: list[str]) -> dict[str, int]:
     """``{hash: blob id}`` of stored values, read in chunks."""
     ids: dict[str, int] = {}
     for start in range(0, len(digests), CHUNK):
-        ids.update(_sql.blob_ids(connection, digests[start:start + CHUNK]))
+        ids.update(_sql.blob_ids(connection, digests[start : start + CHUNK]))
     return ids

@@ -26,24 +26,34 @@ def no_progress(phase: str, done: int, total: int) -> None:
 
 def prune(store: Backend, name: str, *, keep_last: int, dry_run: bool) -> list[int]:
     """:meth:`StateStore.prune` once its arguments are checked."""
+
     def work(connection: Connection) -> list[int]:
         name_id, _head = lock_name(connection, name, create=False)
-        numbers = list(connection.execute(
-            select(t.versions.c.number).where(t.versions.c.name_id == name_id)
-            .order_by(t.versions.c.number.desc()).offset(keep_last)).scalars())
+        numbers = list(
+            connection.execute(
+                select(t.versions.c.number)
+                .where(t.versions.c.name_id == name_id)
+                .order_by(t.versions.c.number.desc())
+                .offset(keep_last)
+            ).scalars()
+        )
         tagged = set(tags_by_version(connection, name_id))
         tagged |= _split.split_versions(connection, name_id)
         doomed = sorted(number for number in numbers if number not in tagged)
         if dry_run:
             return doomed
         for start in range(0, len(doomed), CHUNK):
-            connection.execute(delete(t.versions).where(
-                t.versions.c.name_id == name_id,
-                t.versions.c.number.in_(doomed[start:start + CHUNK])))
+            connection.execute(
+                delete(t.versions).where(
+                    t.versions.c.name_id == name_id,
+                    t.versions.c.number.in_(doomed[start : start + CHUNK]),
+                )
+            )
         return doomed
 
-    return write_transaction(store.engine, f"pruning {name!r}", work,
-                             lock_timeout=store.lock_timeout)
+    return write_transaction(
+        store.engine, f"pruning {name!r}", work, lock_timeout=store.lock_timeout
+    )
 
 
 def gc(store: Backend, *, vacuum: bool) -> GcResult:
@@ -52,22 +62,31 @@ def gc(store: Backend, *, vacuum: bool) -> GcResult:
         before = _space.database_size(store.engine)
         collected = gc(store, vacuum=False)
         _space.vacuum(store.engine, lock_timeout=store.lock_timeout)
-        return GcResult(collected.snapshots, collected.blobs, bytes_before=before,
-                        bytes_after=_space.database_size(store.engine))
+        return GcResult(
+            collected.snapshots,
+            collected.blobs,
+            bytes_before=before,
+            bytes_after=_space.database_size(store.engine),
+        )
 
     def work(connection: Connection) -> GcResult:
         if connection.dialect.name == "postgresql":
             # Saves insert into these tables; let them finish and wait for us.
             connection.exec_driver_sql(
-                "LOCK TABLE snapshots, spans, keys, blobs IN SHARE ROW EXCLUSIVE MODE")
+                "LOCK TABLE snapshots, spans, keys, blobs IN SHARE ROW EXCLUSIVE MODE"
+            )
         snapshots, blobs = _spans.collect(connection)
         return GcResult(snapshots=snapshots, blobs=blobs)
 
-    return write_transaction(store.engine, "collecting garbage", work,
-                             lock_timeout=store.lock_timeout)
+    return write_transaction(
+        store.engine, "collecting garbage", work, lock_timeout=store.lock_timeout
+    )
 
 
 def verify(store: Backend, progress: Progress | None) -> VerifyReport:
     """:meth:`StateStore.verify`."""
-    return read_transaction(store.engine, "verifying the store",
-                            lambda connection: _verify(connection, progress or no_progress))
+    return read_transaction(
+        store.engine,
+        "verifying the store",
+        lambda connection: _verify(connection, progress or no_progress),
+    )

@@ -31,8 +31,14 @@ def check_seconds(option: str, seconds: object) -> float:
     return float(seconds)
 
 
-def open_engine(target: str | os.PathLike[str] | URL, *, migrate: bool, lock_timeout: float,
-                durability: str, statement_timeout: float) -> tuple[URL, Engine]:
+def open_engine(
+    target: str | os.PathLike[str] | URL,
+    *,
+    migrate: bool,
+    lock_timeout: float,
+    durability: str,
+    statement_timeout: float,
+) -> tuple[URL, Engine]:
     """The URL and engine of ``target``, its schema upgraded (``migrate``) or checked.
 
     Raises:
@@ -40,14 +46,16 @@ def open_engine(target: str | os.PathLike[str] | URL, *, migrate: bool, lock_tim
         SchemaError: written by a newer release (or older, without ``migrate``).
     """
     url = resolve_url(target)
-    engine = create_store_engine(url, lock_timeout=lock_timeout, durability=durability,
-                                 statement_timeout=statement_timeout)
+    engine = create_store_engine(
+        url, lock_timeout=lock_timeout, durability=durability, statement_timeout=statement_timeout
+    )
     try:
         if migrate:
             upgrade(engine, lock_timeout=lock_timeout)
         else:
-            read_transaction(engine, "opening the store",
-                             lambda connection: check_current(engine, connection))
+            read_transaction(
+                engine, "opening the store", lambda connection: check_current(engine, connection)
+            )
     except BaseException:
         engine.dispose()
         raise
@@ -57,12 +65,15 @@ def open_engine(target: str | os.PathLike[str] | URL, *, migrate: bool, lock_tim
 class Opened:
     """A store's URL, engine and lock timeout, opened as ``StateStore(target)`` opens them."""
 
-    def __init__(self, target: str | os.PathLike[str] | URL, *,
-                 lock_timeout: float = 30.0) -> None:
+    def __init__(self, target: str | os.PathLike[str] | URL, *, lock_timeout: float = 30.0) -> None:
         self.lock_timeout = lock_timeout
-        self.url, self._engine = open_engine(target, migrate=True, lock_timeout=lock_timeout,
-                                             durability="normal",
-                                             statement_timeout=STATEMENT_TIMEOUT)
+        self.url, self._engine = open_engine(
+            target,
+            migrate=True,
+            lock_timeout=lock_timeout,
+            durability="normal",
+            statement_timeout=STATEMENT_TIMEOUT,
+        )
 
     @property
     def engine(self) -> Engine:

@@ -30,15 +30,17 @@ __all__ = ["resolve"]
 
 def _prefix_matches(connection: Connection, name_id: int, prefix: str) -> list[Row[Any]]:
     """``(number, hash)`` of this name's versions whose snapshot hash starts with ``prefix``."""
-    return list(connection.execute(
-        select(t.versions.c.number, t.snapshots.c.hash)
-        .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
-        .where(t.versions.c.name_id == name_id, t.snapshots.c.hash.like(prefix.lower() + "%"))
-        .order_by(t.versions.c.number.desc())).all())
+    return list(
+        connection.execute(
+            select(t.versions.c.number, t.snapshots.c.hash)
+            .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
+            .where(t.versions.c.name_id == name_id, t.snapshots.c.hash.like(prefix.lower() + "%"))
+            .order_by(t.versions.c.number.desc())
+        ).all()
+    )
 
 
-def resolve(connection: Connection, name: str, name_id: int, head: int,
-            ref: Any) -> Row[Any]:
+def resolve(connection: Connection, name: str, name_id: int, head: int, ref: Any) -> Row[Any]:
     """Find the version row ``ref`` names (see the module docstring).
 
     Raises:
@@ -47,7 +49,8 @@ def resolve(connection: Connection, name: str, name_id: int, head: int,
     """
     if isinstance(ref, bool) or not isinstance(ref, int | str):
         raise InvalidInputError(
-            f"a version is a number, 'latest', a tag or a snapshot-hash prefix, not {ref!r}")
+            f"a version is a number, 'latest', a tag or a snapshot-hash prefix, not {ref!r}"
+        )
     if isinstance(ref, int):
         return _numbered(connection, name, name_id, ref, ref)
     if ref in ("latest", "head"):
@@ -72,31 +75,37 @@ def resolve(connection: Connection, name: str, name_id: int, head: int,
             raise InvalidInputError(
                 f"reference {ref!r} of {name!r} is ambiguous: it is {meaning} and a prefix of "
                 f"snapshot {', '.join(digest[:12] for digest in hashes)}; give the number as "
-                "an int, or a longer prefix")
+                "an int, or a longer prefix"
+            )
         if row is None and matches:
             if len(hashes) > 1:
                 raise InvalidInputError(
                     f"snapshot prefix {ref!r} of {name!r} is ambiguous: it matches "
-                    f"{', '.join(digest[:12] for digest in hashes)}")
+                    f"{', '.join(digest[:12] for digest in hashes)}"
+                )
             row = version_rows(connection, name_id, number=matches[0].number).first()
     if row is None:
         if ref.isdigit() and ref.isascii():
             what = " (no such version or snapshot)" if len(ref) >= 4 else ""
         else:
-            tags = list(connection.execute(select(t.tags.c.tag).where(
-                t.tags.c.name_id == name_id)).scalars())
+            tags = list(
+                connection.execute(
+                    select(t.tags.c.tag).where(t.tags.c.name_id == name_id)
+                ).scalars()
+            )
             what = " (no such tag or snapshot)" + did_you_mean(ref, tags)
-        raise VersionNotFound(f"version {ref!r} of {name!r} not found{what}: "
-                              f"{describe(connection, name, name_id)}")
+        raise VersionNotFound(
+            f"version {ref!r} of {name!r} not found{what}: {describe(connection, name, name_id)}"
+        )
     return row
 
 
-def _numbered(connection: Connection, name: str, name_id: int, number: int,
-              ref: Any) -> Row[Any]:
+def _numbered(connection: Connection, name: str, name_id: int, number: int, ref: Any) -> Row[Any]:
     row = None
     if 1 <= number <= MAX_VERSION:
         row = version_rows(connection, name_id, number=number).first()
     if row is None:
-        raise VersionNotFound(f"version {ref!r} of {name!r} not found: "
-                              f"{describe(connection, name, name_id)}")
+        raise VersionNotFound(
+            f"version {ref!r} of {name!r} not found: {describe(connection, name, name_id)}"
+        )
     return row

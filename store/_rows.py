@@ -57,6 +57,7 @@ class Head(NamedTuple):
 
 # -- names ---------------------------------------------------------------------------------
 
+
 def names(connection: Connection) -> list[str]:
     """Every name with a history, sorted."""
     return list(connection.execute(select(t.names.c.name).order_by(t.names.c.name)).scalars())
@@ -94,7 +95,8 @@ def name_row(connection: Connection, name: str) -> tuple[int, int]:
         NameNotFound: with the names the store has.
     """
     row = connection.execute(
-        select(t.names.c.id, t.names.c.head).where(t.names.c.name == name)).first()
+        select(t.names.c.id, t.names.c.head).where(t.names.c.name == name)
+    ).first()
     if row is None:
         raise name_not_found(connection, name)
     return int(row.id), int(row.head)
@@ -102,24 +104,31 @@ def name_row(connection: Connection, name: str) -> tuple[int, int]:
 
 def name_not_found(connection: Connection, name: str) -> NameNotFound:
     """The error for a missing ``name``, listing (the first of) the names that exist."""
-    known = list(connection.execute(
-        select(t.names.c.name).order_by(t.names.c.name).limit(10_001)).scalars())
+    known = list(
+        connection.execute(select(t.names.c.name).order_by(t.names.c.name).limit(10_001)).scalars()
+    )
     if not known:
         return NameNotFound(f"no history named {name!r}: the store is empty")
     hint = did_you_mean(name, known) if isinstance(name, str) else ""
-    more = "" if len(known) <= 10 else f" \u2026and {len(known) - 10:,} more" + (
-        "" if len(known) <= 10_000 else " or so")
+    more = (
+        ""
+        if len(known) <= 10
+        else f" \u2026and {len(known) - 10:,} more" + ("" if len(known) <= 10_000 else " or so")
+    )
     listed = ", ".join(known[:10]) + more
     return NameNotFound(f"no history named {name!r}{hint}: the store has {listed}")
 
 
 # -- versions ------------------------------------------------------------------------------
 
+
 def version_query(name_id: int) -> Any:
     """A select of ``name_id``'s version rows with their snapshot hash as ``snapshot``."""
-    return (select(t.versions, t.snapshots.c.hash.label("snapshot"))
-            .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
-            .where(t.versions.c.name_id == name_id))
+    return (
+        select(t.versions, t.snapshots.c.hash.label("snapshot"))
+        .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
+        .where(t.versions.c.name_id == name_id)
+    )
 
 
 def version_rows(connection: Connection, name_id: int, *, number: int) -> CursorResult[Any]:
@@ -131,35 +140,52 @@ def tags_by_version(connection: Connection, name_id: int) -> dict[int, list[str]
     """``{version: [tags pointing at it]}`` of ``name_id``, tags sorted."""
     by_version: dict[int, list[str]] = {}
     for tag, version in connection.execute(
-            select(t.tags.c.tag, t.tags.c.version).where(t.tags.c.name_id == name_id)
-            .order_by(t.tags.c.tag)).tuples():
+        select(t.tags.c.tag, t.tags.c.version)
+        .where(t.tags.c.name_id == name_id)
+        .order_by(t.tags.c.tag)
+    ).tuples():
         by_version.setdefault(version, []).append(tag)
     return by_version
 
 
 def tag_target(connection: Connection, name_id: int, tag: str) -> int | None:
     """The version ``tag`` points at (the heaviest of a split), or None."""
-    return connection.execute(select(t.tags.c.version).where(
-        t.tags.c.name_id == name_id, t.tags.c.tag == tag)).scalar()
+    return connection.execute(
+        select(t.tags.c.version).where(t.tags.c.name_id == name_id, t.tags.c.tag == tag)
+    ).scalar()
 
 
-def version(connection: Connection, name: str, row: Any,
-            tags: tuple[str, ...] | None = None) -> Version:
+def version(
+    connection: Connection, name: str, row: Any, tags: tuple[str, ...] | None = None
+) -> Version:
     """The :class:`Version` of a row of :func:`version_query` (its tags read unless given)."""
     if tags is None:
-        tags = tuple(connection.execute(select(t.tags.c.tag).where(
-            t.tags.c.name_id == row.name_id, t.tags.c.version == row.number)
-            .order_by(t.tags.c.tag)).scalars())
-    return Version(name=name, number=row.number, snapshot=row.snapshot, parent=row.parent,
-                   created_at=utc(row.created_at), message=row.message, author=row.author,
-                   metadata=decode_metadata(row.metadata, lambda: f"version {row.number} "
-                                            f"of {name!r}"), tags=tags)
+        tags = tuple(
+            connection.execute(
+                select(t.tags.c.tag)
+                .where(t.tags.c.name_id == row.name_id, t.tags.c.version == row.number)
+                .order_by(t.tags.c.tag)
+            ).scalars()
+        )
+    return Version(
+        name=name,
+        number=row.number,
+        snapshot=row.snapshot,
+        parent=row.parent,
+        created_at=utc(row.created_at),
+        message=row.message,
+        author=row.author,
+        metadata=decode_metadata(row.metadata, lambda: f"version {row.number} of {name!r}"),
+        tags=tags,
+    )
 
 
 def version_label(name: str, ref: Any) -> Callable[[], str]:
     """What a damage message calls version ``ref`` of ``name`` (built only when needed)."""
-    return lambda: ("the latest version" if ref in (0, "latest", "head")
-                    else f"version {ref!r}") + f" of {name!r}"
+    return lambda: (
+        ("the latest version" if ref in (0, "latest", "head") else f"version {ref!r}")
+        + f" of {name!r}"
+    )
 
 
 def plain_number(ref: Any) -> int | None:
@@ -175,24 +201,39 @@ def plain_number(ref: Any) -> int | None:
 
 # -- what exists, for messages -------------------------------------------------------------
 
+
 def describe(connection: Connection, name: str, name_id: int) -> str:
     """``"'p' has versions 1-3 and tags prod"``: what a "not found" message lists."""
-    numbers = list(connection.execute(select(t.versions.c.number).where(
-        t.versions.c.name_id == name_id).order_by(t.versions.c.number)).scalars())
-    tags = list(connection.execute(select(t.tags.c.tag).where(
-        t.tags.c.name_id == name_id).order_by(t.tags.c.tag)).scalars())
-    text = (f"{name!r} has versions {format_ranges(numbers)}" if numbers
-            else f"{name!r} has no versions")
+    numbers = list(
+        connection.execute(
+            select(t.versions.c.number)
+            .where(t.versions.c.name_id == name_id)
+            .order_by(t.versions.c.number)
+        ).scalars()
+    )
+    tags = list(
+        connection.execute(
+            select(t.tags.c.tag).where(t.tags.c.name_id == name_id).order_by(t.tags.c.tag)
+        ).scalars()
+    )
+    text = (
+        f"{name!r} has versions {format_ranges(numbers)}"
+        if numbers
+        else f"{name!r} has no versions"
+    )
     return text + (f" and tags {cut_list(tags)}" if tags else " and no tags")
 
 
 def tag_not_found(connection: Connection, name: str, tag: str) -> VersionNotFound:
     """The error for a tag ``name`` never had, with a close match and what exists."""
     name_id, _head = name_row(connection, name)
-    tags = list(connection.execute(select(t.tags.c.tag).where(
-        t.tags.c.name_id == name_id)).scalars())
-    return VersionNotFound(f"tag {tag!r} of {name!r} not found{did_you_mean(tag, tags)}: "
-                           f"{describe(connection, name, name_id)}")
+    tags = list(
+        connection.execute(select(t.tags.c.tag).where(t.tags.c.name_id == name_id)).scalars()
+    )
+    return VersionNotFound(
+        f"tag {tag!r} of {name!r} not found{did_you_mean(tag, tags)}: "
+        f"{describe(connection, name, name_id)}"
+    )
 
 
 def cut_list(items: list[str], limit: int = _LISTED) -> str:

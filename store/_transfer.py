@@ -27,27 +27,42 @@ def wanted(names: Iterable[str] | None) -> list[str] | None:
     return None if names is None else [check_label("name", name) for name in names]
 
 
-def export_bundle(store: Backend, path: str | os.PathLike[str], names: Iterable[str] | None,
-                  progress: Progress | None) -> dict[str, int]:
+def export_bundle(
+    store: Backend,
+    path: str | os.PathLike[str],
+    names: Iterable[str] | None,
+    progress: Progress | None,
+) -> dict[str, int]:
     """:meth:`StateStore.export_bundle`."""
     chosen = wanted(names)
     report = progress or no_progress
-    return read_transaction(store.engine, "exporting", lambda connection: _bundle.write(
-        path, _bundle.export(connection, chosen, report)))
+    return read_transaction(
+        store.engine,
+        "exporting",
+        lambda connection: _bundle.write(path, _bundle.export(connection, chosen, report)),
+    )
 
 
-def import_records(store: Backend, records: _bundle.Records,
-                   progress: Progress | None = None) -> dict[str, list[int]]:
+def import_records(
+    store: Backend, records: _bundle.Records, progress: Progress | None = None
+) -> dict[str, list[int]]:
     """Apply a record stream to ``store`` in one write transaction (see ``import_bundle``)."""
     report = progress or no_progress
     return write_transaction(
-        store.engine, "importing",
+        store.engine,
+        "importing",
         lambda connection: _bundle.apply(connection, records, report),
-        lock_timeout=store.lock_timeout)
+        lock_timeout=store.lock_timeout,
+    )
 
 
 def copy_to(store: Backend, other: Backend, names: Iterable[str] | None) -> dict[str, list[int]]:
     """:meth:`StateStore.copy_to`: ``store``'s records streamed into ``other``."""
     chosen = wanted(names)
-    return read_transaction(store.engine, "exporting", lambda connection: import_records(
-        other, lambda: _bundle.export(connection, chosen, no_progress)))
+    return read_transaction(
+        store.engine,
+        "exporting",
+        lambda connection: import_records(
+            other, lambda: _bundle.export(connection, chosen, no_progress)
+        ),
+    )

@@ -124,16 +124,22 @@ class StateStore:
         durability: str = "normal",
         statement_timeout: float = STATEMENT_TIMEOUT,
     ) -> None:
-        for option, seconds in (("lock_timeout", lock_timeout), ("query_timeout", query_timeout),
-                                ("statement_timeout", statement_timeout)):
+        for option, seconds in (
+            ("lock_timeout", lock_timeout),
+            ("query_timeout", query_timeout),
+            ("statement_timeout", statement_timeout),
+        ):
             check_seconds(option, seconds)
         self.lock_timeout = float(lock_timeout)
         self.query_timeout = float(query_timeout)
         self.url: URL
-        self.url, self._engine = open_engine(target, migrate=migrate,
-                                             lock_timeout=self.lock_timeout,
-                                             durability=durability,
-                                             statement_timeout=float(statement_timeout))
+        self.url, self._engine = open_engine(
+            target,
+            migrate=migrate,
+            lock_timeout=self.lock_timeout,
+            durability=durability,
+            statement_timeout=float(statement_timeout),
+        )
         # Per-process caches that make a one-key change cost one value (see _content.Caches).
         self._caches = _content.Caches()
 
@@ -206,12 +212,22 @@ class StateStore:
         check_text("author", author, optional=True)
         meta = metadata_text(metadata)
         _content.check_expected(expected_head, "expected_head")
-        return _content.save(self, self._caches, name, state, message=message, author=author,
-                             metadata=metadata, meta=meta, expected_head=expected_head,
-                             same_keys=same_keys)
+        return _content.save(
+            self,
+            self._caches,
+            name,
+            state,
+            message=message,
+            author=author,
+            metadata=metadata,
+            meta=meta,
+            expected_head=expected_head,
+            same_keys=same_keys,
+        )
 
-    def annotate(self, name: str, ref: VersionRef, *, metadata: Mapping[str, Any],
-                 author: str | None = None) -> Version:
+    def annotate(
+        self, name: str, ref: VersionRef, *, metadata: Mapping[str, Any], author: str | None = None
+    ) -> Version:
         """Merge ``metadata`` into version ``ref``'s metadata; content and number stay.
 
         For scores that arrive after the save. Each key whose value changes is
@@ -231,9 +247,11 @@ class StateStore:
         check_text("author", author, optional=True)
         wanted = _annotate.check_annotation(metadata)
         return write_transaction(
-            self._engine, f"annotating {name!r}",
+            self._engine,
+            f"annotating {name!r}",
             lambda connection: _annotate.annotate(connection, name, ref, wanted, author),
-            lock_timeout=self.lock_timeout)
+            lock_timeout=self.lock_timeout,
+        )
 
     def delete_name(self, name: str, *, force: bool = False, author: str | None = None) -> int:
         """Delete the whole history of ``name`` (versions, tags, their records); return the
@@ -247,10 +265,11 @@ class StateStore:
         check_label("name", name)
         check_text("author", author, optional=True)
         return write_transaction(
-            self._engine, f"deleting {name!r}",
-            lambda connection: _annotate.delete_name(connection, name, force=force,
-                                                     author=author),
-            lock_timeout=self.lock_timeout)
+            self._engine,
+            f"deleting {name!r}",
+            lambda connection: _annotate.delete_name(connection, name, force=force, author=author),
+            lock_timeout=self.lock_timeout,
+        )
 
     def rename(self, name: str, new: str, *, author: str | None = None) -> int:
         """Rename the history ``name`` to ``new`` (versions, tags and records follow);
@@ -263,9 +282,11 @@ class StateStore:
         check_label("name", new)
         check_text("author", author, optional=True)
         return write_transaction(
-            self._engine, f"renaming {name!r}",
+            self._engine,
+            f"renaming {name!r}",
             lambda connection: _annotate.rename(connection, name, new, author=author),
-            lock_timeout=self.lock_timeout)
+            lock_timeout=self.lock_timeout,
+        )
 
     def rollback(
         self,
@@ -295,15 +316,22 @@ class StateStore:
         check_text("author", author, optional=True)
         meta = metadata_text(metadata)
         _content.check_expected(expected_head, "expected_head")
-        return _content.rollback(self, self._caches, name, ref, message=message, author=author,
-                                 meta=meta, expected_head=expected_head)
+        return _content.rollback(
+            self,
+            self._caches,
+            name,
+            ref,
+            message=message,
+            author=author,
+            meta=meta,
+            expected_head=expected_head,
+        )
 
     def names(self) -> list[str]:
         """Every name with a history, sorted."""
         return read_transaction(self._engine, "listing names", _rows.names)
 
-    def get(self, name: str, ref: VersionRef = "latest", *,
-            at: datetime | None = None) -> Version:
+    def get(self, name: str, ref: VersionRef = "latest", *, at: datetime | None = None) -> Version:
         """Return the :class:`Version` that ``ref`` names (number, ``"latest"``, tag, hash prefix).
 
         With ``at`` (an aware datetime) instead of ``ref``: the version that was
@@ -318,10 +346,19 @@ class StateStore:
             raise InvalidInputError("give a version reference or at=, not both")
         return _history.get(self, name, ref, at)
 
-    def log(self, name: str, *, key: str | None = None, limit: int | None = None,
-            author: str | None = None, since: datetime | str | None = None,
-            until: datetime | str | None = None, grep: str | None = None,
-            tag: str | None = None, where: str | None = None) -> list[Version]:
+    def log(
+        self,
+        name: str,
+        *,
+        key: str | None = None,
+        limit: int | None = None,
+        author: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        grep: str | None = None,
+        tag: str | None = None,
+        where: str | None = None,
+    ) -> list[Version]:
         """Versions of ``name``, newest first.
 
         With ``key``, only the versions where that key's value changed (added,
@@ -337,8 +374,9 @@ class StateStore:
             filter (the message names it).
         """
         _history.check_limit(limit)
-        log_filter = _log.make_filter(author=author, since=since, until=until, grep=grep,
-                                      where=where)
+        log_filter = _log.make_filter(
+            author=author, since=since, until=until, grep=grep, where=where
+        )
         tagged = None
         if tag is not None:
             check_label("tag", tag)
@@ -346,12 +384,17 @@ class StateStore:
             if not events:
                 _tags.raise_missing(self, name, tag)
             tagged = [event.version for event in events]
-        return _history.log(self, name, key=key, limit=limit, log_filter=log_filter,
-                            tagged=tagged)
+        return _history.log(self, name, key=key, limit=limit, log_filter=log_filter, tagged=tagged)
 
-    def load(self, name: str, ref: VersionRef = "latest", *,
-             prefix: str | None = None, route_key: str | int | None = None,
-             at: datetime | None = None) -> dict[str, Any]:
+    def load(
+        self,
+        name: str,
+        ref: VersionRef = "latest",
+        *,
+        prefix: str | None = None,
+        route_key: str | int | None = None,
+        at: datetime | None = None,
+    ) -> dict[str, Any]:
         """Return the state dict of version ``ref`` of ``name`` (keys in saved order).
 
         With ``prefix`` (e.g. ``"retriever."``) only the keys that start with it.
@@ -370,16 +413,22 @@ class StateStore:
         check_label("name", name)
         if at is not None:
             if ref != "latest" or route_key is not None:
-                raise InvalidInputError("give a version reference (or route_key) or at=, "
-                                        "not both")
+                raise InvalidInputError("give a version reference (or route_key) or at=, not both")
             return _history.load_version(self, name, ref, prefix, at=at)[1]
         if route_key is not None:
             ref = _split.route(self, name, ref, route_key)
         return _history.load(self, name, ref, prefix)
 
-    def load_into(self, module: Module, name: str, ref: VersionRef = "latest", *,
-                  prefix: str | None = None, strict: bool = True,
-                  at: datetime | None = None) -> Version:
+    def load_into(
+        self,
+        module: Module,
+        name: str,
+        ref: VersionRef = "latest",
+        *,
+        prefix: str | None = None,
+        strict: bool = True,
+        at: datetime | None = None,
+    ) -> Version:
         """Load version ``ref`` of ``name`` into a running module; return that :class:`Version`.
 
         With ``prefix`` only the keys under it are applied (the rest of the
@@ -400,9 +449,14 @@ class StateStore:
             raise InvalidInputError("give a version reference or at=, not both")
         return _history.load_into(self, module, name, ref, prefix=prefix, strict=strict, at=at)
 
-    def diff(self, name: str, a: VersionRef | tuple[str, VersionRef],
-             b: VersionRef | tuple[str, VersionRef] | None = None, *,
-             prefix: str | None = None) -> StateDiff:
+    def diff(
+        self,
+        name: str,
+        a: VersionRef | tuple[str, VersionRef],
+        b: VersionRef | tuple[str, VersionRef] | None = None,
+        *,
+        prefix: str | None = None,
+    ) -> StateDiff:
         """Compare two versions: what ``b`` added, removed and changed against ``a``.
 
         ``a`` and ``b`` are references within ``name`` or ``(other_name, ref)``
@@ -419,8 +473,14 @@ class StateStore:
         """
         return _history.diff(self, name, a, b, prefix=prefix)
 
-    def blame(self, name: str, ref: VersionRef = "latest", *, key: str | None = None,
-              prefix: str | None = None) -> list[BlameLine]:
+    def blame(
+        self,
+        name: str,
+        ref: VersionRef = "latest",
+        *,
+        key: str | None = None,
+        prefix: str | None = None,
+    ) -> list[BlameLine]:
         """For each key of version ``ref``, the version that gave the key its current value.
 
         Returns one :class:`BlameLine` per key (in saved key order; only ``key``,
@@ -458,8 +518,15 @@ class StateStore:
         check_label("tag", tag)
         return _tags.tag_at(self, name, tag, _history.aware(at, "at"))
 
-    def tag(self, name: str, ref: VersionRef, tag: str, *, author: str | None = None,
-            expected: int | None | _Unset = _UNSET) -> Version:
+    def tag(
+        self,
+        name: str,
+        ref: VersionRef,
+        tag: str,
+        *,
+        author: str | None = None,
+        expected: int | None | _Unset = _UNSET,
+    ) -> Version:
         """Point ``tag`` at version ``ref`` of ``name`` (creating or moving it); return that version.
 
         Every move is recorded in the append-only tag history. ``expected`` is a
@@ -481,12 +548,29 @@ class StateStore:
         check_text("author", author, optional=True)
         if expected is not _UNSET:
             _guard.check_expected(expected)
-        return _guard.guarded_write(self, f"tagging {name!r}", lambda connection: _guard.move(
-            connection, name, tag, {ref: 1.0}, expected=expected,
-            has_expected=expected is not _UNSET, author=author))
+        return _guard.guarded_write(
+            self,
+            f"tagging {name!r}",
+            lambda connection: _guard.move(
+                connection,
+                name,
+                tag,
+                {ref: 1.0},
+                expected=expected,
+                has_expected=expected is not _UNSET,
+                author=author,
+            ),
+        )
 
-    def untag(self, name: str, tag: str, *, author: str | None = None,
-              expected: int | None | _Unset = _UNSET, force: bool = False) -> int:
+    def untag(
+        self,
+        name: str,
+        tag: str,
+        *,
+        author: str | None = None,
+        expected: int | None | _Unset = _UNSET,
+        force: bool = False,
+    ) -> int:
         """Remove ``tag`` (and its split) from ``name``; return the version it pointed at.
 
         The removal is recorded. A protected tag needs ``force=True`` (audited).
@@ -500,13 +584,29 @@ class StateStore:
         check_text("author", author, optional=True)
         if expected is not _UNSET:
             _guard.check_expected(expected)
-        return _guard.guarded_write(self, f"untagging {name!r}", lambda connection: _guard.remove(
-            connection, name, tag, expected=expected, has_expected=expected is not _UNSET,
-            force=bool(force), author=author))
+        return _guard.guarded_write(
+            self,
+            f"untagging {name!r}",
+            lambda connection: _guard.remove(
+                connection,
+                name,
+                tag,
+                expected=expected,
+                has_expected=expected is not _UNSET,
+                force=bool(force),
+                author=author,
+            ),
+        )
 
-    def split(self, name: str, tag: str, weights: Mapping[VersionRef, float], *,
-              author: str | None = None,
-              expected: int | Mapping[int, float] | None | _Unset = _UNSET) -> dict[int, float]:
+    def split(
+        self,
+        name: str,
+        tag: str,
+        weights: Mapping[VersionRef, float],
+        *,
+        author: str | None = None,
+        expected: int | Mapping[int, float] | None | _Unset = _UNSET,
+    ) -> dict[int, float]:
         """Point ``tag`` at several versions with weights summing to 1 (a traffic split).
 
         ``store.load(name, tag, route_key=user_id)`` and followers with a
@@ -529,10 +629,22 @@ class StateStore:
         targets = _split.check_weights(weights)
         if expected is not _UNSET:
             _guard.check_expected(expected)
-        return _guard.guarded_write(self, f"splitting {name!r}", lambda connection: (
-            _guard.move(connection, name, tag, targets, expected=expected,
-                        has_expected=expected is not _UNSET, author=author),
-            _tags.weights(connection, name, tag))[1])
+        return _guard.guarded_write(
+            self,
+            f"splitting {name!r}",
+            lambda connection: (
+                _guard.move(
+                    connection,
+                    name,
+                    tag,
+                    targets,
+                    expected=expected,
+                    has_expected=expected is not _UNSET,
+                    author=author,
+                ),
+                _tags.weights(connection, name, tag),
+            )[1],
+        )
 
     def tag_weights(self, name: str, tag: str) -> dict[int, float]:
         """What ``tag`` points at: ``{version: 1.0}``, or ``{version: weight}`` for a split.
@@ -542,11 +654,21 @@ class StateStore:
         """
         check_label("name", name)
         check_label("tag", tag)
-        return read_transaction(self._engine, f"reading tag {tag!r} of {name!r}",
-                                lambda connection: _tags.weights(connection, name, tag))
+        return read_transaction(
+            self._engine,
+            f"reading tag {tag!r} of {name!r}",
+            lambda connection: _tags.weights(connection, name, tag),
+        )
 
-    def protect(self, name: str, tag: str, *, require_expected: bool = True,
-                where: str | None = None, author: str | None = None) -> None:
+    def protect(
+        self,
+        name: str,
+        tag: str,
+        *,
+        require_expected: bool = True,
+        where: str | None = None,
+        author: str | None = None,
+    ) -> None:
         """Guard ``tag``: later moves need ``expected=`` and (with ``where``) a condition.
 
         ``where`` is a comparison on the target version's metadata, e.g.
@@ -566,9 +688,18 @@ class StateStore:
         check_tag(tag)
         check_text("author", author, optional=True)
         condition = None if where is None else _where.parse_condition(where).text
-        _guard.guarded_write(self, f"protecting tag {tag!r} of {name!r}", lambda connection: (
-            _guard.protect(connection, name, tag, require_expected=bool(require_expected),
-                           where=condition, author=author)))
+        _guard.guarded_write(
+            self,
+            f"protecting tag {tag!r} of {name!r}",
+            lambda connection: _guard.protect(
+                connection,
+                name,
+                tag,
+                require_expected=bool(require_expected),
+                where=condition,
+                author=author,
+            ),
+        )
 
     def unprotect(self, name: str, tag: str, *, author: str | None = None) -> None:
         """Remove the guard of ``tag`` (audited).
@@ -579,13 +710,22 @@ class StateStore:
         check_label("name", name)
         check_label("tag", tag)
         check_text("author", author, optional=True)
-        _guard.guarded_write(self, f"unprotecting tag {tag!r} of {name!r}", lambda connection: (
-            _guard.unprotect(connection, name, tag, author=author)))
+        _guard.guarded_write(
+            self,
+            f"unprotecting tag {tag!r} of {name!r}",
+            lambda connection: _guard.unprotect(connection, name, tag, author=author),
+        )
 
-    def follow(self, module: Module, name: str, ref: VersionRef = "latest", *,
-               cache: str | os.PathLike[str] | None = None,
-               on_change: Callable[[Version | None, Version], None] | None = None,
-               route_key: str | int | None = None) -> Follower:
+    def follow(
+        self,
+        module: Module,
+        name: str,
+        ref: VersionRef = "latest",
+        *,
+        cache: str | os.PathLike[str] | None = None,
+        on_change: Callable[[Version | None, Version], None] | None = None,
+        route_key: str | int | None = None,
+    ) -> Follower:
         """Load ``ref`` of ``name`` into ``module`` now and keep it following that tag.
 
         Returns a :class:`~msgflux.store.Follower`: ``refresh()`` swaps in a
@@ -600,8 +740,9 @@ class StateStore:
 
             follower = store.follow(pipeline, "pipeline", "production", cache="prod.json")
         """
-        return Follower(self, module, name, ref, cache=cache, on_change=on_change,
-                        route_key=route_key)
+        return Follower(
+            self, module, name, ref, cache=cache, on_change=on_change, route_key=route_key
+        )
 
     def tags(self, name: str) -> dict[str, int]:
         """The tags of ``name`` and the version each points at, sorted by tag.
@@ -623,8 +764,13 @@ class StateStore:
         check_label("name", name)
         return _tags.history(self, name, tag)
 
-    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = (), *,
-              timeout: float | None = None) -> QueryResult:
+    def query(
+        self,
+        sql: str,
+        params: Sequence[Any] | Mapping[str, Any] = (),
+        *,
+        timeout: float | None = None,
+    ) -> QueryResult:
         """Run one read-only SQL statement over the store and return its rows.
 
         Use the documented views (``state_history``, ``state_values``,
@@ -699,8 +845,13 @@ class StateStore:
         """
         return _maintenance.verify(self, progress)
 
-    def export_bundle(self, path: str | os.PathLike[str], names: Iterable[str] | None = None,
-                      *, progress: Progress | None = None) -> dict[str, int]:
+    def export_bundle(
+        self,
+        path: str | os.PathLike[str],
+        names: Iterable[str] | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> dict[str, int]:
         """Write whole histories (all names, or ``names``) to one bundle file.
 
         The bundle is JSON Lines (see :mod:`msgflux.store._bundle`), written as
@@ -715,8 +866,9 @@ class StateStore:
         """
         return _transfer.export_bundle(self, path, names, progress)
 
-    def import_bundle(self, path: str | os.PathLike[str], *,
-                      progress: Progress | None = None) -> dict[str, list[int]]:
+    def import_bundle(
+        self, path: str | os.PathLike[str], *, progress: Progress | None = None
+    ) -> dict[str, list[int]]:
         """Import a bundle written by :meth:`export_bundle`; return ``{name: new version numbers}``.
 
         The file is read as a stream, in one transaction: every record is checked
@@ -734,7 +886,9 @@ class StateStore:
         """
         return _transfer.import_records(self, _bundle.read(path), progress)
 
-    def copy_to(self, other: StateStore, names: Iterable[str] | None = None) -> dict[str, list[int]]:
+    def copy_to(
+        self, other: StateStore, names: Iterable[str] | None = None
+    ) -> dict[str, list[int]]:
         """Publish histories to another store, fast-forward only (``push``; ``pull`` is the reverse).
 
         Copies the versions ``other`` lacks with their numbers and hashes and

@@ -43,14 +43,22 @@ __all__ = [
 #: The ``value_type`` names used in the database and the SQL views.
 VALUE_TYPES = ("str", "int", "float", "bool", "null", "list", "dict")
 
-_TYPE_NAMES = {str: "str", int: "int", float: "float", bool: "bool", type(None): "null",
-               list: "list", dict: "dict"}
+_TYPE_NAMES = {
+    str: "str",
+    int: "int",
+    float: "float",
+    bool: "bool",
+    type(None): "null",
+    list: "list",
+    dict: "dict",
+}
 
 
 def canonical_json(value: Any) -> str:
     """Return the canonical JSON text of a JSON-compatible value."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def value_hash(value: Any) -> str:
