@@ -37,8 +37,16 @@ from typing import Any
 
 import tomli_w
 
-__all__ = ["Backend", "StoreBackend", "SqliteFloor", "DeltaFloor", "NaiveSqlite", "TomlFiles",
-           "GitToml", "tree_bytes"]
+__all__ = [
+    "Backend",
+    "StoreBackend",
+    "SqliteFloor",
+    "DeltaFloor",
+    "NaiveSqlite",
+    "TomlFiles",
+    "GitToml",
+    "tree_bytes",
+]
 
 NAME = "pipeline"
 
@@ -51,8 +59,11 @@ def tree_bytes(path: Path) -> int:
 
 
 def _sqlite_files_bytes(database: Path) -> int:
-    return sum(tree_bytes(Path(f"{database}{suffix}"))
-               for suffix in ("", "-wal", "-shm") if Path(f"{database}{suffix}").exists())
+    return sum(
+        tree_bytes(Path(f"{database}{suffix}"))
+        for suffix in ("", "-wal", "-shm")
+        if Path(f"{database}{suffix}").exists()
+    )
 
 
 def _checkpointed_bytes(database: Path) -> int:
@@ -155,8 +166,9 @@ _CHUNK = 500
 
 
 def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
 
 
 def _value_hash(value: Any) -> str:
@@ -166,8 +178,14 @@ def _value_hash(value: Any) -> str:
 def _encode(value: Any) -> tuple[str, str]:
     if type(value) is str:
         return "str", value
-    kind = {int: "int", float: "float", bool: "bool", type(None): "null", list: "list",
-            dict: "dict"}[type(value)]
+    kind = {
+        int: "int",
+        float: "float",
+        bool: "bool",
+        type(None): "null",
+        list: "list",
+        dict: "dict",
+    }[type(value)]
     return kind, _canonical(value).decode("utf-8")
 
 
@@ -195,8 +213,11 @@ class SqliteFloor(Backend):
         self.connection.execute("PRAGMA journal_mode = WAL")
         self.connection.execute("PRAGMA synchronous = NORMAL")
         self.connection.execute("PRAGMA foreign_keys = ON")
-        schema = _SCHEMA if self.unique_blobs else _SCHEMA.replace(
-            ", CONSTRAINT uq_blobs_hash UNIQUE (hash)", "")
+        schema = (
+            _SCHEMA
+            if self.unique_blobs
+            else _SCHEMA.replace(", CONSTRAINT uq_blobs_hash UNIQUE (hash)", "")
+        )
         self.connection.executescript(schema)
 
     def _hash(self, value: Any) -> str:
@@ -226,61 +247,84 @@ class SqliteFloor(Backend):
         connection.execute("COMMIT")
         return number
 
-    def _append(self, connection: sqlite3.Connection, keys: list[str], hashes: list[str],
-                encoded: dict[str, tuple[str, str]], snapshot: str) -> int:
+    def _append(
+        self,
+        connection: sqlite3.Connection,
+        keys: list[str],
+        hashes: list[str],
+        encoded: dict[str, tuple[str, str]],
+        snapshot: str,
+    ) -> int:
         row = connection.execute("SELECT id, head FROM names WHERE name = ?", (NAME,)).fetchone()
         if row is None:
             name_id = connection.execute(
-                "INSERT INTO names (name, head, created_at) VALUES (?, 0, ?)",
-                (NAME, _now())).lastrowid
+                "INSERT INTO names (name, head, created_at) VALUES (?, 0, ?)", (NAME, _now())
+            ).lastrowid
             head = 0
         else:
             name_id, head = row
         if head:
             current = connection.execute(
                 "SELECT s.hash FROM versions v JOIN snapshots s ON s.id = v.snapshot_id "
-                "WHERE v.name_id = ? AND v.number = ?", (name_id, head)).fetchone()[0]
+                "WHERE v.name_id = ? AND v.number = ?",
+                (name_id, head),
+            ).fetchone()[0]
             if current == snapshot:
                 return head
         snapshot_id = self._store_snapshot(connection, keys, hashes, encoded, snapshot)
         connection.execute(
             "INSERT INTO versions (name_id, number, snapshot_id, parent, created_at, message, "
             "author, metadata) VALUES (?, ?, ?, ?, ?, '', NULL, '{}')",
-            (name_id, head + 1, snapshot_id, head or None, _now()))
+            (name_id, head + 1, snapshot_id, head or None, _now()),
+        )
         connection.execute("UPDATE names SET head = ? WHERE id = ?", (head + 1, name_id))
         return head + 1
 
-    def _store_snapshot(self, connection: sqlite3.Connection, keys: list[str],
-                        hashes: list[str], encoded: dict[str, tuple[str, str]],
-                        snapshot: str) -> int:
+    def _store_snapshot(
+        self,
+        connection: sqlite3.Connection,
+        keys: list[str],
+        hashes: list[str],
+        encoded: dict[str, tuple[str, str]],
+        snapshot: str,
+    ) -> int:
         row = connection.execute("SELECT id FROM snapshots WHERE hash = ?", (snapshot,)).fetchone()
         if row is not None:
             return row[0]
         blob_ids = self._store_blobs(connection, encoded)
         snapshot_id = connection.execute(
             "INSERT INTO snapshots (hash, key_count, created_at) VALUES (?, ?, ?)",
-            (snapshot, len(keys), _now())).lastrowid
+            (snapshot, len(keys), _now()),
+        ).lastrowid
         connection.executemany(
             "INSERT INTO entries (snapshot_id, key, position, blob_id) VALUES (?, ?, ?, ?)",
-            [(snapshot_id, key, position, blob_ids[digest])
-             for position, (key, digest) in enumerate(zip(keys, hashes, strict=True))])
+            [
+                (snapshot_id, key, position, blob_ids[digest])
+                for position, (key, digest) in enumerate(zip(keys, hashes, strict=True))
+            ],
+        )
         return snapshot_id
 
-    def _store_blobs(self, connection: sqlite3.Connection,
-                     encoded: dict[str, tuple[str, str]]) -> dict[str, int]:
+    def _store_blobs(
+        self, connection: sqlite3.Connection, encoded: dict[str, tuple[str, str]]
+    ) -> dict[str, int]:
         digests = list(encoded)
         ids: dict[str, int] = {}
         for start in range(0, len(digests), _CHUNK):
-            chunk = digests[start:start + _CHUNK]
-            ids.update(connection.execute(
-                f"SELECT hash, id FROM blobs WHERE hash IN ({','.join('?' * len(chunk))})",
-                chunk))
+            chunk = digests[start : start + _CHUNK]
+            ids.update(
+                connection.execute(
+                    f"SELECT hash, id FROM blobs WHERE hash IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+            )
         for digest in digests:
             if digest not in ids:
                 kind, text = encoded[digest]
                 ids[digest] = connection.execute(
                     "INSERT INTO blobs (hash, value_type, text) VALUES (?, ?, ?)",
-                    (digest, kind, text)).lastrowid
+                    (digest, kind, text),
+                ).lastrowid
         return ids
 
     def load(self, number: int) -> dict[str, Any]:
@@ -288,17 +332,25 @@ class SqliteFloor(Backend):
         connection.execute("BEGIN")
         try:
             (name_id,) = connection.execute(
-                "SELECT id FROM names WHERE name = ?", (NAME,)).fetchone()
+                "SELECT id FROM names WHERE name = ?", (NAME,)
+            ).fetchone()
             row = connection.execute(
                 "SELECT v.snapshot_id, v.number, v.parent, v.created_at, v.message, v.author, "
                 "v.metadata, s.hash FROM versions v JOIN snapshots s ON s.id = v.snapshot_id "
-                "WHERE v.name_id = ? AND v.number = ?", (name_id, number)).fetchone()
+                "WHERE v.name_id = ? AND v.number = ?",
+                (name_id, number),
+            ).fetchone()
             if row is None:
                 raise KeyError(number)
-            state = {key: _decode(kind, text) for key, kind, text in connection.execute(
-                "SELECT e.key, b.value_type, b.text FROM entries e "
-                "JOIN blobs b ON b.id = e.blob_id WHERE e.snapshot_id = ? "
-                "ORDER BY e.position", (row[0],))}
+            state = {
+                key: _decode(kind, text)
+                for key, kind, text in connection.execute(
+                    "SELECT e.key, b.value_type, b.text FROM entries e "
+                    "JOIN blobs b ON b.id = e.blob_id WHERE e.snapshot_id = ? "
+                    "ORDER BY e.position",
+                    (row[0],),
+                )
+            }
         finally:
             connection.execute("COMMIT")
         return state
@@ -366,16 +418,22 @@ class DeltaFloor(Backend):
             key_id = self._key_ids.get(key)
             if key_id is None:
                 key_id = self._key_ids[key] = connection.execute(
-                    "INSERT INTO keys (key) VALUES (?)", (key,)).lastrowid
+                    "INSERT INTO keys (key) VALUES (?)", (key,)
+                ).lastrowid
             kind, text = _encode(state[key])
-            connection.execute("INSERT INTO blobs (hash, value_type, text) VALUES (?, ?, ?) "
-                               "ON CONFLICT (hash) DO NOTHING", (hashes[key], kind, text))
-            blob_id = connection.execute("SELECT id FROM blobs WHERE hash = ?",
-                                         (hashes[key],)).fetchone()[0]
+            connection.execute(
+                "INSERT INTO blobs (hash, value_type, text) VALUES (?, ?, ?) "
+                "ON CONFLICT (hash) DO NOTHING",
+                (hashes[key], kind, text),
+            )
+            blob_id = connection.execute(
+                "SELECT id FROM blobs WHERE hash = ?", (hashes[key],)
+            ).fetchone()[0]
             connection.execute("INSERT INTO changes VALUES (?, ?, ?)", (key_id, number, blob_id))
         for key in removed:
-            connection.execute("INSERT INTO changes VALUES (?, ?, NULL)",
-                               (self._key_ids[key], number))
+            connection.execute(
+                "INSERT INTO changes VALUES (?, ?, NULL)", (self._key_ids[key], number)
+            )
         connection.execute("INSERT INTO versions VALUES (?, ?, ?)", (number, snapshot, _now()))
         connection.execute("COMMIT")
         self._previous, self.head = hashes, number
@@ -386,7 +444,9 @@ class DeltaFloor(Backend):
             "SELECT k.key, b.value_type, b.text FROM keys k "
             "JOIN changes c ON c.key_id = k.id AND c.version = (SELECT MAX(x.version) "
             "FROM changes x WHERE x.key_id = k.id AND x.version <= ?) "
-            "JOIN blobs b ON b.id = c.blob_id ORDER BY k.id", (number,)).fetchall()
+            "JOIN blobs b ON b.id = c.blob_id ORDER BY k.id",
+            (number,),
+        ).fetchall()
         return {key: _decode(kind, text) for key, kind, text in rows}
 
     def disk_bytes(self) -> int:
@@ -406,15 +466,19 @@ class NaiveSqlite(SqliteFloor):
     filename = "naive.db"
     unique_blobs = False
 
-    def _store_blobs(self, connection: sqlite3.Connection,
-                     encoded: dict[str, tuple[str, str]]) -> dict[str, int]:
-        return {digest: connection.execute(
-                    "INSERT INTO blobs (hash, value_type, text) VALUES (?, ?, ?)",
-                    (digest, kind, text)).lastrowid
-                for digest, (kind, text) in encoded.items()}
+    def _store_blobs(
+        self, connection: sqlite3.Connection, encoded: dict[str, tuple[str, str]]
+    ) -> dict[str, int]:
+        return {
+            digest: connection.execute(
+                "INSERT INTO blobs (hash, value_type, text) VALUES (?, ?, ?)", (digest, kind, text)
+            ).lastrowid
+            for digest, (kind, text) in encoded.items()
+        }
 
 
 # --- files and git ------------------------------------------------------------------------
+
 
 class TomlFiles(Backend):
     label = "TOML file per version"
@@ -448,9 +512,12 @@ class GitToml(Backend):
         self.file = self.repo / "state.toml"
         self.env = {
             **os.environ,
-            "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_AUTHOR_NAME": "bench",
+            "GIT_AUTHOR_EMAIL": "bench@example.com",
+            "GIT_COMMITTER_NAME": "bench",
+            "GIT_COMMITTER_EMAIL": "bench@example.com",
         }
         self._git("init", "-q")
         # No automatic gc in the middle of the timed saves; gc is measured separately.
@@ -459,8 +526,9 @@ class GitToml(Backend):
         self.revisions: list[str] = []
 
     def _git(self, *args: str) -> bytes:
-        return subprocess.run(["git", *args], cwd=self.repo, env=self.env, check=True,
-                              capture_output=True).stdout
+        return subprocess.run(
+            ["git", *args], cwd=self.repo, env=self.env, check=True, capture_output=True
+        ).stdout
 
     def save(self, state: dict[str, Any]) -> int:
         self.file.write_bytes(tomli_w.dumps(state).encode("utf-8"))
@@ -476,8 +544,9 @@ class GitToml(Backend):
         self.revisions = self._git("rev-list", "--reverse", "HEAD").decode().split()
 
     def load(self, number: int) -> dict[str, Any]:
-        return tomllib.loads(self._git("show", f"{self.revisions[number - 1]}:state.toml")
-                             .decode("utf-8"))
+        return tomllib.loads(
+            self._git("show", f"{self.revisions[number - 1]}:state.toml").decode("utf-8")
+        )
 
     def disk_bytes(self) -> int:
         return tree_bytes(self.repo / ".git")

@@ -53,8 +53,11 @@ def _timed(call: Callable[[], Any]) -> float:
 def saves(keys: int, count: int, folder: Path) -> dict[str, float]:
     """Median save time with one key changed, each implementation on the same states."""
     folder.mkdir()
-    backends = {"store": StoreBackend(folder), "delta floor": DeltaFloor(folder),
-                "per-key floor": SqliteFloor(folder, hash_cache=True)}
+    backends = {
+        "store": StoreBackend(folder),
+        "delta floor": DeltaFloor(folder),
+        "per-key floor": SqliteFloor(folder, hash_cache=True),
+    }
     stream = ChangeStream(keys, seed=keys)
     times: dict[str, list[float]] = {label: [] for label in backends}
     for index in range(count + 20):
@@ -86,8 +89,11 @@ def git_disk(folder: Path, versions: int = 1000, keys: int = 500) -> dict[str, i
 def deep(folder: Path, versions: int, keys: int = 50) -> dict[str, Any]:
     """Fill a 50-key store and both floors with ``versions`` one-key changes; measure."""
     folder.mkdir()
-    store, delta, floor = StoreBackend(folder), DeltaFloor(folder), SqliteFloor(folder,
-                                                                                hash_cache=True)
+    store, delta, floor = (
+        StoreBackend(folder),
+        DeltaFloor(folder),
+        SqliteFloor(folder, hash_cache=True),
+    )
     stream = ChangeStream(keys, seed=1)
     distinct: dict[str, int] = {}
     early: list[float] = []
@@ -106,16 +112,20 @@ def deep(folder: Path, versions: int, keys: int = 50) -> dict[str, Any]:
         elif number > versions - 200:
             late.append(took)
         if number == 200:
-            loads_200 = _loads({"store": store, "delta floor": delta, "per-key floor": floor},
-                               rng, 200)
+            loads_200 = _loads(
+                {"store": store, "delta floor": delta, "per-key floor": floor}, rng, 200
+            )
     result: dict[str, Any] = {
-        "disk store": store.compacted_bytes(), "disk delta floor": delta.compacted_bytes(),
+        "disk store": store.compacted_bytes(),
+        "disk delta floor": delta.compacted_bytes(),
         "disk per-key floor": floor.compacted_bytes(),
         "distinct value bytes": sum(distinct.values()),
-        "save first 200 ms": _ms(early), "save last 200 ms": _ms(late),
+        "save first 200 ms": _ms(early),
+        "save last 200 ms": _ms(late),
         "loads at 200": loads_200,
-        "loads at end": _loads({"store": store, "delta floor": delta, "per-key floor": floor},
-                               rng, versions),
+        "loads at end": _loads(
+            {"store": store, "delta floor": delta, "per-key floor": floor}, rng, versions
+        ),
     }
     delta.close()
     floor.close()
@@ -126,8 +136,9 @@ def deep(folder: Path, versions: int, keys: int = 50) -> dict[str, Any]:
 
 def _loads(backends: dict[str, Any], rng: random.Random, head: int) -> dict[str, float]:
     """Median ms of the latest and of random old versions, interleaved."""
-    samples: dict[str, list[float]] = {f"{label} {kind}": [] for label in backends
-                                       for kind in ("latest", "old")}
+    samples: dict[str, list[float]] = {
+        f"{label} {kind}": [] for label in backends for kind in ("latest", "old")
+    }
     for _ in range(200):
         old = rng.randint(1, head)
         for label, backend in backends.items():
@@ -140,16 +151,25 @@ def _history_reads(store: StateStore, head: int, rng: random.Random) -> dict[str
     name = "pipeline"
     key = next(iter(store.load(name)))
     first, last = store.get(name, 1).created_at, store.get(name).created_at
-    samples: dict[str, list[float]] = {"log key limit 20": [], "state_changes one version": [],
-                                       "load at": [], "log limit 20": []}
+    samples: dict[str, list[float]] = {
+        "log key limit 20": [],
+        "state_changes one version": [],
+        "load at": [],
+        "log limit 20": [],
+    }
     for _ in range(30):
         number = rng.randint(2, head)
         moment = first + timedelta(seconds=rng.random() * (last - first).total_seconds())
         samples["log key limit 20"].append(_timed(lambda: store.log(name, key=key, limit=20)))
         samples["log limit 20"].append(_timed(lambda: store.log(name, limit=20)))
-        samples["state_changes one version"].append(_timed(lambda n=number: store.query(
-            "SELECT * FROM state_changes WHERE name = :name AND version = :v",
-            {"name": name, "v": n})))
+        samples["state_changes one version"].append(
+            _timed(
+                lambda n=number: store.query(
+                    "SELECT * FROM state_changes WHERE name = :name AND version = :v",
+                    {"name": name, "v": n},
+                )
+            )
+        )
         samples["load at"].append(_timed(lambda m=moment: store.load(name, at=m)))
     return {label: _ms(values) for label, values in samples.items()}
 
@@ -179,14 +199,15 @@ def postgres(url: str, versions: int) -> dict[str, float]:
         state = stream.next_state()
         save.append(_timed(lambda state=state: store.save("bench-history", state)))
     rng = random.Random(5)
-    loads = [_timed(lambda: store.load("bench-history", rng.randint(1, versions)))
-             for _ in range(100)]
+    loads = [
+        _timed(lambda: store.load("bench-history", rng.randint(1, versions))) for _ in range(100)
+    ]
     result = {"save 50 keys": _ms(save[20:]), "load old 50 keys": _ms(loads)}
     key = next(iter(store.load("bench-history")))
-    result["log key limit 20"] = _ms([_timed(lambda: store.log("bench-history", key=key,
-                                                               limit=20)) for _ in range(20)])
-    result["blame 50 keys"] = _ms([_timed(lambda: store.blame("bench-history"))
-                                   for _ in range(20)])
+    result["log key limit 20"] = _ms(
+        [_timed(lambda: store.log("bench-history", key=key, limit=20)) for _ in range(20)]
+    )
+    result["blame 50 keys"] = _ms([_timed(lambda: store.blame("bench-history")) for _ in range(20)])
     store.delete_name("bench-history", force=True)
     store.gc()
     store.close()
@@ -205,33 +226,42 @@ def main(argv: list[str] | None = None) -> None:
         for keys, count in ((50, args.saves), (500, args.saves), (5000, args.saves // 3)):
             figures = saves(keys, count, root / f"saves{keys}")
             ratio = figures["store"] / figures["delta floor"]
-            print(f"{keys:>5} keys: " + ", ".join(f"{label} {value:.3f}" for label, value
-                                                   in figures.items())
-                  + f"; store / delta floor {ratio:.2f}x")
+            print(
+                f"{keys:>5} keys: "
+                + ", ".join(f"{label} {value:.3f}" for label, value in figures.items())
+                + f"; store / delta floor {ratio:.2f}x"
+            )
         print("\n## Disk, 500 keys x 1,000 versions")
         disk = git_disk(root / "git")
-        print(f"store {disk['store'] / 1e6:.2f} MB, git gc {disk['git gc'] / 1e6:.2f} MB: "
-              f"{disk['store'] / disk['git gc']:.2f}x git")
+        print(
+            f"store {disk['store'] / 1e6:.2f} MB, git gc {disk['git gc'] / 1e6:.2f} MB: "
+            f"{disk['store'] / disk['git gc']:.2f}x git"
+        )
         print(f"\n## 50 keys x {args.versions:,} versions")
         result = deep(root / "deep", args.versions)
         value_bytes = result["distinct value bytes"]
         for label in ("store", "delta floor", "per-key floor"):
             size = result[f"disk {label}"]
-            print(f"disk {label}: {size / 1e6:.1f} MB ({size / value_bytes:.2f}x the "
-                  f"{value_bytes / 1e6:.1f} MB of distinct values)")
-        print(f"save: first 200 {result['save first 200 ms']:.3f} ms, last 200 "
-              f"{result['save last 200 ms']:.3f} ms "
-              f"({result['save last 200 ms'] / result['save first 200 ms']:.2f}x)")
+            print(
+                f"disk {label}: {size / 1e6:.1f} MB ({size / value_bytes:.2f}x the "
+                f"{value_bytes / 1e6:.1f} MB of distinct values)"
+            )
+        print(
+            f"save: first 200 {result['save first 200 ms']:.3f} ms, last 200 "
+            f"{result['save last 200 ms']:.3f} ms "
+            f"({result['save last 200 ms'] / result['save first 200 ms']:.2f}x)"
+        )
         for at in ("loads at 200", "loads at end"):
             loads = result[at]
             for kind in ("latest", "old"):
                 best = min(loads[f"delta floor {kind}"], loads[f"per-key floor {kind}"])
-                print(f"{at}, {kind}: store {loads[f'store {kind}']:.3f}, delta floor "
-                      f"{loads[f'delta floor {kind}']:.3f}, per-key floor "
-                      f"{loads[f'per-key floor {kind}']:.3f}: "
-                      f"{loads[f'store {kind}'] / best:.2f}x the faster floor")
-        for label in ("log key limit 20", "log limit 20", "state_changes one version",
-                      "load at"):
+                print(
+                    f"{at}, {kind}: store {loads[f'store {kind}']:.3f}, delta floor "
+                    f"{loads[f'delta floor {kind}']:.3f}, per-key floor "
+                    f"{loads[f'per-key floor {kind}']:.3f}: "
+                    f"{loads[f'store {kind}'] / best:.2f}x the faster floor"
+                )
+        for label in ("log key limit 20", "log limit 20", "state_changes one version", "load at"):
             print(f"{label}: {result[label]:.2f} ms")
         print(f"blame of a 500-key version (1,000 versions): {blame_500(root / 'b500'):.2f} ms")
         if args.postgres:

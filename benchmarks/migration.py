@@ -62,14 +62,20 @@ def main(argv: list[str] | None = None) -> None:
             for _ in range(args.versions):
                 store.save("pipeline", stream.next_state())
             latest = store.load("pipeline")
-        print(f"filled {args.versions:,} versions x {args.keys} keys in "
-              f"{time.perf_counter() - start:.0f} s; spans file {_size(path) / 1e6:.1f} MB")
+        print(
+            f"filled {args.versions:,} versions x {args.keys} keys in "
+            f"{time.perf_counter() - start:.0f} s; spans file {_size(path) / 1e6:.1f} MB"
+        )
         down = _alembic(path, "downgrade", "0005")
-        print(f"downgrade 0006 -> 0005 (spans -> entries): {down:.1f} s; "
-              f"entries file {_size(path) / 1e6:.1f} MB")
+        print(
+            f"downgrade 0006 -> 0005 (spans -> entries): {down:.1f} s; "
+            f"entries file {_size(path) / 1e6:.1f} MB"
+        )
         up = _alembic(path, "upgrade", "0006")
-        print(f"upgrade 0005 -> 0006 (entries -> spans): {up:.1f} s; "
-              f"spans file {_size(path) / 1e6:.1f} MB")
+        print(
+            f"upgrade 0005 -> 0006 (entries -> spans): {up:.1f} s; "
+            f"spans file {_size(path) / 1e6:.1f} MB"
+        )
         with StateStore(path) as store:
             assert store.load("pipeline") == latest
             report = store.verify()

@@ -32,8 +32,12 @@ def main() -> None:
     parser.add_argument("--what", choices=("save", "load", "both"), default="both")
     parser.add_argument("--sort", default="cumulative", help="pstats sort key (or tottime)")
     parser.add_argument("--top", type=int, default=30)
-    parser.add_argument("--dump", type=Path, default=None,
-                        help="write the raw profiles to DUMP.save / DUMP.load (snakeviz etc.)")
+    parser.add_argument(
+        "--dump",
+        type=Path,
+        default=None,
+        help="write the raw profiles to DUMP.save / DUMP.load (snakeviz etc.)",
+    )
     args = parser.parse_args()
 
     from msgflux.store import StateStore

@@ -42,8 +42,7 @@ def chromium_binary(given: str | None) -> str:
     """The Chromium to run; raises SystemExit naming what to set when there is none."""
     found = given or os.environ.get("MSGFLUX_TEST_CHROMIUM") or shutil.which("chromium")
     if not found:
-        raise SystemExit("--report-render needs Chromium: --chromium PATH or "
-                         "MSGFLUX_TEST_CHROMIUM")
+        raise SystemExit("--report-render needs Chromium: --chromium PATH or MSGFLUX_TEST_CHROMIUM")
     return found
 
 
@@ -56,11 +55,27 @@ def draw(chromium: str, page: Path, screenshot: Path, profile: Path) -> tuple[fl
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}",
-         f"--screenshot={screenshot}", f"--window-size={WINDOW}", page.as_uri()],
-        capture_output=True, text=True, timeout=300, check=False)
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            f"--screenshot={screenshot}",
+            f"--window-size={WINDOW}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0 or not screenshot.exists():
@@ -69,14 +84,16 @@ def draw(chromium: str, page: Path, screenshot: Path, profile: Path) -> tuple[fl
     return seconds, cpu
 
 
-def measure(versions: int, keys: int, seed: int, chromium: str, workdir: Path, *,
-            rebuild: bool = False) -> dict[str, Any]:
+def measure(
+    versions: int, keys: int, seed: int, chromium: str, workdir: Path, *, rebuild: bool = False
+) -> dict[str, Any]:
     """Generation and drawing times of the report of a ``versions``-version history."""
     from msgflux.store import StateStore
     from msgflux.store.report import render_report
 
-    history = copy_store(cached_history(versions, keys, seed, rebuild=rebuild),
-                         workdir / f"report-{versions}.db")
+    history = copy_store(
+        cached_history(versions, keys, seed, rebuild=rebuild), workdir / f"report-{versions}.db"
+    )
     timings = []
     with StateStore(history) as store:
         for _ in range(ROUNDS):
@@ -86,49 +103,65 @@ def measure(versions: int, keys: int, seed: int, chromium: str, workdir: Path, *
     output = workdir / f"report-{versions}.html"
     output.write_text(page, encoding="utf-8")
     blank = workdir / "blank.html"
-    blank.write_text("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>blank</title>"
-                     "</head><body></body></html>\n", encoding="utf-8")
+    blank.write_text(
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>blank</title>'
+        "</head><body></body></html>\n",
+        encoding="utf-8",
+    )
     profile = workdir / "chromium-profile"
     draw(chromium, blank, workdir / "blank.png", profile)  # warm the profile and disk cache
     drawn, empty = [], []
     for _ in range(ROUNDS):  # interleaved, so load on the machine hits both alike
         drawn.append(draw(chromium, output, workdir / f"report-{versions}.png", profile))
         empty.append(draw(chromium, blank, workdir / "blank.png", profile))
-    return {"versions": versions, "generate_s": statistics.median(timings),
-            "bytes": output.stat().st_size,
-            "draw_s": statistics.median(wall for wall, _cpu in drawn),
-            "blank_s": statistics.median(wall for wall, _cpu in empty),
-            "draw_cpu_s": statistics.median(cpu for _wall, cpu in drawn),
-            "blank_cpu_s": statistics.median(cpu for _wall, cpu in empty),
-            "screenshot": str(workdir / f"report-{versions}.png")}
+    return {
+        "versions": versions,
+        "generate_s": statistics.median(timings),
+        "bytes": output.stat().st_size,
+        "draw_s": statistics.median(wall for wall, _cpu in drawn),
+        "blank_s": statistics.median(wall for wall, _cpu in empty),
+        "draw_cpu_s": statistics.median(cpu for _wall, cpu in drawn),
+        "blank_cpu_s": statistics.median(cpu for _wall, cpu in empty),
+        "screenshot": str(workdir / f"report-{versions}.png"),
+    }
 
 
 def main_report_render(args: Any, workdir: Path) -> bool:
     """The ``--report-render`` entry point of ``run.py``; True if the target is met."""
     chromium = chromium_binary(args.chromium)
     sizes = [int(size) for size in args.report_versions.split(",")]
-    print(f"--report-render: {', '.join(f'{size:,}' for size in sizes)} versions x "
-          f"{args.keys[0]} keys; {chromium} at {WINDOW}, median of {ROUNDS}")
-    results = [measure(size, args.keys[0], args.seed, chromium, workdir, rebuild=args.rebuild)
-               for size in sizes]
+    print(
+        f"--report-render: {', '.join(f'{size:,}' for size in sizes)} versions x "
+        f"{args.keys[0]} keys; {chromium} at {WINDOW}, median of {ROUNDS}"
+    )
+    results = [
+        measure(size, args.keys[0], args.seed, chromium, workdir, rebuild=args.rebuild)
+        for size in sizes
+    ]
     print()
-    print("| versions | generate (render_report) | page | Chromium draws it (wall) | blank page "
-          "(wall) | difference | CPU: report, blank |")
+    print(
+        "| versions | generate (render_report) | page | Chromium draws it (wall) | blank page "
+        "(wall) | difference | CPU: report, blank |"
+    )
     print("|---|---|---|---|---|---|---|")
     for result in results:
-        print(f"| {result['versions']:,} | {result['generate_s']:.3f} s | "
-              f"{result['bytes'] / 1e6:.2f} MB | {result['draw_s']:.2f} s | "
-              f"{result['blank_s']:.2f} s | {result['draw_s'] - result['blank_s']:+.2f} s | "
-              f"{result['draw_cpu_s']:.2f} s, {result['blank_cpu_s']:.2f} s |")
+        print(
+            f"| {result['versions']:,} | {result['generate_s']:.3f} s | "
+            f"{result['bytes'] / 1e6:.2f} MB | {result['draw_s']:.2f} s | "
+            f"{result['blank_s']:.2f} s | {result['draw_s'] - result['blank_s']:+.2f} s | "
+            f"{result['draw_cpu_s']:.2f} s, {result['blank_cpu_s']:.2f} s |"
+        )
     print()
     passed = True
     for result in results:
         if result["versions"] == 3000:  # the target is set at 3,000 versions
             ok = result["draw_s"] < DRAW_SECONDS
             passed &= ok
-            print(f"{'PASS' if ok else 'FAIL'}  the {result['versions']:,}-version report draws "
-                  f"in {result['draw_s']:.2f} s (limit {DRAW_SECONDS:g} s, Chromium's start-up "
-                  "included)")
+            print(
+                f"{'PASS' if ok else 'FAIL'}  the {result['versions']:,}-version report draws "
+                f"in {result['draw_s']:.2f} s (limit {DRAW_SECONDS:g} s, Chromium's start-up "
+                "included)"
+            )
     print("screenshots: " + ", ".join(result["screenshot"] for result in results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

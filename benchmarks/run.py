@@ -68,6 +68,7 @@ LIMIT_DEEP = 1.2
 
 # --- measuring -----------------------------------------------------------------------------
 
+
 def median_ms(seconds: Sequence[float]) -> float:
     return statistics.median(seconds) * 1000
 
@@ -101,16 +102,24 @@ class Result:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "label": self.label, "keys": self.keys, "first_save_ms": self.first_save * 1000,
-            "save_median_ms": self.save_median, "save_p90_ms": p90_ms(self.saves),
-            "load_median_ms": self.load_median, "load_p90_ms": p90_ms(self.loads),
-            "disk_bytes": self.disk_bytes, "compacted_bytes": self.compacted_bytes,
+            "label": self.label,
+            "keys": self.keys,
+            "first_save_ms": self.first_save * 1000,
+            "save_median_ms": self.save_median,
+            "save_p90_ms": p90_ms(self.saves),
+            "load_median_ms": self.load_median,
+            "load_p90_ms": p90_ms(self.loads),
+            "disk_bytes": self.disk_bytes,
+            "compacted_bytes": self.compacted_bytes,
         }
 
 
-def run_interleaved(runs: list[tuple[str, str, Callable[[Path], Backend]]],
-                    workload: Workload, expected: list[dict[str, str]],
-                    folder: Path) -> list[Result]:
+def run_interleaved(
+    runs: list[tuple[str, str, Callable[[Path], Backend]]],
+    workload: Workload,
+    expected: list[dict[str, str]],
+    folder: Path,
+) -> list[Result]:
     """Replay the workload on every implementation, round-robin, and time each save and load.
 
     Version ``n`` is saved by every implementation before version ``n + 1``
@@ -167,8 +176,9 @@ def _rotation(count: int, shift: int) -> list[int]:
     return [*range(shift, count), *range(shift)]
 
 
-def implementations(keys: int, *, naive_from: int,
-                    skip: set[str]) -> list[list[tuple[str, str, Callable[[Path], Backend]]]]:
+def implementations(
+    keys: int, *, naive_from: int, skip: set[str]
+) -> list[list[tuple[str, str, Callable[[Path], Backend]]]]:
     """Groups of (label, flow, factory) runs at this key count; each group is interleaved.
 
     The SQLite implementations share one group. TOML and git run in groups of
@@ -177,22 +187,28 @@ def implementations(keys: int, *, naive_from: int,
     measurably slower (StateStore saves 1.9 ms alone, 3.2 ms next to git).
     """
     sqlite: list[tuple[str, str, Callable[[Path], Backend]]] = [
-        (f"StateStore ({flow})", flow, StoreBackend) for flow in FLOWS]
+        (f"StateStore ({flow})", flow, StoreBackend) for flow in FLOWS
+    ]
     sqlite += [
         ("sqlite3 floor", "warm", SqliteFloor),
-        ("sqlite3 floor + hash cache", "warm",
-         lambda folder: SqliteFloor(folder, hash_cache=True)),
+        ("sqlite3 floor + hash cache", "warm", lambda folder: SqliteFloor(folder, hash_cache=True)),
     ]
     if keys >= naive_from:
         sqlite.append(("naive sqlite3 (no dedup)", "warm", NaiveSqlite))
-    groups = [sqlite, [("TOML file per version", "warm", TomlFiles)],
-              [("git commit per version", "warm", GitToml)]]
-    kept = [[run for run in group if not any(word in run[0].lower() for word in skip)]
-            for group in groups]
+    groups = [
+        sqlite,
+        [("TOML file per version", "warm", TomlFiles)],
+        [("git commit per version", "warm", GitToml)],
+    ]
+    kept = [
+        [run for run in group if not any(word in run[0].lower() for word in skip)]
+        for group in groups
+    ]
     return [group for group in kept if group]
 
 
 # --- reporting ------------------------------------------------------------------------------
+
 
 def _size(count: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):
@@ -203,15 +219,18 @@ def _size(count: int) -> str:
 
 
 def table(results: list[Result]) -> str:
-    header = ("| keys | implementation | save p50 | save p90 | load p50 | load p90 "
-              "| first save | disk (incl. WAL / loose) | disk (checkpointed / gc) |")
+    header = (
+        "| keys | implementation | save p50 | save p90 | load p50 | load p90 "
+        "| first save | disk (incl. WAL / loose) | disk (checkpointed / gc) |"
+    )
     lines = [header, "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for result in results:
         lines.append(
             f"| {result.keys} | {result.label} | {result.save_median:.3f} ms "
             f"| {p90_ms(result.saves):.3f} ms | {result.load_median:.3f} ms "
             f"| {p90_ms(result.loads):.3f} ms | {result.first_save * 1000:.2f} ms "
-            f"| {_size(result.disk_bytes)} | {_size(result.compacted_bytes)} |")
+            f"| {_size(result.disk_bytes)} | {_size(result.compacted_bytes)} |"
+        )
     return "\n".join(lines)
 
 
@@ -220,30 +239,45 @@ def checks(results: list[Result]) -> list[tuple[bool | None, str]]:
     outcome: list[tuple[bool | None, str]] = []
     for keys in sorted({result.keys for result in results}):
         by_label = {result.label: result for result in results if result.keys == keys}
-        pairs = [("save", "StateStore (warm)", "sqlite3 floor + hash cache", "save_median"),
-                 ("save", "StateStore (cold caches)", "sqlite3 floor", "save_median"),
-                 ("load", "StateStore (warm)", "sqlite3 floor", "load_median")]
+        pairs = [
+            ("save", "StateStore (warm)", "sqlite3 floor + hash cache", "save_median"),
+            ("save", "StateStore (cold caches)", "sqlite3 floor", "save_median"),
+            ("load", "StateStore (warm)", "sqlite3 floor", "load_median"),
+        ]
         for what, mine, floor, metric in pairs:
             if mine in by_label and floor in by_label:
                 ours = getattr(by_label[mine], metric)
                 theirs = getattr(by_label[floor], metric)
-                outcome.append((ours <= LIMIT_VS_FLOOR * theirs,
-                                f"{keys} keys: {what}: {mine} {ours:.3f} ms vs {floor} "
-                                f"{theirs:.3f} ms = {ours / theirs:.2f}x "
-                                f"(limit {LIMIT_VS_FLOOR}x)"))
+                outcome.append(
+                    (
+                        ours <= LIMIT_VS_FLOOR * theirs,
+                        f"{keys} keys: {what}: {mine} {ours:.3f} ms vs {floor} "
+                        f"{theirs:.3f} ms = {ours / theirs:.2f}x "
+                        f"(limit {LIMIT_VS_FLOOR}x)",
+                    )
+                )
         naive = by_label.get("naive sqlite3 (no dedup)")
         store = by_label.get("StateStore (warm)")
         if naive is not None and store is not None:
-            outcome.append((store.save_median < naive.save_median,
-                            f"{keys} keys: one-key change, StateStore (warm) "
-                            f"{store.save_median:.3f} ms < naive floor "
-                            f"{naive.save_median:.3f} ms"))
+            outcome.append(
+                (
+                    store.save_median < naive.save_median,
+                    f"{keys} keys: one-key change, StateStore (warm) "
+                    f"{store.save_median:.3f} ms < naive floor "
+                    f"{naive.save_median:.3f} ms",
+                )
+            )
         cold = by_label.get("StateStore (cold caches)")
         if naive is not None and cold is not None:
-            outcome.append((None, f"{keys} keys: one-key change, StateStore (cold caches) "
-                                  f"{cold.save_median:.3f} ms vs naive floor "
-                                  f"{naive.save_median:.3f} ms (not a target: both re-hash "
-                                  "every value)"))
+            outcome.append(
+                (
+                    None,
+                    f"{keys} keys: one-key change, StateStore (cold caches) "
+                    f"{cold.save_median:.3f} ms vs naive floor "
+                    f"{naive.save_median:.3f} ms (not a target: both re-hash "
+                    "every value)",
+                )
+            )
     return outcome
 
 
@@ -253,18 +287,31 @@ def environment() -> str:
 
     import sqlalchemy
 
-    cpu = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor() or platform.machine())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _read_lines("/proc/cpuinfo")
+            if line.startswith("model name")
+        ),
+        platform.processor() or platform.machine(),
+    )
     try:
         root = Path(__file__).resolve().parent.parent
-        revision = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=root,
-                                  capture_output=True, text=True, check=True).stdout.strip()
+        revision = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         revision = "unknown"
     load = os.getloadavg()[0]
-    return (f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-            f"SQLAlchemy {sqlalchemy.__version__}, {platform.system()}, {cpu} x "
-            f"{os.cpu_count()}, load average {load:.2f}, repository at {revision}")
+    return (
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"SQLAlchemy {sqlalchemy.__version__}, {platform.system()}, {cpu} x "
+        f"{os.cpu_count()}, load average {load:.2f}, repository at {revision}"
+    )
 
 
 def _read_lines(path: str) -> list[str]:
@@ -282,6 +329,7 @@ def print_checks(outcome: list[tuple[bool | None, str]]) -> bool:
 
 # --- the comparison -------------------------------------------------------------------------
 
+
 def compare(args: argparse.Namespace, workdir: Path) -> list[Result]:
     results: list[Result] = []
     skip = {word.lower() for word in args.skip}
@@ -289,19 +337,28 @@ def compare(args: argparse.Namespace, workdir: Path) -> list[Result]:
         workload = make_workload(keys, args.versions, args.loads, seed=args.seed)
         expected = list(states(workload))
         groups = implementations(keys, naive_from=args.naive_from, skip=skip)
-        print(f"\n{keys} keys: {workload.versions} versions "
-              f"(1 initial + {args.versions} one-key changes), {args.loads} loads", flush=True)
+        print(
+            f"\n{keys} keys: {workload.versions} versions "
+            f"(1 initial + {args.versions} one-key changes), {args.loads} loads",
+            flush=True,
+        )
         merged: list[Result] = []
         for round_number in range(args.rounds):
             measured: list[Result] = []
             for index, runs in enumerate(groups):
                 started = time.perf_counter()
                 measured += run_interleaved(
-                    runs, workload, expected,
-                    workdir / f"keys-{keys}-round-{round_number}-group-{index}")
-                print(f"  round {round_number + 1}/{args.rounds}: "
-                      f"{', '.join(label for label, _flow, _make in runs)} "
-                      f"({time.perf_counter() - started:.1f} s)", flush=True)
+                    runs,
+                    workload,
+                    expected,
+                    workdir / f"keys-{keys}-round-{round_number}-group-{index}",
+                )
+                print(
+                    f"  round {round_number + 1}/{args.rounds}: "
+                    f"{', '.join(label for label, _flow, _make in runs)} "
+                    f"({time.perf_counter() - started:.1f} s)",
+                    flush=True,
+                )
             if not merged:
                 merged = measured
                 continue
@@ -315,6 +372,7 @@ def compare(args: argparse.Namespace, workdir: Path) -> list[Result]:
 
 
 # --- --deep: save time at version ~100 vs ~100,000 ------------------------------------------
+
 
 def deep(args: argparse.Namespace, workdir: Path) -> bool:
     """Fill one name to ``--deep-versions``, then time saves at version ~100 and at the top.
@@ -336,8 +394,10 @@ def deep(args: argparse.Namespace, workdir: Path) -> bool:
     except NameNotFound:
         head = 0
     deep_stream = ChangeStream(keys, seed=args.seed)
-    print(f"--deep: {keys} keys, filling one name to {target - window:,} versions (then "
-          f"{window} timed saves) in {path}; starting at version {head:,}")
+    print(
+        f"--deep: {keys} keys, filling one name to {target - window:,} versions (then "
+        f"{window} timed saves) in {path}; starting at version {head:,}"
+    )
     started = last_report = time.perf_counter()
     recent: list[float] = []
     for number in range(head + 1, target - window + 1):
@@ -348,10 +408,12 @@ def deep(args: argparse.Namespace, workdir: Path) -> bool:
         if time.perf_counter() - last_report >= 15 or number == target - window:
             last_report = time.perf_counter()
             elapsed = last_report - started
-            print(f"  version {number:>9,}  {elapsed:6.0f} s  "
-                  f"{(number - head) / elapsed:5.0f} saves/s  median of the last "
-                  f"{len(recent)} saves {median_ms(recent):.3f} ms  db+wal {_size(_disk(path))}",
-                  flush=True)
+            print(
+                f"  version {number:>9,}  {elapsed:6.0f} s  "
+                f"{(number - head) / elapsed:5.0f} saves/s  median of the last "
+                f"{len(recent)} saves {median_ms(recent):.3f} ms  db+wal {_size(_disk(path))}",
+                flush=True,
+            )
             recent = []
     shallow_store = StateStore(workdir / "shallow.db")
     shallow_stream = ChangeStream(keys, seed=args.seed + 10)
@@ -362,38 +424,53 @@ def deep(args: argparse.Namespace, workdir: Path) -> bool:
     late: list[float] = []
     for turn in range(window):
         pairs = [(shallow_store, shallow_stream, early), (deep_store, deep_stream, late)]
-        for store, stream, timings in (pairs if turn % 2 else pairs[::-1]):
+        for store, stream, timings in pairs if turn % 2 else pairs[::-1]:
             state = stream.next_state()
             begin = time.perf_counter()
             store.save(NAME, state)
             timings.append(time.perf_counter() - begin)
     top = deep_store.get(NAME).number
-    loads_early, loads_late = _interleaved_loads(shallow_store, 99 + window, deep_store, top,
-                                                 args.loads, args.seed)
+    loads_early, loads_late = _interleaved_loads(
+        shallow_store, 99 + window, deep_store, top, args.loads, args.seed
+    )
     shallow_store.close()
     deep_store.close()
     ratio = median_ms(late) / median_ms(early)
     print()
     print("| window (interleaved) | save p50 | save p90 | load p50 (random versions) | load p90 |")
     print("|---|---:|---:|---:|---:|")
-    print(f"| versions 100..{99 + window} | {median_ms(early):.3f} ms | {p90_ms(early):.3f} ms "
-          f"| {median_ms(loads_early):.3f} ms | {p90_ms(loads_early):.3f} ms |")
-    print(f"| versions {top - window + 1:,}..{top:,} | {median_ms(late):.3f} ms "
-          f"| {p90_ms(late):.3f} ms | {median_ms(loads_late):.3f} ms "
-          f"| {p90_ms(loads_late):.3f} ms |")
+    print(
+        f"| versions 100..{99 + window} | {median_ms(early):.3f} ms | {p90_ms(early):.3f} ms "
+        f"| {median_ms(loads_early):.3f} ms | {p90_ms(loads_early):.3f} ms |"
+    )
+    print(
+        f"| versions {top - window + 1:,}..{top:,} | {median_ms(late):.3f} ms "
+        f"| {p90_ms(late):.3f} ms | {median_ms(loads_late):.3f} ms "
+        f"| {p90_ms(loads_late):.3f} ms |"
+    )
     print(f"\ndisk: {_size(_disk(path))} (db + WAL) at {top:,} versions of {keys} keys")
-    return print_checks([(ratio <= LIMIT_DEEP,
-                          f"deep: save p50 at version ~{top:,} is {ratio:.2f}x the save p50 "
-                          f"at version ~100 (limit {LIMIT_DEEP}x)")])
+    return print_checks(
+        [
+            (
+                ratio <= LIMIT_DEEP,
+                f"deep: save p50 at version ~{top:,} is {ratio:.2f}x the save p50 "
+                f"at version ~100 (limit {LIMIT_DEEP}x)",
+            )
+        ]
+    )
 
 
 def _disk(path: Path) -> int:
-    return sum(Path(f"{path}{suffix}").stat().st_size for suffix in ("", "-wal", "-shm")
-               if Path(f"{path}{suffix}").exists())
+    return sum(
+        Path(f"{path}{suffix}").stat().st_size
+        for suffix in ("", "-wal", "-shm")
+        if Path(f"{path}{suffix}").exists()
+    )
 
 
-def _interleaved_loads(shallow: Any, shallow_head: int, deep_store: Any, deep_head: int,
-                       count: int, seed: int) -> tuple[list[float], list[float]]:
+def _interleaved_loads(
+    shallow: Any, shallow_head: int, deep_store: Any, deep_head: int, count: int, seed: int
+) -> tuple[list[float], list[float]]:
     """Time ``count`` loads of random versions from each store, alternately."""
     import random
 
@@ -410,59 +487,110 @@ def _interleaved_loads(shallow: Any, shallow_head: int, deep_store: Any, deep_he
 
 # --- command line ---------------------------------------------------------------------------
 
+
 def _key_counts(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keys", type=_key_counts, default=None,
-                        help="comma-separated key counts (default 50,500; --deep: 50)")
-    parser.add_argument("--versions", type=int, default=None,
-                        help="one-key changes after the initial version (default 200)")
-    parser.add_argument("--loads", type=int, default=None,
-                        help="random version loads (default 100)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a small run (< 1 minute): 40 changes, 30 loads; "
-                             "--deep fills 3,000 versions")
-    parser.add_argument("--deep", action="store_true",
-                        help="fill one store to --deep-versions and compare save time at "
-                             "version ~100 with version ~N (takes minutes)")
-    parser.add_argument("--deep-versions", type=int, default=None,
-                        help="versions for --deep (default 100,000)")
-    parser.add_argument("--window", type=int, default=200,
-                        help="saves per --deep window (default 200)")
-    parser.add_argument("--naive-from", type=int, default=500,
-                        help="run the naive no-dedup floor at key counts >= this (default 500)")
-    parser.add_argument("--skip", action="append", default=[],
-                        help="skip implementations whose label contains this word (e.g. git)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="repeat the whole comparison on fresh stores and pool the samples "
-                             "(steadier medians on a busy machine)")
+    parser.add_argument(
+        "--keys",
+        type=_key_counts,
+        default=None,
+        help="comma-separated key counts (default 50,500; --deep: 50)",
+    )
+    parser.add_argument(
+        "--versions",
+        type=int,
+        default=None,
+        help="one-key changes after the initial version (default 200)",
+    )
+    parser.add_argument(
+        "--loads", type=int, default=None, help="random version loads (default 100)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run (< 1 minute): 40 changes, 30 loads; --deep fills 3,000 versions",
+    )
+    parser.add_argument(
+        "--deep",
+        action="store_true",
+        help="fill one store to --deep-versions and compare save time at "
+        "version ~100 with version ~N (takes minutes)",
+    )
+    parser.add_argument(
+        "--deep-versions", type=int, default=None, help="versions for --deep (default 100,000)"
+    )
+    parser.add_argument(
+        "--window", type=int, default=200, help="saves per --deep window (default 200)"
+    )
+    parser.add_argument(
+        "--naive-from",
+        type=int,
+        default=500,
+        help="run the naive no-dedup floor at key counts >= this (default 500)",
+    )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        help="skip implementations whose label contains this word (e.g. git)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat the whole comparison on fresh stores and pool the samples "
+        "(steadier medians on a busy machine)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="where to create the stores (default: a temporary folder, removed); "
-                             "kept when given, and --deep then resumes filling its deep.db")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where to create the stores (default: a temporary folder, removed); "
+        "kept when given, and --deep then resumes filling its deep.db",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write results as JSON")
-    parser.add_argument("--tools", action="store_true",
-                        help="time the history tools at --tools-versions (see tools_report.py)")
+    parser.add_argument(
+        "--tools",
+        action="store_true",
+        help="time the history tools at --tools-versions (see tools_report.py)",
+    )
     parser.add_argument("--tools-versions", type=int, default=20_000)
-    parser.add_argument("--log-versions", type=int, default=100_000,
-                        help="versions of the history --tools times log(limit=20) on")
+    parser.add_argument(
+        "--log-versions",
+        type=int,
+        default=100_000,
+        help="versions of the history --tools times log(limit=20) on",
+    )
     parser.add_argument("--skip-log", action="store_true", help="--tools without the log timing")
-    parser.add_argument("--rebuild", action="store_true",
-                        help="--tools, --report-render: rebuild the cached histories")
-    parser.add_argument("--report-render", action="store_true",
-                        help="time the HTML report's generation and Chromium's drawing of it "
-                             "(see report_render.py)")
-    parser.add_argument("--report-versions", default="30,300,3000",
-                        help="--report-render: history sizes, comma-separated")
-    parser.add_argument("--chromium", default=None,
-                        help="--report-render: the Chromium binary (default "
-                             "$MSGFLUX_TEST_CHROMIUM, else chromium on the PATH)")
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="--tools, --report-render: rebuild the cached histories",
+    )
+    parser.add_argument(
+        "--report-render",
+        action="store_true",
+        help="time the HTML report's generation and Chromium's drawing of it "
+        "(see report_render.py)",
+    )
+    parser.add_argument(
+        "--report-versions",
+        default="30,300,3000",
+        help="--report-render: history sizes, comma-separated",
+    )
+    parser.add_argument(
+        "--chromium",
+        default=None,
+        help="--report-render: the Chromium binary (default "
+        "$MSGFLUX_TEST_CHROMIUM, else chromium on the PATH)",
+    )
     args = parser.parse_args(argv)
-    args.keys = args.keys or ([50] if args.deep or args.tools or args.report_render
-                              else [50, 500])
+    args.keys = args.keys or ([50] if args.deep or args.tools or args.report_render else [50, 500])
     args.versions = args.versions or (40 if args.quick else 200)
     args.loads = args.loads or (30 if args.quick else 100)
     args.deep_versions = args.deep_versions or (3_000 if args.quick else 100_000)
@@ -498,11 +626,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         passed = print_checks(checks(results))
         if args.json:
-            args.json.write_text(json.dumps(
-                {"environment": environment(), "args": {k: str(v) for k, v in vars(args).items()},
-                 "results": [{**result.summary(), "saves_s": result.saves,
-                              "loads_s": result.loads} for result in results]},
-                indent=2))
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "environment": environment(),
+                        "args": {k: str(v) for k, v in vars(args).items()},
+                        "results": [
+                            {**result.summary(), "saves_s": result.saves, "loads_s": result.loads}
+                            for result in results
+                        ],
+                    },
+                    indent=2,
+                )
+            )
         return 0 if passed else 1
     finally:
         if not keep:

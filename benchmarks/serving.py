@@ -45,15 +45,19 @@ from msgflux.store._follow import _PostgresWatch, _SqliteWatch
 from msgflux.store._split import Router
 
 KEYS = 50
-TARGETS = {"sqlite": {"refresh_us": 20, "latency_ms": 1.0, "swap_ratio": 1.5, "pick_us": 5},
-           "postgresql": {"refresh_us": 20, "latency_ms": 100.0, "swap_ratio": 1.5,
-                          "pick_us": 5}}
+TARGETS = {
+    "sqlite": {"refresh_us": 20, "latency_ms": 1.0, "swap_ratio": 1.5, "pick_us": 5},
+    "postgresql": {"refresh_us": 20, "latency_ms": 100.0, "swap_ratio": 1.5, "pick_us": 5},
+}
 
 
 def _state(number: int) -> dict[str, str]:
     words = ("answer", "briefly", "cite", "sources", "in", "plain", "language", "and", "JSON")
-    return {f"layer{index // 10}.prompt{index}": f"v{number} " + " ".join(
-        words[(index + step) % len(words)] for step in range(40)) for index in range(KEYS)}
+    return {
+        f"layer{index // 10}.prompt{index}": f"v{number} "
+        + " ".join(words[(index + step) % len(words)] for step in range(40))
+        for index in range(KEYS)
+    }
 
 
 def _module() -> nn.Module:
@@ -128,8 +132,11 @@ def bench(url: str, label: str, samples: int) -> dict[str, float]:
     process = context.Process(target=_mover, args=(url, child_commands, child_times))
     process.start()
     # A second watch of the follower's kind, on its own connection: when the change is noticed.
-    watch: Any = (_SqliteWatch(str(store.url.database)) if store.dialect == "sqlite"
-                  else _PostgresWatch(store.url, "bench", 5))
+    watch: Any = (
+        _SqliteWatch(str(store.url.database))
+        if store.dialect == "sqlite"
+        else _PostgresWatch(store.url, "bench", 5)
+    )
     latencies, noticed = [], []
     for index in range(samples):
         target = 1 if index % 2 else 4
@@ -207,17 +214,31 @@ def _postgres_schema(base: str) -> tuple[str, Any]:
 def report(label: str, results: dict[str, float]) -> bool:
     target = TARGETS[label]
     rows = [
-        ("refresh() when nothing changed", f"{results['refresh_us']:.2f} µs",
-         f"<= {target['refresh_us']} µs", results["refresh_us"] <= target["refresh_us"]),
-        ("tag move in another process -> refresh() swapped it",
-         f"{results['latency_ms']:.3f} ms (p90 {results['latency_p90_ms']:.3f})",
-         f"<= {target['latency_ms']:g} ms", results["latency_ms"] <= target["latency_ms"]),
-        ("swap of a 50-key state dict / load_into",
-         f"{results['swap_us']:.0f} / {results['load_into_us']:.0f} µs = "
-         f"{results['swap_ratio']:.2f}x", f"<= {target['swap_ratio']}x",
-         results["swap_ratio"] <= target["swap_ratio"]),
-        ("pick a version for a route key", f"{results['pick_us']:.2f} µs",
-         f"<= {target['pick_us']} µs", results["pick_us"] <= target["pick_us"]),
+        (
+            "refresh() when nothing changed",
+            f"{results['refresh_us']:.2f} µs",
+            f"<= {target['refresh_us']} µs",
+            results["refresh_us"] <= target["refresh_us"],
+        ),
+        (
+            "tag move in another process -> refresh() swapped it",
+            f"{results['latency_ms']:.3f} ms (p90 {results['latency_p90_ms']:.3f})",
+            f"<= {target['latency_ms']:g} ms",
+            results["latency_ms"] <= target["latency_ms"],
+        ),
+        (
+            "swap of a 50-key state dict / load_into",
+            f"{results['swap_us']:.0f} / {results['load_into_us']:.0f} µs = "
+            f"{results['swap_ratio']:.2f}x",
+            f"<= {target['swap_ratio']}x",
+            results["swap_ratio"] <= target["swap_ratio"],
+        ),
+        (
+            "pick a version for a route key",
+            f"{results['pick_us']:.2f} µs",
+            f"<= {target['pick_us']} µs",
+            results["pick_us"] <= target["pick_us"],
+        ),
     ]
     print(f"\n{label}")
     for what, value, goal, met in rows:
@@ -228,20 +249,30 @@ def report(label: str, results: dict[str, float]) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--postgres", default=os.environ.get("MSGFLUX_TEST_POSTGRES_URL"),
-                        help="a PostgreSQL server URL (default $MSGFLUX_TEST_POSTGRES_URL)")
-    parser.add_argument("--samples", type=int, default=200,
-                        help="swaps, loads and moves measured per backend (default 200)")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("MSGFLUX_TEST_POSTGRES_URL"),
+        help="a PostgreSQL server URL (default $MSGFLUX_TEST_POSTGRES_URL)",
+    )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=200,
+        help="swaps, loads and moves measured per backend (default 200)",
+    )
     args = parser.parse_args(argv)
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     passed = True
     paths = bench_load_paths()
-    print(f"\nload_state_dict, 50 keys (best of 15 batches): fast path {paths['fast_us']:.0f} µs, "
-          f"general path {paths['general_us']:.0f} µs")
+    print(
+        f"\nload_state_dict, 50 keys (best of 15 batches): fast path {paths['fast_us']:.0f} µs, "
+        f"general path {paths['general_us']:.0f} µs"
+    )
     with tempfile.TemporaryDirectory(prefix="msgflux-serving-") as folder:
-        passed &= report("sqlite", bench(str(Path(folder) / "serving.db"), "sqlite",
-                                         args.samples))
+        passed &= report("sqlite", bench(str(Path(folder) / "serving.db"), "sqlite", args.samples))
     if args.postgres:
         url, drop = _postgres_schema(args.postgres)
         try:

@@ -65,12 +65,16 @@ class Rewrites:
     def __init__(self, keys: int = 50, seed: int = 0) -> None:
         self._rng = random.Random(seed)
         letters = "abcdefghijklmnopqrstuvwxyz"
-        self._words = sorted({"".join(self._rng.choices(letters, k=self._rng.randint(2, 10)))
-                              for _ in range(3000)})
-        self.keys = [f"blocks.{index // len(_ROLES):03d}.agent.{_ROLES[index % len(_ROLES)]}"
-                     for index in range(keys)]
-        self._sentences = {key: [self._sentence() for _ in range(self._rng.randint(4, 14))]
-                           for key in self.keys}
+        self._words = sorted(
+            {"".join(self._rng.choices(letters, k=self._rng.randint(2, 10))) for _ in range(3000)}
+        )
+        self.keys = [
+            f"blocks.{index // len(_ROLES):03d}.agent.{_ROLES[index % len(_ROLES)]}"
+            for index in range(keys)
+        ]
+        self._sentences = {
+            key: [self._sentence() for _ in range(self._rng.randint(4, 14))] for key in self.keys
+        }
         self._multiline = {key: index % 3 == 0 for index, key in enumerate(self.keys)}
         self.state = {key: self._text(key) for key in self.keys}
         self._score = 0.5
@@ -97,23 +101,38 @@ class Rewrites:
             state[key] = self._text(key)
         self.state = state
         self._score = min(1.0, max(0.0, self._score + self._rng.gauss(0.0, 0.02)))
-        return state, {"score": round(self._score, 4),
-                       "latency_ms": self._rng.randint(300, 1500)}
+        return state, {"score": round(self._score, 4), "latency_ms": self._rng.randint(300, 1500)}
 
 
-def build_history(target: str | Path, versions: int, keys: int = 50, seed: int = 0, *,
-                  progress: Callable[[int], None] | None = None) -> None:
+def build_history(
+    target: str | Path,
+    versions: int,
+    keys: int = 50,
+    seed: int = 0,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> None:
     """Save ``versions`` versions of :class:`Rewrites` to ``NAME`` (tags every 2,500)."""
     from msgflux.store import StateStore
 
     stream = Rewrites(keys, seed)
     with StateStore(target) as store:
-        store.save(NAME, stream.state, message="baseline", author="bench",
-                   metadata={"score": 0.5, "latency_ms": 900})
+        store.save(
+            NAME,
+            stream.state,
+            message="baseline",
+            author="bench",
+            metadata={"score": 0.5, "latency_ms": 900},
+        )
         for number in range(2, versions + 1):
             state, metadata = stream.step()
-            store.save(NAME, state, message=f"optimiser step {number}",
-                       author=("bench", "opt", "ana")[number % 3], metadata=metadata)
+            store.save(
+                NAME,
+                state,
+                message=f"optimiser step {number}",
+                author=("bench", "opt", "ana")[number % 3],
+                metadata=metadata,
+            )
             if number % 2500 == 0:
                 store.tag(NAME, number, f"release-{number // 2500}")
             if progress is not None and number % 5000 == 0:
@@ -136,10 +155,16 @@ def cached_history(versions: int, keys: int, seed: int, *, rebuild: bool = False
     for suffix in ("", "-wal", "-shm"):
         Path(f"{partial}{suffix}").unlink(missing_ok=True)
     started = time.perf_counter()
-    print(f"  building {versions:,} versions x {keys} keys in {partial} (once; cached)",
-          flush=True)
-    build_history(partial, versions, keys, seed, progress=lambda number: print(
-        f"    {number:>7,} versions  {time.perf_counter() - started:5.0f} s", flush=True))
+    print(f"  building {versions:,} versions x {keys} keys in {partial} (once; cached)", flush=True)
+    build_history(
+        partial,
+        versions,
+        keys,
+        seed,
+        progress=lambda number: print(
+            f"    {number:>7,} versions  {time.perf_counter() - started:5.0f} s", flush=True
+        ),
+    )
     _checkpoint(partial)
     partial.replace(path)
     return path
@@ -164,8 +189,11 @@ def copy_store(source: Path, target: Path) -> Path:
 
 def disk(path: Path) -> int:
     """Bytes of the database file and its WAL."""
-    return sum(Path(f"{path}{suffix}").stat().st_size for suffix in ("", "-wal")
-               if Path(f"{path}{suffix}").exists())
+    return sum(
+        Path(f"{path}{suffix}").stat().st_size
+        for suffix in ("", "-wal")
+        if Path(f"{path}{suffix}").exists()
+    )
 
 
 def _mb(size: float) -> str:
@@ -193,8 +221,12 @@ print(json.dumps({"seconds": seconds,
 
 def in_subprocess(action: str, store_path: Path, bundle: Path) -> dict[str, float]:
     """Run export or import in a fresh interpreter; its time and its peak RSS."""
-    done = subprocess.run([sys.executable, "-c", _CHILD, action, str(store_path), str(bundle)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, action, str(store_path), str(bundle)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{action} failed: {done.stderr[-2000:]}")
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -211,9 +243,13 @@ def measure_bundles(history: Path, workdir: Path) -> dict[str, Any]:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
     imported = in_subprocess("import", target, bundle)
-    return {"export_s": exported["seconds"], "export_peak_rss_mb": exported["peak_rss_mb"],
-            "import_s": imported["seconds"], "import_peak_rss_mb": imported["peak_rss_mb"],
-            "bundle_bytes": bundle.stat().st_size}
+    return {
+        "export_s": exported["seconds"],
+        "export_peak_rss_mb": exported["peak_rss_mb"],
+        "import_s": imported["seconds"],
+        "import_peak_rss_mb": imported["peak_rss_mb"],
+        "bundle_bytes": bundle.stat().st_size,
+    }
 
 
 def measure_report(history: Path, workdir: Path) -> dict[str, Any]:
@@ -227,8 +263,7 @@ def measure_report(history: Path, workdir: Path) -> dict[str, Any]:
         seconds = time.perf_counter() - started
     output = workdir / "history.html"
     output.write_text(page, encoding="utf-8")
-    return {"report_s": seconds, "report_bytes": output.stat().st_size,
-            "report_file": str(output)}
+    return {"report_s": seconds, "report_bytes": output.stat().st_size, "report_file": str(output)}
 
 
 def measure_verify(history: Path, workdir: Path) -> dict[str, Any]:
@@ -313,11 +348,15 @@ def measure_vacuum_under_load(history: Path, workdir: Path) -> dict[str, Any]:
     stop.set()
     for thread in threads:
         thread.join()
-    return {"vacuum_half_s": seconds, "vacuum_half_size_before": size,
-            "vacuum_half_size_after": disk(source),
-            "vacuum_half_slowest_save_s": max(saves), "vacuum_half_median_save_ms":
-                statistics.median(saves) * 1000,
-            "vacuum_half_slowest_load_s": max(loads), "vacuum_half_loads": len(loads)}
+    return {
+        "vacuum_half_s": seconds,
+        "vacuum_half_size_before": size,
+        "vacuum_half_size_after": disk(source),
+        "vacuum_half_slowest_save_s": max(saves),
+        "vacuum_half_median_save_ms": statistics.median(saves) * 1000,
+        "vacuum_half_slowest_load_s": max(loads),
+        "vacuum_half_loads": len(loads),
+    }
 
 
 def cached_log_history(versions: int, keys: int, seed: int, *, rebuild: bool = False) -> Path:
@@ -341,21 +380,33 @@ def measure_log(history: Path, calls: int = 30) -> dict[str, Any]:
             store.log(NAME, key=key, limit=20)
             by_key.append(time.perf_counter() - started)
         head = store.get(NAME).number
-    return {"log_versions": head, "log_limit_ms": statistics.median(plain) * 1000,
-            "log_key_limit_ms": statistics.median(by_key) * 1000}
+    return {
+        "log_versions": head,
+        "log_limit_ms": statistics.median(plain) * 1000,
+        "log_key_limit_ms": statistics.median(by_key) * 1000,
+    }
 
 
 # --- the run -------------------------------------------------------------------------------
 
-def run_tools(versions: int, log_versions: int, keys: int, seed: int, workdir: Path, *,
-              rebuild: bool = False, skip_log: bool = False) -> tuple[dict[str, Any],
-                                                                       list[tuple[bool, str]]]:
+
+def run_tools(
+    versions: int,
+    log_versions: int,
+    keys: int,
+    seed: int,
+    workdir: Path,
+    *,
+    rebuild: bool = False,
+    skip_log: bool = False,
+) -> tuple[dict[str, Any], list[tuple[bool, str]]]:
     """Measure every tool; return the figures and the ``(passed, line)`` checks."""
-    print(f"--tools: {versions:,} versions x {keys} keys (rewritten sentences); "
-          f"log at {log_versions:,} versions")
+    print(
+        f"--tools: {versions:,} versions x {keys} keys (rewritten sentences); "
+        f"log at {log_versions:,} versions"
+    )
     history = cached_history(versions, keys, seed, rebuild=rebuild)
-    figures: dict[str, Any] = {"versions": versions, "keys": keys,
-                               "store_bytes": disk(history)}
+    figures: dict[str, Any] = {"versions": versions, "keys": keys, "store_bytes": disk(history)}
     steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         ("report", lambda: measure_report(history, workdir)),
         ("export/import", lambda: measure_bundles(history, workdir)),
@@ -364,8 +415,12 @@ def run_tools(versions: int, log_versions: int, keys: int, seed: int, workdir: P
         ("vacuum under load", lambda: measure_vacuum_under_load(history, workdir)),
     ]
     if not skip_log:
-        steps.append(("log", lambda: measure_log(
-            cached_log_history(log_versions, keys, seed, rebuild=rebuild))))
+        steps.append(
+            (
+                "log",
+                lambda: measure_log(cached_log_history(log_versions, keys, seed, rebuild=rebuild)),
+            )
+        )
     for label, step in steps:
         print(f"  {label}...", flush=True)
         figures.update(step())
@@ -374,72 +429,115 @@ def run_tools(versions: int, log_versions: int, keys: int, seed: int, workdir: P
 
 def checks(figures: dict[str, Any]) -> list[tuple[bool, str]]:
     result = [
-        (figures["report_s"] <= REPORT_SECONDS,
-         f"report: {figures['report_s']:.2f} s (limit {REPORT_SECONDS:g} s)"),
-        (figures["report_bytes"] <= REPORT_BYTES,
-         f"report: {_mb(figures['report_bytes'])} (limit {_mb(REPORT_BYTES)})"),
-        (figures["export_peak_rss_mb"] <= BUNDLE_RSS_MB,
-         f"export: peak RSS {figures['export_peak_rss_mb']:.0f} MB (limit {BUNDLE_RSS_MB:g} MB)"),
-        (figures["import_peak_rss_mb"] <= BUNDLE_RSS_MB,
-         f"import: peak RSS {figures['import_peak_rss_mb']:.0f} MB (limit {BUNDLE_RSS_MB:g} MB)"),
-        (figures["size_after_vacuum"] < figures["size_after_gc"],
-         f"gc(vacuum=True) shrinks the file: {_mb(figures['size_after_gc'])} -> "
-         f"{_mb(figures['size_after_vacuum'])}"),
+        (
+            figures["report_s"] <= REPORT_SECONDS,
+            f"report: {figures['report_s']:.2f} s (limit {REPORT_SECONDS:g} s)",
+        ),
+        (
+            figures["report_bytes"] <= REPORT_BYTES,
+            f"report: {_mb(figures['report_bytes'])} (limit {_mb(REPORT_BYTES)})",
+        ),
+        (
+            figures["export_peak_rss_mb"] <= BUNDLE_RSS_MB,
+            f"export: peak RSS {figures['export_peak_rss_mb']:.0f} MB (limit {BUNDLE_RSS_MB:g} MB)",
+        ),
+        (
+            figures["import_peak_rss_mb"] <= BUNDLE_RSS_MB,
+            f"import: peak RSS {figures['import_peak_rss_mb']:.0f} MB (limit {BUNDLE_RSS_MB:g} MB)",
+        ),
+        (
+            figures["size_after_vacuum"] < figures["size_after_gc"],
+            f"gc(vacuum=True) shrinks the file: {_mb(figures['size_after_gc'])} -> "
+            f"{_mb(figures['size_after_vacuum'])}",
+        ),
         (bool(figures["verify_ok"]), "verify: clean"),
     ]
     if "log_limit_ms" in figures:
         result += [
-            (figures["log_limit_ms"] <= LOG_MS,
-             f"log(limit=20) at {figures['log_versions']:,} versions: "
-             f"{figures['log_limit_ms']:.2f} ms (limit {LOG_MS:g} ms)"),
-            (figures["log_key_limit_ms"] <= LOG_MS,
-             f"log(key=k, limit=20) at {figures['log_versions']:,} versions: "
-             f"{figures['log_key_limit_ms']:.2f} ms (limit {LOG_MS:g} ms)"),
+            (
+                figures["log_limit_ms"] <= LOG_MS,
+                f"log(limit=20) at {figures['log_versions']:,} versions: "
+                f"{figures['log_limit_ms']:.2f} ms (limit {LOG_MS:g} ms)",
+            ),
+            (
+                figures["log_key_limit_ms"] <= LOG_MS,
+                f"log(key=k, limit=20) at {figures['log_versions']:,} versions: "
+                f"{figures['log_key_limit_ms']:.2f} ms (limit {LOG_MS:g} ms)",
+            ),
         ]
     return result
 
 
 def table(figures: dict[str, Any]) -> str:
     rows = [
-        ("history", f"{figures['versions']:,} versions x {figures['keys']} keys, "
-                    f"{_mb(figures['store_bytes'])} on disk"),
+        (
+            "history",
+            f"{figures['versions']:,} versions x {figures['keys']} keys, "
+            f"{_mb(figures['store_bytes'])} on disk",
+        ),
         ("report", f"{figures['report_s']:.2f} s, {_mb(figures['report_bytes'])}"),
-        ("export_bundle", f"{figures['export_s']:.1f} s, peak RSS "
-                          f"{figures['export_peak_rss_mb']:.0f} MB, bundle "
-                          f"{_mb(figures['bundle_bytes'])}"),
-        ("import_bundle", f"{figures['import_s']:.1f} s, peak RSS "
-                          f"{figures['import_peak_rss_mb']:.0f} MB"),
+        (
+            "export_bundle",
+            f"{figures['export_s']:.1f} s, peak RSS "
+            f"{figures['export_peak_rss_mb']:.0f} MB, bundle "
+            f"{_mb(figures['bundle_bytes'])}",
+        ),
+        (
+            "import_bundle",
+            f"{figures['import_s']:.1f} s, peak RSS {figures['import_peak_rss_mb']:.0f} MB",
+        ),
         ("verify", f"{figures['verify_s']:.1f} s"),
-        (f"prune(keep_last={KEEP_LAST})", f"{figures['prune_s']:.2f} s "
-                                          f"({figures['pruned_versions']:,} versions)"),
-        ("gc()", f"{figures['gc_s']:.2f} s, file {_mb(figures['size_before'])} -> "
-                 f"{_mb(figures['size_after_gc'])}"),
-        ("gc(vacuum=True)", f"{figures['vacuum_s']:.2f} s, file -> "
-                            f"{_mb(figures['size_after_vacuum'])}"),
-        (f"gc(vacuum=True), {figures['versions'] // 2:,} versions kept",
-         f"{figures['vacuum_half_s']:.1f} s, file {_mb(figures['vacuum_half_size_before'])} -> "
-         f"{_mb(figures['vacuum_half_size_after'])}; meanwhile the slowest save took "
-         f"{figures['vacuum_half_slowest_save_s']:.1f} s (median "
-         f"{figures['vacuum_half_median_save_ms']:.1f} ms), the slowest load "
-         f"{figures['vacuum_half_slowest_load_s'] * 1000:.0f} ms "
-         f"({figures['vacuum_half_loads']:,} loads)"),
+        (
+            f"prune(keep_last={KEEP_LAST})",
+            f"{figures['prune_s']:.2f} s ({figures['pruned_versions']:,} versions)",
+        ),
+        (
+            "gc()",
+            f"{figures['gc_s']:.2f} s, file {_mb(figures['size_before'])} -> "
+            f"{_mb(figures['size_after_gc'])}",
+        ),
+        (
+            "gc(vacuum=True)",
+            f"{figures['vacuum_s']:.2f} s, file -> {_mb(figures['size_after_vacuum'])}",
+        ),
+        (
+            f"gc(vacuum=True), {figures['versions'] // 2:,} versions kept",
+            f"{figures['vacuum_half_s']:.1f} s, file {_mb(figures['vacuum_half_size_before'])} -> "
+            f"{_mb(figures['vacuum_half_size_after'])}; meanwhile the slowest save took "
+            f"{figures['vacuum_half_slowest_save_s']:.1f} s (median "
+            f"{figures['vacuum_half_median_save_ms']:.1f} ms), the slowest load "
+            f"{figures['vacuum_half_slowest_load_s'] * 1000:.0f} ms "
+            f"({figures['vacuum_half_loads']:,} loads)",
+        ),
     ]
     if "log_limit_ms" in figures:
         rows += [
-            (f"log(limit=20) at {figures['log_versions']:,}",
-             f"{figures['log_limit_ms']:.2f} ms"),
-            (f"log(key=k, limit=20) at {figures['log_versions']:,}",
-             f"{figures['log_key_limit_ms']:.2f} ms"),
+            (f"log(limit=20) at {figures['log_versions']:,}", f"{figures['log_limit_ms']:.2f} ms"),
+            (
+                f"log(key=k, limit=20) at {figures['log_versions']:,}",
+                f"{figures['log_key_limit_ms']:.2f} ms",
+            ),
         ]
-    return "\n".join(["| operation | figure |", "|---|---|",
-                      *(f"| {label} | {value} |" for label, value in rows)])
+    return "\n".join(
+        [
+            "| operation | figure |",
+            "|---|---|",
+            *(f"| {label} | {value} |" for label, value in rows),
+        ]
+    )
 
 
 def main_tools(args: Any, workdir: Path) -> bool:
     """The ``--tools`` entry point of ``run.py``; True if every target is met."""
-    figures, outcome = run_tools(args.tools_versions, args.log_versions, args.keys[0],
-                                 args.seed, workdir, rebuild=args.rebuild,
-                                 skip_log=args.skip_log)
+    figures, outcome = run_tools(
+        args.tools_versions,
+        args.log_versions,
+        args.keys[0],
+        args.seed,
+        workdir,
+        rebuild=args.rebuild,
+        skip_log=args.skip_log,
+    )
     print()
     print(table(figures))
     print()

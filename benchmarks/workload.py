@@ -39,8 +39,10 @@ def prompt(rng: random.Random, vocabulary: list[str]) -> str:
 
 def key_names(count: int) -> list[str]:
     """Dotted keys as a module tree would name them: ``blocks.003.analyzer.instructions``."""
-    return [f"blocks.{index // len(_ROLES):03d}.agent.{_ROLES[index % len(_ROLES)]}"
-            for index in range(count)]
+    return [
+        f"blocks.{index // len(_ROLES):03d}.agent.{_ROLES[index % len(_ROLES)]}"
+        for index in range(count)
+    ]
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,11 @@ __all__ = [name for name in dir(_setuptools) if not name.startswith("_")]
 _PTH = "__editable__.msgflux_state_typing.pth"
 
 
-def build_editable(wheel_directory: str, config_settings: dict[str, Any] | None = None,
-                   metadata_directory: str | None = None) -> str:
+def build_editable(
+    wheel_directory: str,
+    config_settings: dict[str, Any] | None = None,
+    metadata_directory: str | None = None,
+) -> str:
     """PEP 660 ``build_editable``: setuptools' wheel plus the static typing path."""
     name = _setuptools.build_editable(wheel_directory, config_settings, metadata_directory)
     root = Path(__file__).resolve().parent.parent
@@ -55,8 +58,10 @@ def _add_to_wheel(wheel: Path, member: str, data: bytes) -> None:
     """Add ``member`` to the wheel and to its RECORD (sha256, size), as the spec asks."""
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
     temporary = wheel.with_suffix(".tmp")
-    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(temporary, "w",
-                                                           zipfile.ZIP_DEFLATED) as target:
+    with (
+        zipfile.ZipFile(wheel) as source,
+        zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
         for item in source.infolist():
             content = source.read(item.filename)
             if item.filename.endswith(".dist-info/RECORD"):

@@ -42,11 +42,11 @@ def main() -> None:
     mf.save(p.state_dict(), HERE / "state.toml")
     sd = mf.load(HERE / "state.toml")
     sd["analyzer.instructions"] = "Answer in one sentence."
-    p.load_state_dict(sd)                       # hot swap, no re-construction
+    p.load_state_dict(sd)  # hot swap, no re-construction
     print(p("hi"))
 
     # 2. The store: every save is a version.
-    db = os.environ.get("MSGFLUX_STORE", "msgflux_state.db")   # the CLI's default store
+    db = os.environ.get("MSGFLUX_STORE", "msgflux_state.db")  # the CLI's default store
     store = StateStore(db)
     _start_afresh(store)
     p.analyzer.instructions.data = "Be helpful and concise"
@@ -55,17 +55,17 @@ def main() -> None:
     v2 = store.save("pipeline", p, message="shorter", author="ana", metadata={"score": 0.78})
     print(v1, v2, sep="\n")
 
-    print(store.diff("pipeline", 1, 2))         # what changed, as a unified diff
+    print(store.diff("pipeline", 1, 2))  # what changed, as a unified diff
     store.tag("pipeline", 2, "production")
 
-    p.analyzer.instructions.data = "Reply in French."   # an experiment goes wrong...
-    store.load_into(p, "pipeline", "production")        # ...production is back in the module
+    p.analyzer.instructions.data = "Reply in French."  # an experiment goes wrong...
+    store.load_into(p, "pipeline", "production")  # ...production is back in the module
     assert p("hi") == "hi | Answer in one sentence."
 
     v3 = store.rollback("pipeline", 1, message="revert")  # a NEW version equal to version 1
     assert v3.number == 3 and v3.snapshot == v1.snapshot
 
-    for version in store.log("pipeline"):                 # newest first
+    for version in store.log("pipeline"):  # newest first
         print(version)
     rows = store.query(
         "SELECT version, value FROM state_values WHERE name = ? AND key = ? ORDER BY version",
@@ -91,8 +91,10 @@ def _start_afresh(store: StateStore) -> None:
     if "pipeline" not in store.names():
         return
     if any(version.message not in QUICKSTART_MESSAGES for version in store.log("pipeline")):
-        raise SystemExit("the store already has a 'pipeline' history this example did not "
-                         "write; run it in another folder or set MSGFLUX_STORE")
+        raise SystemExit(
+            "the store already has a 'pipeline' history this example did not "
+            "write; run it in another folder or set MSGFLUX_STORE"
+        )
     store.delete_name("pipeline", force=True, author="quickstart")
 
 

@@ -234,10 +234,12 @@ def _same_state(loaded: Any, original: Any) -> bool:
         return False
     if isinstance(original, dict):
         return loaded.keys() == original.keys() and all(
-            _same_state(loaded[key], original[key]) for key in original)
+            _same_state(loaded[key], original[key]) for key in original
+        )
     if isinstance(original, list):
         return len(loaded) == len(original) and all(
-            _same_state(a, b) for a, b in zip(loaded, original, strict=True))
+            _same_state(a, b) for a, b in zip(loaded, original, strict=True)
+        )
     return bool(loaded == original)
 
 

@@ -16,16 +16,25 @@ from msgflux.store.types import TagEvent, Version
 __all__ = ["VERSION_SHAPE", "tag_event_json", "version_json"]
 
 #: The keys of :func:`version_json`, as the command line's help states them.
-VERSION_SHAPE = ('a version is {"name", "number", "snapshot", "parent", "created_at", '
-                 '"message", "author", "metadata", "tags"}')
+VERSION_SHAPE = (
+    'a version is {"name", "number", "snapshot", "parent", "created_at", '
+    '"message", "author", "metadata", "tags"}'
+)
 
 
 def version_json(version: Version) -> dict[str, Any]:
     """The stable JSON object of a version; ``created_at`` is ISO 8601 in UTC."""
-    return {"name": version.name, "number": version.number, "snapshot": version.snapshot,
-            "parent": version.parent, "created_at": iso(version.created_at),
-            "message": version.message, "author": version.author,
-            "metadata": version.metadata, "tags": list(version.tags)}
+    return {
+        "name": version.name,
+        "number": version.number,
+        "snapshot": version.snapshot,
+        "parent": version.parent,
+        "created_at": iso(version.created_at),
+        "message": version.message,
+        "author": version.author,
+        "metadata": version.metadata,
+        "tags": list(version.tags),
+    }
 
 
 def tag_event_json(event: TagEvent, *, weights: bool = False) -> dict[str, Any]:
@@ -34,11 +43,18 @@ def tag_event_json(event: TagEvent, *, weights: bool = False) -> dict[str, Any]:
     ``weights`` adds the split's ``{version: weight}`` (null when not a split), as
     ``watch`` prints it.
     """
-    row: dict[str, Any] = {"name": event.name, "tag": event.tag, "version": event.version,
-                           "previous_version": event.previous_version}
+    row: dict[str, Any] = {
+        "name": event.name,
+        "tag": event.tag,
+        "version": event.version,
+        "previous_version": event.previous_version,
+    }
     if weights:
-        row["weights"] = None if event.weights is None else {
-            str(number): weight for number, weight in event.weights.items()}
+        row["weights"] = (
+            None
+            if event.weights is None
+            else {str(number): weight for number, weight in event.weights.items()}
+        )
     row["moved_at"] = iso(event.moved_at)
     row["author"] = event.author
     return row

@@ -42,14 +42,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, func, select, update
 
-from msgflux.store import _sql
+from msgflux.store import _sql, _tags
 from msgflux.store import schema as t
+from msgflux.store._content import write_content
 from msgflux.store._guard import notify_change
 from msgflux.store._prepare import stored as stored_content
+from msgflux.store._rows import lock_name, name_not_found
 from msgflux.store._spans import Head, read_cells
 from msgflux.store._time import parse_iso
 from msgflux.store._time import utc as _utc
@@ -66,9 +68,6 @@ from msgflux.store.validation import (
     check_text,
     check_version_number,
 )
-
-if TYPE_CHECKING:
-    from msgflux.store.api import StateStore
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "export", "write", "read", "apply", "document"]
 
@@ -89,19 +88,28 @@ def _iso(moment: datetime) -> str:
 
 # -- export ------------------------------------------------------------------------------
 
-def export(connection: Connection, wanted: list[str] | None,
-           not_found: Callable[[Connection, str], Exception],
-           progress: Progress) -> Iterator[Record]:
+
+def export(
+    connection: Connection, wanted: list[str] | None, progress: Progress
+) -> Iterator[Record]:
     """Yield the records of the histories of ``wanted`` names (all if ``None``), header to end."""
-    ids = dict(connection.execute(
-        select(t.names.c.name, t.names.c.id).order_by(t.names.c.name)).tuples().all())
+    ids = dict(
+        connection.execute(select(t.names.c.name, t.names.c.id).order_by(t.names.c.name))
+        .tuples()
+        .all()
+    )
     if wanted is not None:
         for name in wanted:
             if name not in ids:
-                raise not_found(connection, name)
+                raise name_not_found(connection, name)
         ids = {name: ids[name] for name in dict.fromkeys(wanted)}
-    counts = dict(connection.execute(
-        select(t.versions.c.name_id, func.count()).group_by(t.versions.c.name_id)).tuples().all())
+    counts = dict(
+        connection.execute(
+            select(t.versions.c.name_id, func.count()).group_by(t.versions.c.name_id)
+        )
+        .tuples()
+        .all()
+    )
     totals = {name: int(counts.get(name_id, 0)) for name, name_id in ids.items()}
     yield {"format": FORMAT, "format_version": FORMAT_VERSION, "names": totals}
     records = 0
@@ -111,7 +119,9 @@ def export(connection: Connection, wanted: list[str] | None,
         rows = connection.execution_options(stream_results=True, yield_per=500).execute(
             select(t.versions, t.snapshots.c.hash.label("snapshot"))
             .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
-            .where(t.versions.c.name_id == name_id).order_by(t.versions.c.number))
+            .where(t.versions.c.name_id == name_id)
+            .order_by(t.versions.c.number)
+        )
         for done, row in enumerate(rows):
             if done % _EVERY == 0:
                 progress(f"versions of {name}", done, totals[name])
@@ -125,11 +135,20 @@ def export(connection: Connection, wanted: list[str] | None,
                 previous = {digest: (kind, text) for _key, digest, kind, text in content}
                 previous_id = row.snapshot_id
                 records += 1
-                yield {"kind": "snapshot", "hash": row.snapshot,
-                       "entries": [[key, digest] for key, digest, _kind, _text in content]}
-            version: Record = {"kind": "version", "name": name, "number": row.number,
-                               "snapshot": row.snapshot, "created_at": _iso(row.created_at),
-                               "message": row.message, "metadata": row.metadata}
+                yield {
+                    "kind": "snapshot",
+                    "hash": row.snapshot,
+                    "entries": [[key, digest] for key, digest, _kind, _text in content],
+                }
+            version: Record = {
+                "kind": "version",
+                "name": name,
+                "number": row.number,
+                "snapshot": row.snapshot,
+                "created_at": _iso(row.created_at),
+                "message": row.message,
+                "metadata": row.metadata,
+            }
             if row.parent is not None:
                 version["parent"] = row.parent
             if row.author is not None:
@@ -137,27 +156,42 @@ def export(connection: Connection, wanted: list[str] | None,
             records += 1
             yield version
         progress(f"versions of {name}", totals[name], totals[name])
-        for row in connection.execute(select(t.tag_events).where(
-                t.tag_events.c.name_id == name_id).order_by(t.tag_events.c.id)):
-            event: Record = {"kind": "tag_event", "name": name, "tag": row.tag,
-                             "moved_at": _iso(row.moved_at)}
+        for row in connection.execute(
+            select(t.tag_events)
+            .where(t.tag_events.c.name_id == name_id)
+            .order_by(t.tag_events.c.id)
+        ):
+            event: Record = {
+                "kind": "tag_event",
+                "name": name,
+                "tag": row.tag,
+                "moved_at": _iso(row.moved_at),
+            }
             for column in ("version", "previous_version", "author"):
                 if getattr(row, column) is not None:
                     event[column] = getattr(row, column)
             records += 1
             yield event
-        tags = dict(connection.execute(select(t.tags.c.tag, t.tags.c.version).where(
-            t.tags.c.name_id == name_id).order_by(t.tags.c.tag)).tuples().all())
+        tags = dict(
+            connection.execute(
+                select(t.tags.c.tag, t.tags.c.version)
+                .where(t.tags.c.name_id == name_id)
+                .order_by(t.tags.c.tag)
+            )
+            .tuples()
+            .all()
+        )
         records += 1
         yield {"kind": "tags", "name": name, "tags": tags}
     yield {"kind": "end", "records": records}
 
 
-def _content(connection: Connection, name_id: int,
-             number: int) -> list[tuple[str, str, str, str]]:
+def _content(connection: Connection, name_id: int, number: int) -> list[tuple[str, str, str, str]]:
     """``(key, value hash, value type, stored text)`` of one version, in saved key order."""
-    return [(row[0], row[1], row[2], row[3]) for row in _sql.fetch_all(
-        connection, "hashed_content", (number, number, name_id))]
+    return [
+        (row[0], row[1], row[2], row[3])
+        for row in _sql.fetch_all(connection, "hashed_content", (number, number, name_id))
+    ]
 
 
 def write(path: str | os.PathLike[str], records: Iterable[Record]) -> dict[str, int]:
@@ -184,8 +218,9 @@ def write(path: str | os.PathLike[str], records: Iterable[Record]) -> dict[str, 
     if target.is_dir():
         raise SerializationError(f"cannot save to {target}: it is a directory")
     try:
-        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.",
-                                                 suffix=".tmp")
+        descriptor, temporary = tempfile.mkstemp(
+            dir=folder, prefix=f".{target.name}.", suffix=".tmp"
+        )
     except OSError as error:
         raise SerializationError(f"cannot save to {target}: {error.strerror or error}") from None
     try:
@@ -202,15 +237,20 @@ def write(path: str | os.PathLike[str], records: Iterable[Record]) -> dict[str, 
         except OSError:
             pass
         if isinstance(error, OSError):
-            raise SerializationError(f"cannot save to {target}: {error.strerror or error}"
-                                     ) from None
+            raise SerializationError(
+                f"cannot save to {target}: {error.strerror or error}"
+            ) from None
         raise
     return dict(header["names"])
 
 
 def _write_line(handle: IO[bytes], record: Record) -> None:
-    handle.write(json.dumps(record, ensure_ascii=False, allow_nan=False,
-                            separators=(",", ":")).encode("utf-8") + b"\n")
+    handle.write(
+        json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
+            "utf-8"
+        )
+        + b"\n"
+    )
 
 
 def document(records: Iterable[Record]) -> dict[str, Any]:
@@ -225,8 +265,9 @@ def document(records: Iterable[Record]) -> dict[str, Any]:
         elif kind == "snapshot":
             snapshots[record["hash"]] = record["entries"]
         elif kind in ("version", "tag_event", "tags"):
-            history = names.setdefault(record["name"],
-                                       {"versions": [], "tags": {}, "tag_history": []})
+            history = names.setdefault(
+                record["name"], {"versions": [], "tags": {}, "tag_history": []}
+            )
             fields = {key: value for key, value in record.items() if key not in ("kind", "name")}
             if kind == "version":
                 history["versions"].append(fields)
@@ -234,11 +275,17 @@ def document(records: Iterable[Record]) -> dict[str, Any]:
                 history["tag_history"].append(fields)
             else:
                 history["tags"] = fields["tags"]
-    return {"format": FORMAT, "format_version": 1, "names": names, "snapshots": snapshots,
-            "values": values}
+    return {
+        "format": FORMAT,
+        "format_version": 1,
+        "names": names,
+        "snapshots": snapshots,
+        "values": values,
+    }
 
 
 # -- reading a file ----------------------------------------------------------------------
+
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
@@ -253,8 +300,7 @@ def _refuse_constant(name: str) -> Any:
 
 def _parse_line(line: bytes, number: int) -> Record:
     try:
-        record = json.loads(line, object_pairs_hook=_no_duplicates,
-                            parse_constant=_refuse_constant)
+        record = json.loads(line, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
     except RecursionError:
         raise InvalidInputError(f"bundle line {number} is nested too deeply") from None
     except ValueError as error:
@@ -278,8 +324,7 @@ def read(path: str | os.PathLike[str]) -> Records:
         with source.open("rb") as handle:
             first = handle.readline()
     except OSError as error:
-        raise InvalidInputError(f"cannot read bundle {source}: {error.strerror or error}"
-                                ) from None
+        raise InvalidInputError(f"cannot read bundle {source}: {error.strerror or error}") from None
     header = None
     if source.suffix.lower() != ".toml":
         try:
@@ -314,16 +359,23 @@ def _from_document(data: Any) -> Iterator[Record]:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InvalidInputError(f"not a msgflux-store bundle (expected format {FORMAT!r})")
     if data.get("format_version") != 1:
-        raise InvalidInputError(f"bundle format_version {data.get('format_version')!r} is not "
-                                f"supported (this release reads 1 and {FORMAT_VERSION})")
+        raise InvalidInputError(
+            f"bundle format_version {data.get('format_version')!r} is not "
+            f"supported (this release reads 1 and {FORMAT_VERSION})"
+        )
     names = _object(data, "names", "the bundle")
     snapshots = _object(data, "snapshots", "the bundle")
     values = _object(data, "values", "the bundle")
     for name, history in names.items():
         _object({"h": history}, "h", f"names[{name!r}]")
-    yield {"format": FORMAT, "format_version": 1,
-           "names": {name: len(history["versions"]) if isinstance(history.get("versions"), list)
-                     else 0 for name, history in names.items()}}
+    yield {
+        "format": FORMAT,
+        "format_version": 1,
+        "names": {
+            name: len(history["versions"]) if isinstance(history.get("versions"), list) else 0
+            for name, history in names.items()
+        },
+    }
     records = 0
     previous: set[str] = set()
     previous_snapshot: str | None = None
@@ -335,32 +387,45 @@ def _from_document(data: Any) -> Iterator[Record]:
             continue  # nothing to import (as version 1 bundles always did)
         for index, version in enumerate(versions):
             if not isinstance(version, dict):
-                raise InvalidInputError(f"bundle names[{name!r}].versions[{index}] must be "
-                                        "an object")
+                raise InvalidInputError(
+                    f"bundle names[{name!r}].versions[{index}] must be an object"
+                )
             digest = version.get("snapshot")
             if digest != previous_snapshot and isinstance(digest, str):
                 entries = snapshots.get(digest)
                 if not isinstance(entries, list):
-                    raise IntegrityError(f"bundle {name!r} version {version.get('number')!r} "
-                                         f"refers to snapshot {digest[:12]}, which the bundle "
-                                         "lacks")
+                    raise IntegrityError(
+                        f"bundle {name!r} version {version.get('number')!r} "
+                        f"refers to snapshot {digest[:12]}, which the bundle "
+                        "lacks"
+                    )
                 used: set[str] = set()
                 for entry in entries:
-                    value_digest = entry[1] if isinstance(entry, list) and len(entry) == 2 \
-                        else None
-                    if isinstance(value_digest, str) and value_digest not in previous \
-                            and value_digest not in used and value_digest in values:
+                    value_digest = entry[1] if isinstance(entry, list) and len(entry) == 2 else None
+                    if (
+                        isinstance(value_digest, str)
+                        and value_digest not in previous
+                        and value_digest not in used
+                        and value_digest in values
+                    ):
                         value = values[value_digest]
                         if not isinstance(value, dict):
-                            raise InvalidInputError(f"bundle values[{value_digest[:12]}] must "
-                                                    "be an object")
+                            raise InvalidInputError(
+                                f"bundle values[{value_digest[:12]}] must be an object"
+                            )
                         used.add(value_digest)
                         records += 1
-                        yield {"kind": "value", "hash": value_digest, "type": value.get("type"),
-                               "text": value.get("text")}
-                previous = {entry[1] for entry in entries
-                            if isinstance(entry, list) and len(entry) == 2
-                            and isinstance(entry[1], str)}
+                        yield {
+                            "kind": "value",
+                            "hash": value_digest,
+                            "type": value.get("type"),
+                            "text": value.get("text"),
+                        }
+                previous = {
+                    entry[1]
+                    for entry in entries
+                    if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str)
+                }
                 previous_snapshot = digest
                 records += 1
                 yield {"kind": "snapshot", "hash": digest, "entries": entries}
@@ -388,8 +453,10 @@ def _object(record: Any, key: str, where: str) -> dict[str, Any]:
 
 # -- import ------------------------------------------------------------------------------
 
-def _field(record: Record, name: str, kinds: type | tuple[type, ...], where: str,
-           optional: bool = False) -> Any:
+
+def _field(
+    record: Record, name: str, kinds: type | tuple[type, ...], where: str, optional: bool = False
+) -> Any:
     if name not in record or (optional and record[name] is None):
         if optional:
             return None
@@ -397,8 +464,9 @@ def _field(record: Record, name: str, kinds: type | tuple[type, ...], where: str
     value = record[name]
     allowed = kinds if isinstance(kinds, tuple) else (kinds,)
     if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-        raise InvalidInputError(f"bundle {where}: {name!r} has the wrong type "
-                                f"({type(value).__name__})")
+        raise InvalidInputError(
+            f"bundle {where}: {name!r} has the wrong type ({type(value).__name__})"
+        )
     return value
 
 
@@ -433,9 +501,8 @@ class _Name:
 class _Importer:
     """Applies a record stream to the store on one write connection (see the module docstring)."""
 
-    def __init__(self, connection: Connection, store: StateStore, progress: Progress) -> None:
+    def __init__(self, connection: Connection, progress: Progress) -> None:
         self.connection = connection
-        self.store = store
         self.progress = progress
         self.totals: dict[str, int] = {}
         self.seen: set[str] = set()
@@ -454,18 +521,21 @@ class _Importer:
         if header.get("format_version") not in (1, FORMAT_VERSION):
             raise InvalidInputError(
                 f"bundle format_version {header.get('format_version')!r} is not supported "
-                f"(this release reads 1 and {FORMAT_VERSION})")
+                f"(this release reads 1 and {FORMAT_VERSION})"
+            )
         totals = header.get("names")
         if isinstance(totals, dict):
-            self.totals = {str(name): count for name, count in totals.items()
-                           if isinstance(count, int)}
+            self.totals = {
+                str(name): count for name, count in totals.items() if isinstance(count, int)
+            }
         for record in records:
             kind = record.get("kind")
             if kind == "end":
                 if record.get("records") != self.records:
                     raise InvalidInputError(
                         f"bundle is inconsistent: its end record counts {record.get('records')!r} "
-                        f"records, the file has {self.records}")
+                        f"records, the file has {self.records}"
+                    )
                 self._finish_name()
                 if next(records, None) is not None:
                     raise InvalidInputError("bundle has records after its end record")
@@ -475,8 +545,10 @@ class _Importer:
             if handler is None:
                 raise InvalidInputError(f"bundle record {self.records} has unknown kind {kind!r}")
             handler(self, record)
-        raise InvalidInputError("bundle is truncated: it has no end record (an interrupted "
-                                "export or copy?); nothing was imported")
+        raise InvalidInputError(
+            "bundle is truncated: it has no end record (an interrupted "
+            "export or copy?); nothing was imported"
+        )
 
     # -- content --------------------------------------------------------------------------
 
@@ -494,24 +566,32 @@ class _Importer:
         pairs: list[tuple[str, str]] = []
         if isinstance(entries, list):
             for entry in entries:
-                if type(entry) is not list or len(entry) != 2 or type(entry[0]) is not str \
-                        or type(entry[1]) is not str:
+                if (
+                    type(entry) is not list
+                    or len(entry) != 2
+                    or type(entry[0]) is not str
+                    or type(entry[1]) is not str
+                ):
                     break
                 pairs.append((entry[0], entry[1]))
         if not isinstance(entries, list) or len(pairs) != len(entries):
-            raise InvalidInputError(f"bundle snapshot {digest[:12]} must be a list of "
-                                    "[key, value hash]")
+            raise InvalidInputError(
+                f"bundle snapshot {digest[:12]} must be a list of [key, value hash]"
+            )
         self.snapshot = (digest, pairs)
 
-    def _content(self, digest: str, where: str) -> tuple[list[tuple[str, str]],
-                                                          dict[str, tuple[str, str]]]:
+    def _content(
+        self, digest: str, where: str
+    ) -> tuple[list[tuple[str, str]], dict[str, tuple[str, str]]]:
         """Check the pending snapshot a version names; return its entries and stored values."""
         last = self.last
         if self.snapshot is None or self.snapshot[0] != digest:
             if last is not None and last[0] == digest and self.snapshot is None:
                 return last[1], last[2]
-            raise IntegrityError(f"bundle {where} refers to snapshot {digest[:12]}, which is "
-                                 "not the snapshot record before it")
+            raise IntegrityError(
+                f"bundle {where} refers to snapshot {digest[:12]}, which is "
+                "not the snapshot record before it"
+            )
         pairs = self.snapshot[1]
         known_keys = {key for key, _ in last[1]} if last is not None else set()
         known = last[2] if last is not None else {}
@@ -536,18 +616,23 @@ class _Importer:
                 continue
             raw = self.values.get(value_digest)
             if raw is None:
-                raise IntegrityError(f"bundle {at} refers to value {value_digest[:12]}, which "
-                                     "the bundle lacks")
+                raise IntegrityError(
+                    f"bundle {at} refers to value {value_digest[:12]}, which the bundle lacks"
+                )
             value = check_stored_value(raw[0], raw[1], f"bundle {at}")
             actual = value_hash(value)
             if actual != value_digest:
-                raise IntegrityError(f"bundle {at}: value {value_digest[:12]} does not match its "
-                                     f"hash (the content hashes to {actual[:12]})")
+                raise IntegrityError(
+                    f"bundle {at}: value {value_digest[:12]} does not match its "
+                    f"hash (the content hashes to {actual[:12]})"
+                )
             stored[value_digest] = encode_value(value)  # what a save would store
         actual = snapshot_hash(hashes)
         if actual != digest:
-            raise IntegrityError(f"bundle {where}: snapshot {digest[:12]} does not match its "
-                                 f"hash (the content hashes to {actual[:12]})")
+            raise IntegrityError(
+                f"bundle {where}: snapshot {digest[:12]} does not match its "
+                f"hash (the content hashes to {actual[:12]})"
+            )
         self.last = (digest, pairs, stored)
         self.snapshot = None
         self.values = {}
@@ -567,21 +652,25 @@ class _Importer:
         notify_change(self.connection, name)  # PostgreSQL followers; delivered on commit
         try:
             name_id: int | None
-            name_id, head = self.store._lock_name(self.connection, name, create=False)
+            name_id, head = lock_name(self.connection, name, create=False)
         except NameNotFound:
             name_id, head = None, 0  # created with its first version, not before
         state = _Name(name, name_id, head, head == 0, self.totals.get(name, 0))
         if name_id is not None:
-            state.tag_last = {tag: _utc(moment) for tag, moment in self.connection.execute(
-                select(t.tag_events.c.tag, func.max(t.tag_events.c.moved_at))
-                .where(t.tag_events.c.name_id == name_id).group_by(t.tag_events.c.tag)
-            ).tuples()}
+            state.tag_last = {
+                tag: _utc(moment)
+                for tag, moment in self.connection.execute(
+                    select(t.tag_events.c.tag, func.max(t.tag_events.c.moved_at))
+                    .where(t.tag_events.c.name_id == name_id)
+                    .group_by(t.tag_events.c.tag)
+                ).tuples()
+            }
         self.current = state
         return state
 
     def _name_id(self, state: _Name) -> int:
         if state.name_id is None:
-            state.name_id, _head = self.store._lock_name(self.connection, state.name, create=True)
+            state.name_id, _head = lock_name(self.connection, state.name, create=True)
         return state.name_id
 
     def _version(self, record: Record) -> None:
@@ -591,16 +680,22 @@ class _Importer:
         number = check_version_number(_field(record, "number", int, at), f"bundle {at}")
         where = f"{name!r} version {number}"
         if number <= state.last:
-            raise InvalidInputError(f"bundle {where}: version numbers must increase "
-                                    f"(it follows version {state.last})")
-        parent = check_parent(number, _field(record, "parent", int, where, optional=True),
-                              f"bundle {where}")
+            raise InvalidInputError(
+                f"bundle {where}: version numbers must increase (it follows version {state.last})"
+            )
+        parent = check_parent(
+            number, _field(record, "parent", int, where, optional=True), f"bundle {where}"
+        )
         digest = _field(record, "snapshot", str, where)
         created_at = _parse_time(_field(record, "created_at", str, where), where)
-        message = check_text(f"bundle {where}: message", _field(record, "message", str, where),
-                             optional=False)
-        author = check_text(f"bundle {where}: author",
-                            _field(record, "author", str, where, optional=True), optional=True)
+        message = check_text(
+            f"bundle {where}: message", _field(record, "message", str, where), optional=False
+        )
+        author = check_text(
+            f"bundle {where}: author",
+            _field(record, "author", str, where, optional=True),
+            optional=True,
+        )
         metadata = check_metadata_text(_field(record, "metadata", str, where), f"bundle {where}")
         pairs, stored = self._content(digest, where)
         state.last = number
@@ -616,24 +711,39 @@ class _Importer:
             if here is not None and here != digest:
                 raise ConflictError(
                     f"{name!r} diverged: version {number} is {here[:12]} here and "
-                    f"{digest[:12]} in the source; nothing was copied")
+                    f"{digest[:12]} in the source; nothing was copied"
+                )
             state.last_found = here is not None
             state.saw_head = state.saw_head or number == state.head
             return
         if state.head and not state.saw_head:
-            raise ConflictError(f"{name!r} diverged: version {state.head} here is unknown to "
-                                "the source; nothing was copied")
-        prepared = stored_content([key for key, _ in pairs], [value for _, value in pairs],
-                                  stored, digest)
+            raise ConflictError(
+                f"{name!r} diverged: version {state.head} here is unknown to "
+                "the source; nothing was copied"
+            )
+        prepared = stored_content(
+            [key for key, _ in pairs], [value for _, value in pairs], stored, digest
+        )
         name_id = self._name_id(state)
         if state.cells is None:  # spans continue from the last version here
-            last_here = self.connection.execute(select(func.max(t.versions.c.number)).where(
-                t.versions.c.name_id == name_id)).scalar()
-            state.cells = Head({} if last_here is None
-                               else read_cells(self.connection, name_id, int(last_here)))
-        state.cells = self.store._write_content(
-            self.connection, name_id, number, parent, prepared, state.cells,
-            created_at=created_at, message=message or "", author=author, metadata=metadata)
+            last_here = self.connection.execute(
+                select(func.max(t.versions.c.number)).where(t.versions.c.name_id == name_id)
+            ).scalar()
+            state.cells = Head(
+                {} if last_here is None else read_cells(self.connection, name_id, int(last_here))
+            )
+        state.cells = write_content(
+            self.connection,
+            name_id,
+            number,
+            parent,
+            prepared,
+            state.cells,
+            created_at=created_at,
+            message=message or "",
+            author=author,
+            metadata=metadata,
+        )
         state.appended.append(number)
 
     # -- tags -----------------------------------------------------------------------------
@@ -649,14 +759,23 @@ class _Importer:
             if number is not None:
                 check_version_number(number, f"bundle {where}")
         moved_at = _parse_time(_field(record, "moved_at", str, where), where)
-        author = check_text(f"bundle {where}: author",
-                            _field(record, "author", str, where, optional=True), optional=True)
+        author = check_text(
+            f"bundle {where}: author",
+            _field(record, "author", str, where, optional=True),
+            optional=True,
+        )
         last = state.tag_last.get(tag)
         if last is not None and moved_at <= last:
             return  # this move is already known here, or older than what is here
-        self.connection.execute(insert(t.tag_events).values(
-            name_id=self._name_id(state), tag=tag, version=version, previous_version=previous,
-            moved_at=moved_at, author=author))
+        _tags.record(
+            self.connection,
+            self._name_id(state),
+            tag,
+            version,
+            previous,
+            author=author,
+            moved_at=moved_at,
+        )
         state.tag_final[tag] = version
 
     def _tags(self, record: Record) -> None:
@@ -667,8 +786,9 @@ class _Importer:
         for tag, number in tags.items():
             check_tag(tag)
             if isinstance(number, bool) or not isinstance(number, int):
-                raise InvalidInputError(f"bundle {where}: tag {tag!r} must point at a version "
-                                        "number")
+                raise InvalidInputError(
+                    f"bundle {where}: tag {tag!r} must point at a version number"
+                )
             check_version_number(number, f"bundle {where}")
         if state.name_id is None and (tags or state.tag_final):
             raise InvalidInputError(f"bundle {where}: {name!r} has tags but no versions")
@@ -678,41 +798,39 @@ class _Importer:
 
     def _sync_tags(self, state: _Name, wanted: dict[str, int], name_id: int) -> None:
         """Apply the bundle's tags that moved later than here (see the module docstring)."""
-        from msgflux.store.api import _now
-
         connection = self.connection
-        current = dict(connection.execute(select(t.tags.c.tag, t.tags.c.version).where(
-            t.tags.c.name_id == name_id)).tuples().all())
+        current = dict(
+            connection.execute(
+                select(t.tags.c.tag, t.tags.c.version).where(t.tags.c.name_id == name_id)
+            )
+            .tuples()
+            .all()
+        )
         changes: dict[str, int | None] = {}
         for tag in state.tag_final:  # moved or removed in the bundle after the last move here
             changes[tag] = wanted.get(tag)
         for tag, number in wanted.items():  # tags the bundle has no history for: only new ones
             if tag not in state.tag_final and tag not in current and tag not in state.tag_last:
                 changes[tag] = number
-                connection.execute(insert(t.tag_events).values(
-                    name_id=name_id, tag=tag, version=number, previous_version=None,
-                    moved_at=_now(), author="import"))
+                _tags.record(connection, name_id, tag, number, None, author="import")
         for tag, target in changes.items():
             if target is None:
-                connection.execute(delete(t.tags).where(t.tags.c.name_id == name_id,
-                                                        t.tags.c.tag == tag))
+                _tags.point(connection, name_id, tag, None)
                 continue
             number = target
-            present = connection.execute(select(t.versions.c.number).where(
-                t.versions.c.name_id == name_id, t.versions.c.number == number)).scalar()
+            present = connection.execute(
+                select(t.versions.c.number).where(
+                    t.versions.c.name_id == name_id, t.versions.c.number == number
+                )
+            ).scalar()
             if present is None:
                 if state.is_new or number > max(state.last, state.head):
-                    raise InvalidInputError(f"bundle {state.name!r} tags: tag {tag!r} points "
-                                            f"at version {number}, which the bundle lacks")
+                    raise InvalidInputError(
+                        f"bundle {state.name!r} tags: tag {tag!r} points "
+                        f"at version {number}, which the bundle lacks"
+                    )
                 continue  # pruned here: nothing to point the tag at
-            if tag in current:
-                if current[tag] != number:
-                    connection.execute(update(t.tags).where(
-                        t.tags.c.name_id == name_id, t.tags.c.tag == tag
-                    ).values(version=number))
-            else:
-                connection.execute(insert(t.tags).values(name_id=name_id, tag=tag,
-                                                         version=number))
+            _tags.point(connection, name_id, tag, number)
         state.tag_final = {}
 
     def _finish_name(self) -> None:
@@ -721,11 +839,16 @@ class _Importer:
             return
         self.current = None
         if state.head > state.last and state.last and not state.last_found:
-            raise ConflictError(f"{state.name!r} diverged: the source's head {state.last} is "
-                                "not in this history; nothing was copied")
+            raise ConflictError(
+                f"{state.name!r} diverged: the source's head {state.last} is "
+                "not in this history; nothing was copied"
+            )
         if state.appended and state.name_id is not None:
-            self.connection.execute(update(t.names).where(t.names.c.id == state.name_id)
-                                    .values(head=max(state.head, state.last)))
+            self.connection.execute(
+                update(t.names)
+                .where(t.names.c.id == state.name_id)
+                .values(head=max(state.head, state.last))
+            )
         if state.tag_final:
             raise InvalidInputError(f"bundle: {state.name!r} has tag events but no tags record")
         self.progress(f"versions of {state.name}", state.total, state.total)
@@ -741,8 +864,7 @@ _HANDLERS: dict[str, Callable[[_Importer, Record], None]] = {
 }
 
 
-def apply(connection: Connection, records: Records, store: StateStore,
-          progress: Progress) -> dict[str, list[int]]:
+def apply(connection: Connection, records: Records, progress: Progress) -> dict[str, list[int]]:
     """Fast-forward the store on ``connection`` to the histories in ``records()``.
 
     Raises:
@@ -753,9 +875,8 @@ def apply(connection: Connection, records: Records, store: StateStore,
     """
     stream = records()
     try:
-        return _Importer(connection, store, progress).run(stream)
+        return _Importer(connection, progress).run(stream)
     finally:
         close = getattr(stream, "close", None)
         if close is not None:
             close()
-

@@ -26,8 +26,15 @@ from sqlalchemy import Connection, exc
 from msgflux.store.errors import DatabaseError, IntegrityError
 from msgflux.store.hashing import decode_value
 
-__all__ = ["decode_rows", "decode_metadata", "metadata_problem", "problem_of", "damage",
-           "tolerant_text", "is_undecodable"]
+__all__ = [
+    "decode_rows",
+    "decode_metadata",
+    "metadata_problem",
+    "problem_of",
+    "damage",
+    "tolerant_text",
+    "is_undecodable",
+]
 
 _UNDECODABLE = "could not decode to utf-8"
 
@@ -52,15 +59,17 @@ def decode_rows(rows: list[tuple[str, str, str]], where: Callable[[], str]) -> d
         the key and the reason.
     """
     try:
-        return {key: text if kind == "str" else decode_value(kind, text)
-                for key, kind, text in rows}
+        return {
+            key: text if kind == "str" else decode_value(kind, text) for key, kind, text in rows
+        }
     except (ValueError, TypeError, RecursionError):
         pass
     for key, kind, text in rows:  # the rare path: find the damaged key
         reason = problem_of(kind, text)
         if reason is not None:
-            raise IntegrityError(f"{where()}, key {key!r}: {reason}; the database is damaged "
-                                 "(run verify)") from None
+            raise IntegrityError(
+                f"{where()}, key {key!r}: {reason}; the database is damaged (run verify)"
+            ) from None
     raise IntegrityError(f"{where()}: stored content is unreadable (run verify)")
 
 
@@ -91,8 +100,9 @@ def decode_metadata(text: str, where: Callable[[], str]) -> dict[str, Any]:
             return value
     except (ValueError, TypeError, RecursionError):
         pass
-    raise IntegrityError(f"{where()}: {metadata_problem(text)}; the database is damaged "
-                         "(run verify)")
+    raise IntegrityError(
+        f"{where()}: {metadata_problem(text)}; the database is damaged (run verify)"
+    )
 
 
 def is_undecodable(error: BaseException) -> bool:
@@ -109,8 +119,9 @@ def damage(where: Callable[[], str]) -> Iterator[None]:
     except (sqlite3.OperationalError, exc.DBAPIError, DatabaseError) as error:
         if not is_undecodable(error):
             raise
-        raise IntegrityError(f"{where()}: a stored text is not valid UTF-8; the database is "
-                             "damaged (run verify)") from None
+        raise IntegrityError(
+            f"{where()}: a stored text is not valid UTF-8; the database is damaged (run verify)"
+        ) from None
 
 
 def _tolerant(data: bytes) -> str:

@@ -39,18 +39,19 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import Connection, Row, and_, bindparam, select
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, select
 from sqlalchemy.engine import URL
 
-from msgflux.errors import MsgfluxError, StateDictError
-from msgflux.nn.modules._state import state_keys
-from msgflux.store import _split, _sql
+from msgflux.errors import MsgfluxError
+from msgflux.nn.modules._state import check_key_set, state_keys
+from msgflux.store import _refs, _rows, _split, _sql
 from msgflux.store import schema as t
 from msgflux.store._as_json import version_json
 from msgflux.store._decode import decode_rows
 from msgflux.store._guard import CHANNEL
+from msgflux.store._open import Opened
 from msgflux.store._time import parse_iso
 from msgflux.store.errors import (
     DatabaseError,
@@ -60,15 +61,42 @@ from msgflux.store.errors import (
     VersionNotFound,
 )
 from msgflux.store.hashing import snapshot_hash, value_hash
-from msgflux.store.types import Version
+from msgflux.store.types import TagEvent, Version
 
 if TYPE_CHECKING:
     from msgflux.nn import Module
-    from msgflux.store.api import StateStore
 
 __all__ = ["Follower"]
 
 logger = logging.getLogger("msgflux.store.follow")
+
+
+class _Store(Protocol):
+    """What a follower needs of a :class:`~msgflux.store.StateStore`."""
+
+    @property
+    def url(self) -> URL: ...
+
+    @property
+    def lock_timeout(self) -> float: ...
+
+    @property
+    def engine(self) -> Engine: ...
+
+    def close(self) -> None: ...
+
+
+class _Watched(Protocol):
+    """What :func:`watch_moves` needs of a :class:`~msgflux.store.StateStore`."""
+
+    @property
+    def url(self) -> URL: ...
+
+    @property
+    def lock_timeout(self) -> float: ...
+
+    def tag_history(self, name: str, tag: str | None = None) -> list[TagEvent]: ...
+
 
 _CACHE_FORMAT = "msgflux-follower-cache/1"
 # What a name's tag points at, with the name's id and head, in one statement ("" for no tag).
@@ -81,14 +109,16 @@ _TARGET_SQL = {"sqlite": _TARGET, "postgresql": _TARGET.replace("?", "%s")}
 # The version row a number names (the columns StateStore._version reads), once per tag
 # on it (one row with tag NULL when it has none); built once, run with bound parameters
 # (see the module docstring).
-_VERSION_ROWS = (select(t.versions, t.snapshots.c.hash.label("snapshot"),
-                        t.tags.c.tag.label("tag"))
-                 .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
-                 .outerjoin(t.tags, and_(t.tags.c.name_id == t.versions.c.name_id,
-                                         t.tags.c.version == t.versions.c.number))
-                 .where(t.versions.c.name_id == bindparam("name_id"),
-                        t.versions.c.number == bindparam("number"))
-                 .order_by(t.tags.c.tag))
+_VERSION_ROWS = (
+    select(t.versions, t.snapshots.c.hash.label("snapshot"), t.tags.c.tag.label("tag"))
+    .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
+    .outerjoin(
+        t.tags,
+        and_(t.tags.c.name_id == t.versions.c.name_id, t.tags.c.version == t.versions.c.number),
+    )
+    .where(t.versions.c.name_id == bindparam("name_id"), t.versions.c.number == bindparam("number"))
+    .order_by(t.tags.c.tag)
+)
 
 #: Errors that mean "the database is away": keep serving, retry later.
 _AWAY = (DatabaseError, LockTimeout)
@@ -96,13 +126,15 @@ _AWAY = (DatabaseError, LockTimeout)
 
 # -- change detection ------------------------------------------------------------------------
 
+
 class _SqliteWatch:
     """``PRAGMA data_version`` on a connection of its own (see the module docstring)."""
 
     def __init__(self, path: str) -> None:
         uri = Path(path).absolute().as_uri() + "?mode=ro"
-        self._connection = sqlite3.connect(uri, uri=True, check_same_thread=False,
-                                           isolation_level=None)
+        self._connection = sqlite3.connect(
+            uri, uri=True, check_same_thread=False, isolation_level=None
+        )
         self._cursor = self._connection.cursor()
         self._seen = self._read()
 
@@ -130,8 +162,9 @@ class _PostgresWatch:
         self._dirty = False
         self._stop = threading.Event()
         self._listening = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"msgflux-listen-{name}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"msgflux-listen-{name}", daemon=True
+        )
         self._thread.start()
         # The first LISTEN must be in place before the follower's first read, or a
         # move committed between the two would go unnoticed.
@@ -149,8 +182,9 @@ class _PostgresWatch:
         first = True
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True,
-                                     connect_timeout=self._connect_timeout) as connection:
+                with psycopg.connect(
+                    self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
+                ) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
                     if not first:
                         self._dirty = True  # moves may have happened while we were away
@@ -171,6 +205,7 @@ class _PostgresWatch:
 
 
 # -- the pin/swap lock ------------------------------------------------------------------------
+
 
 class _SwapLock:
     """Many requests may hold a pin at once; a swap waits for none to hold one.
@@ -222,12 +257,22 @@ class _SwapLock:
 
 # -- the cache file ---------------------------------------------------------------------------
 
-def _write_cache(path: Path, identity: dict[str, Any], version: Version,
-                 state: Mapping[str, Any]) -> None:
+
+def _write_cache(
+    path: Path, identity: dict[str, Any], version: Version, state: Mapping[str, Any]
+) -> None:
     from msgflux import save
 
-    save({"format": _CACHE_FORMAT, **identity, "version": version_json(version),
-          "snapshot": version.snapshot, "state": dict(state)}, path)
+    save(
+        {
+            "format": _CACHE_FORMAT,
+            **identity,
+            "version": version_json(version),
+            "snapshot": version.snapshot,
+            "state": dict(state),
+        },
+        path,
+    )
 
 
 def _read_cache(path: Path, identity: dict[str, Any]) -> tuple[Version, dict[str, Any]]:
@@ -247,11 +292,17 @@ def _read_cache(path: Path, identity: dict[str, Any]) -> tuple[Version, dict[str
         state, meta = data["state"], data["version"]
         if not isinstance(state, dict) or not isinstance(meta, dict):
             raise ValueError("its state or version is not an object")
-        version = Version(name=meta["name"], number=int(meta["number"]),
-                          snapshot=meta["snapshot"], parent=meta["parent"],
-                          created_at=parse_iso(meta["created_at"]),
-                          message=meta["message"], author=meta["author"],
-                          metadata=dict(meta["metadata"]), tags=tuple(meta["tags"]))
+        version = Version(
+            name=meta["name"],
+            number=int(meta["number"]),
+            snapshot=meta["snapshot"],
+            parent=meta["parent"],
+            created_at=parse_iso(meta["created_at"]),
+            message=meta["message"],
+            author=meta["author"],
+            metadata=dict(meta["metadata"]),
+            tags=tuple(meta["tags"]),
+        )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise InvalidInputError(f"follower cache {path} refused: {error}") from None
     try:
@@ -261,11 +312,13 @@ def _read_cache(path: Path, identity: dict[str, Any]) -> tuple[Version, dict[str
     if not actual == data["snapshot"] == version.snapshot:
         raise IntegrityError(
             f"follower cache {path} refused: its content hashes to {actual[:12]}, but it "
-            f"claims snapshot {str(data['snapshot'])[:12]} ({version.name}@{version.number})")
+            f"claims snapshot {str(data['snapshot'])[:12]} ({version.name}@{version.number})"
+        )
     return version, state
 
 
 # -- the follower -----------------------------------------------------------------------------
+
 
 class Follower:
     """A module kept on the version a tag (or ``"latest"``) points at; made by ``store.follow``.
@@ -306,25 +359,36 @@ class Follower:
             answer = pipeline(question)
     """
 
-    def __init__(self, store: StateStore | str | os.PathLike[str] | URL, module: Module,
-                 name: str, ref: Any = "latest", *,
-                 cache: str | os.PathLike[str] | None = None,
-                 on_change: Callable[[Version | None, Version], None] | None = None,
-                 route_key: str | int | None = None, retry_interval: float = 1.0) -> None:
-        from msgflux.store.api import StateStore
+    def __init__(
+        self,
+        store: _Store | str | os.PathLike[str] | URL,
+        module: Module,
+        name: str,
+        ref: Any = "latest",
+        *,
+        cache: str | os.PathLike[str] | None = None,
+        on_change: Callable[[Version | None, Version], None] | None = None,
+        route_key: str | int | None = None,
+        retry_interval: float = 1.0,
+    ) -> None:
         from msgflux.store.validation import check_label
 
         check_label("name", name)
         if isinstance(ref, bool) or not isinstance(ref, int | str):
-            raise InvalidInputError(f"a version is a number, 'latest', a tag or a snapshot-hash "
-                                    f"prefix, not {ref!r}")
-        if route_key is not None and (isinstance(route_key, bool)
-                                      or not isinstance(route_key, str | int)):
+            raise InvalidInputError(
+                f"a version is a number, 'latest', a tag or a snapshot-hash prefix, not {ref!r}"
+            )
+        if route_key is not None and (
+            isinstance(route_key, bool) or not isinstance(route_key, str | int)
+        ):
             raise InvalidInputError(f"route_key must be a str or an int, not {route_key!r}")
         if cache is not None and Path(cache).suffix.lower() != ".json":
             raise InvalidInputError(f"the follower cache must be a .json file, not {cache}")
-        if isinstance(retry_interval, bool) or not isinstance(retry_interval, int | float) or (
-                retry_interval <= 0):
+        if (
+            isinstance(retry_interval, bool)
+            or not isinstance(retry_interval, int | float)
+            or (retry_interval <= 0)
+        ):
             raise InvalidInputError("retry_interval must be a positive number of seconds")
         self.module = module
         self.name = name
@@ -333,13 +397,16 @@ class Follower:
         self.cache = None if cache is None else Path(cache)
         self.on_change = on_change
         self.retry_interval = float(retry_interval)
-        self._owns_store = not isinstance(store, StateStore)
-        self._target: str | os.PathLike[str] | URL | None = None
-        self._store: StateStore | None = None
-        if isinstance(store, StateStore):
-            self._store = store
-        else:
+        # A store (anything with its engine, URL and lock timeout), or a target to open.
+        self._owns_store = not all(
+            hasattr(store, attribute) for attribute in ("engine", "url", "lock_timeout")
+        )
+        self._target: Any = None
+        self._store: _Store | None = None
+        if self._owns_store:
             self._target = store
+        else:
+            self._store = cast("_Store", store)
         self._kind: str | None = None  # "tag", "latest" or "pinned", known after a first read
         self._number: int | None = None  # the pinned number
         self._watch: _SqliteWatch | _PostgresWatch | None = None
@@ -401,15 +468,20 @@ class Follower:
             return False
         except VersionNotFound as error:
             # e.g. the tag was removed: keep serving what we have.
-            logger.warning("following %s: %s; keeping %s@%s", self.name, error, self.name,
-                           self.version.number)
+            logger.warning(
+                "following %s: %s; keeping %s@%s", self.name, error, self.name, self.version.number
+            )
             return False
         finally:
             self._refreshing.release()
         if self._away:
             self._away = False
-            logger.info("following %s: the database is back; serving %s@%s", self.name,
-                        self.name, self.version.number)
+            logger.info(
+                "following %s: the database is back; serving %s@%s",
+                self.name,
+                self.name,
+                self.version.number,
+            )
         return swapped
 
     def start(self, interval: float = 1.0) -> Follower:
@@ -432,8 +504,7 @@ class Follower:
                 except Exception:  # noqa: BLE001 -- a serving thread must survive one bad version
                     logger.exception("following %s: refresh failed", self.name)
 
-        self._thread = threading.Thread(target=run, name=f"msgflux-follow-{self.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=run, name=f"msgflux-follow-{self.name}", daemon=True)
         self._thread.start()
         return self
 
@@ -477,11 +548,9 @@ class Follower:
 
     def _connect(self) -> None:
         """Open the store (if ours) and the change watch; raises a DatabaseError when away."""
-        from msgflux.store.api import StateStore
-
         if self._store is None:
             assert self._target is not None
-            self._store = StateStore(self._target)
+            self._store = Opened(self._target)
         if self._watch is None:
             url = self._store.url
             if url.get_backend_name() == "sqlite":
@@ -502,25 +571,35 @@ class Follower:
         current = None if self._version is None else self._version.number
         from msgflux.store.engine import read_transaction
 
-        found = read_transaction(store._engine, f"following {self.name!r}",
-                                 lambda connection: self._read(store, connection, current))
+        found = read_transaction(
+            store.engine,
+            f"following {self.name!r}",
+            lambda connection: self._read(connection, current),
+        )
         if found is None:
             return False
         version, state = found
         self._swap(version, state)
         return True
 
-    def _read(self, store: StateStore, connection: Connection,
-              current: int | None) -> tuple[Version, dict[str, Any]] | None:
+    def _read(
+        self, connection: Connection, current: int | None
+    ) -> tuple[Version, dict[str, Any]] | None:
         """One read transaction: what the reference names now, and its content if it moved."""
         ref = self.ref
-        rows = connection.exec_driver_sql(_TARGET_SQL[connection.dialect.name], (
-            ref if isinstance(ref, str) else "", self.name)).all()
+        rows = connection.exec_driver_sql(
+            _TARGET_SQL[connection.dialect.name], (ref if isinstance(ref, str) else "", self.name)
+        ).all()
         if not rows:
-            raise store._name_not_found(connection, self.name)
+            raise _rows.name_not_found(connection, self.name)
         name_id, head, tagged = int(rows[0][0]), int(rows[0][1]), rows[0][2]
-        weights = None if tagged is None else _split.valid_split(int(tagged), {
-            int(row[3]): float(row[4]) for row in rows if row[3] is not None})
+        weights = (
+            None
+            if tagged is None
+            else _split.valid_split(
+                int(tagged), {int(row[3]): float(row[4]) for row in rows if row[3] is not None}
+            )
+        )
         if self._kind is None:
             if isinstance(ref, int) or ref.isdigit():
                 self._kind = "pinned"
@@ -529,15 +608,18 @@ class Follower:
             elif weights is not None:
                 self._kind = "tag"
             else:  # a snapshot-hash prefix (or nothing: _resolve says what exists)
-                found = store._resolve(connection, self.name, name_id, head, ref)
+                found = _refs.resolve(connection, self.name, name_id, head, ref)
                 self._kind, self._number = "pinned", int(found.number)
         if self._kind == "latest":
             number: Any = head
         elif self._kind == "tag":
             if weights is None:
                 raise VersionNotFound(f"tag {ref!r} of {self.name!r} was removed")
-            number = (_split.Router(self.name, str(ref), weights).pick(self.route_key)
-                      if self.route_key is not None else _split.primary(weights))
+            number = (
+                _split.Router(self.name, str(ref), weights).pick(self.route_key)
+                if self.route_key is not None
+                else _split.primary(weights)
+            )
         else:
             number = self._number if self._number is not None else ref
         if number == current:
@@ -545,34 +627,30 @@ class Follower:
         version_rows: Sequence[Row[Any]] = ()
         if self._kind != "pinned" or self._number is not None:  # a number, of a version
             version_rows = connection.execute(
-                _VERSION_ROWS, {"name_id": name_id, "number": number}).all()
+                _VERSION_ROWS, {"name_id": name_id, "number": number}
+            ).all()
         if not version_rows:  # a pinned reference's first read, or gone: the resolver says why
-            resolved = store._resolve(connection, self.name, name_id, head, number)
+            resolved = _refs.resolve(connection, self.name, name_id, head, number)
             if self._kind == "pinned":
                 self._number = int(resolved.number)
             if resolved.number == current:
                 return None
             version_rows = connection.execute(
-                _VERSION_ROWS, {"name_id": name_id, "number": resolved.number}).all()
+                _VERSION_ROWS, {"name_id": name_id, "number": resolved.number}
+            ).all()
         row = version_rows[0]
         tags = tuple(each.tag for each in version_rows if each.tag is not None)
         # The statement and the decoder StateStore.load uses, in this read transaction.
-        state = decode_rows(_sql.fetch_all(connection, "content_of_number",
-                                           (row.number, self.name)),
-                            lambda: f"version {row.number!r} of {self.name!r}")
-        return store._version(connection, self.name, row, tags), state
+        state = decode_rows(
+            _sql.fetch_all(connection, "content_of_number", (row.number, self.name)),
+            lambda: f"version {row.number!r} of {self.name!r}",
+        )
+        return _rows.version(connection, self.name, row, tags), state
 
     def _check_fits(self, version: Version, state: Mapping[str, Any]) -> None:
-        wanted = state_keys(self.module)
-        missing = [key for key in wanted if key not in state]
-        unexpected = []
-        if len(wanted) - len(missing) != len(state):  # keys are distinct: all matched
-            known = set(wanted)
-            unexpected = [key for key in state if key not in known]
-        if missing or unexpected:
-            raise StateDictError(
-                f"version {version.number} of {version.name!r} does not fit the module: "
-                f"missing keys {missing}, unexpected keys {unexpected}", missing, unexpected)
+        check_key_set(
+            f"version {version.number} of {version.name!r}", state_keys(self.module), state
+        )
 
     def _swap(self, version: Version, state: dict[str, Any]) -> None:
         self._check_fits(version, state)
@@ -585,8 +663,9 @@ class Follower:
             try:
                 _write_cache(self.cache, self._identity(), version, state)
             except (MsgfluxError, OSError) as error:
-                logger.warning("following %s: cannot write the cache %s: %s", self.name,
-                               self.cache, error)
+                logger.warning(
+                    "following %s: cannot write the cache %s: %s", self.name, self.cache, error
+                )
         if self.on_change is not None and old is not None:
             self.on_change(old, version)
 
@@ -610,14 +689,26 @@ class Follower:
         self._next_try = time.monotonic() + self.retry_interval
         if not self._away:
             self._away = True
-            logger.warning("following %s: the database is away (%s); serving %s@%s%s until it "
-                           "returns", self.name, error, self.name, self.version.number,
-                           f" from the cache {self.cache}" if self._version is not None
-                           and self.cache is not None else "")
+            logger.warning(
+                "following %s: the database is away (%s); serving %s@%s%s until it returns",
+                self.name,
+                error,
+                self.name,
+                self.version.number,
+                f" from the cache {self.cache}"
+                if self._version is not None and self.cache is not None
+                else "",
+            )
 
 
-def watch_moves(store: StateStore, name: str, tag: str, *, poll: float = 0.05,
-                ready: Callable[[], None] | None = None) -> Iterator[Any]:
+def watch_moves(
+    store: _Watched,
+    name: str,
+    tag: str,
+    *,
+    poll: float = 0.05,
+    ready: Callable[[], None] | None = None,
+) -> Iterator[Any]:
     """Yield each :class:`~msgflux.store.TagEvent` of ``tag`` committed from now on (forever).
 
     Uses the same change detection as :class:`Follower`, so it reads the tag

@@ -39,11 +39,14 @@ def moment(value: Any, option: str, *, end: bool = False) -> datetime:
             else:
                 result = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
         except ValueError:
-            raise InvalidInputError(f"{option} must be a date or an ISO time such as 2026-11-27 "
-                                    f"or 2026-11-27T13:00, not {value!r}") from None
+            raise InvalidInputError(
+                f"{option} must be a date or an ISO time such as 2026-11-27 "
+                f"or 2026-11-27T13:00, not {value!r}"
+            ) from None
     else:
-        raise InvalidInputError(f"{option} must be a date, a datetime or ISO text, "
-                                f"not {type(value).__name__}")
+        raise InvalidInputError(
+            f"{option} must be a date, a datetime or ISO text, not {type(value).__name__}"
+        )
     return utc(result)
 
 

@@ -71,9 +71,14 @@ def guard(engine: Engine, *, statement_timeout: float, lock_timeout: float) -> N
     @event.listens_for(engine, "do_connect")
     def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
         given = str(cparams.get("options") or "")
-        ours = [f"-c {name}={milliseconds(seconds)}" for name, seconds in
-                (("statement_timeout", statement_timeout), ("lock_timeout", lock_timeout))
-                if name not in given]
+        ours = [
+            f"-c {name}={milliseconds(seconds)}"
+            for name, seconds in (
+                ("statement_timeout", statement_timeout),
+                ("lock_timeout", lock_timeout),
+            )
+            if name not in given
+        ]
         cparams["options"] = " ".join([given, *ours]).strip()
         connection = connection_class.connect(*cargs, **cparams)
         connection.answer_timeout = answer_timeout
@@ -107,7 +112,8 @@ def _guarded_class(psycopg: Any) -> Any:
                 self.pgconn.finish()
                 raise psycopg.OperationalError(
                     f"the server sent no answer for {self.answer_timeout:g} s "
-                    "(network stall or a hung server); the connection was closed") from None
+                    "(network stall or a hung server); the connection was closed"
+                ) from None
 
     _CLASS["class"] = _GuardedConnection
     return _GuardedConnection

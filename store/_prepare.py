@@ -82,8 +82,8 @@ class Preparer:
         """
         if not isinstance(state, Mapping):
             raise InvalidInputError(
-                f"a state dict must be a mapping of str keys to values, not "
-                f"{type(state).__name__}")
+                f"a state dict must be a mapping of str keys to values, not {type(state).__name__}"
+            )
         keys = list(state)
         values = list(state.values())
         hashes: list[Any]
@@ -120,8 +120,9 @@ class Preparer:
             self._hashes[value] = digest
         return digest
 
-    def _general(self, state: Mapping[str, Any], keys: list[str], values: list[Any]
-                 ) -> tuple[list[str], dict[str, tuple[str, str]]]:
+    def _general(
+        self, state: Mapping[str, Any], keys: list[str], values: list[Any]
+    ) -> tuple[list[str], dict[str, tuple[str, str]]]:
         try:
             check_state_dict(state)
         except StateValueError as error:
@@ -141,17 +142,25 @@ class Preparer:
                     digest = value_hash(value)
                 except (ValueError, UnicodeEncodeError) as error:
                     raise InvalidInputError(
-                        f"state dict key {key!r} cannot be stored: {error}") from None
+                        f"state dict key {key!r} cannot be stored: {error}"
+                    ) from None
                 encoded.setdefault(digest, encode_value(value))
             hashes.append(digest)
         return hashes, encoded
 
 
-def stored(keys: list[str], hashes: list[str], encoded: dict[str, tuple[str, str]],
-           snapshot: str | None = None,
-           stored_ids: Mapping[str, int] | None = None) -> Prepared:
+def stored(
+    keys: list[str],
+    hashes: list[str],
+    encoded: dict[str, tuple[str, str]],
+    snapshot: str | None = None,
+    stored_ids: Mapping[str, int] | None = None,
+) -> Prepared:
     """Content already stored or checked elsewhere (a bundle's, a rollback's target)."""
-    return Prepared(keys, hashes, encoded,
-                    snapshot if snapshot is not None
-                    else snapshot_hash(dict(zip(keys, hashes, strict=True))),
-                    dict(stored_ids or {}))
+    return Prepared(
+        keys,
+        hashes,
+        encoded,
+        snapshot if snapshot is not None else snapshot_hash(dict(zip(keys, hashes, strict=True))),
+        dict(stored_ids or {}),
+    )

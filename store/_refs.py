@@ -16,31 +16,31 @@ So the store never silently loads other content than the reference could mean.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
 from msgflux.store import schema as t
+from msgflux.store._rows import describe, did_you_mean, tag_target, version_rows
 from msgflux.store.errors import InvalidInputError, VersionNotFound
 from msgflux.store.validation import MAX_VERSION, looks_like_hash
-
-if TYPE_CHECKING:
-    from msgflux.store.api import StateStore
 
 __all__ = ["resolve"]
 
 
 def _prefix_matches(connection: Connection, name_id: int, prefix: str) -> list[Row[Any]]:
     """``(number, hash)`` of this name's versions whose snapshot hash starts with ``prefix``."""
-    return list(connection.execute(
-        select(t.versions.c.number, t.snapshots.c.hash)
-        .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
-        .where(t.versions.c.name_id == name_id, t.snapshots.c.hash.like(prefix.lower() + "%"))
-        .order_by(t.versions.c.number.desc())).all())
+    return list(
+        connection.execute(
+            select(t.versions.c.number, t.snapshots.c.hash)
+            .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
+            .where(t.versions.c.name_id == name_id, t.snapshots.c.hash.like(prefix.lower() + "%"))
+            .order_by(t.versions.c.number.desc())
+        ).all()
+    )
 
 
-def resolve(store: StateStore, connection: Connection, name: str, name_id: int, head: int,
-            ref: Any) -> Row[Any]:
+def resolve(connection: Connection, name: str, name_id: int, head: int, ref: Any) -> Row[Any]:
     """Find the version row ``ref`` names (see the module docstring).
 
     Raises:
@@ -49,23 +49,24 @@ def resolve(store: StateStore, connection: Connection, name: str, name_id: int, 
     """
     if isinstance(ref, bool) or not isinstance(ref, int | str):
         raise InvalidInputError(
-            f"a version is a number, 'latest', a tag or a snapshot-hash prefix, not {ref!r}")
+            f"a version is a number, 'latest', a tag or a snapshot-hash prefix, not {ref!r}"
+        )
     if isinstance(ref, int):
-        return _numbered(store, connection, name, name_id, ref, ref)
+        return _numbered(connection, name, name_id, ref, ref)
     if ref in ("latest", "head"):
-        return _numbered(store, connection, name, name_id, head, ref)
+        return _numbered(connection, name, name_id, head, ref)
     row: Row[Any] | None = None
     meaning = ""
     if ref.isdigit() and ref.isascii():
         # int() refuses more than 4300 digits; anything past 10 is out of range anyway.
         number = int(ref) if len(ref) <= 10 else MAX_VERSION + 1
         if 1 <= number <= MAX_VERSION:
-            row = store._version_rows(connection, name_id, number=number).first()
+            row = version_rows(connection, name_id, number=number).first()
             meaning = f"version {number}"
     else:
-        tagged = store._tag_target(connection, name_id, ref)
+        tagged = tag_target(connection, name_id, ref)
         if tagged is not None:
-            row = store._version_rows(connection, name_id, number=tagged).first()
+            row = version_rows(connection, name_id, number=tagged).first()
             meaning = f"tag {ref!r} (version {tagged})"
     if looks_like_hash(ref):
         matches = _prefix_matches(connection, name_id, ref)
@@ -74,33 +75,37 @@ def resolve(store: StateStore, connection: Connection, name: str, name_id: int, 
             raise InvalidInputError(
                 f"reference {ref!r} of {name!r} is ambiguous: it is {meaning} and a prefix of "
                 f"snapshot {', '.join(digest[:12] for digest in hashes)}; give the number as "
-                "an int, or a longer prefix")
+                "an int, or a longer prefix"
+            )
         if row is None and matches:
             if len(hashes) > 1:
                 raise InvalidInputError(
                     f"snapshot prefix {ref!r} of {name!r} is ambiguous: it matches "
-                    f"{', '.join(digest[:12] for digest in hashes)}")
-            row = store._version_rows(connection, name_id, number=matches[0].number).first()
+                    f"{', '.join(digest[:12] for digest in hashes)}"
+                )
+            row = version_rows(connection, name_id, number=matches[0].number).first()
     if row is None:
         if ref.isdigit() and ref.isascii():
             what = " (no such version or snapshot)" if len(ref) >= 4 else ""
         else:
-            from msgflux.store._annotate import did_you_mean
-
-            tags = list(connection.execute(select(t.tags.c.tag).where(
-                t.tags.c.name_id == name_id)).scalars())
+            tags = list(
+                connection.execute(
+                    select(t.tags.c.tag).where(t.tags.c.name_id == name_id)
+                ).scalars()
+            )
             what = " (no such tag or snapshot)" + did_you_mean(ref, tags)
-        raise VersionNotFound(f"version {ref!r} of {name!r} not found{what}: "
-                              f"{store._describe(connection, name, name_id)}")
+        raise VersionNotFound(
+            f"version {ref!r} of {name!r} not found{what}: {describe(connection, name, name_id)}"
+        )
     return row
 
 
-def _numbered(store: StateStore, connection: Connection, name: str, name_id: int, number: int,
-              ref: Any) -> Row[Any]:
+def _numbered(connection: Connection, name: str, name_id: int, number: int, ref: Any) -> Row[Any]:
     row = None
     if 1 <= number <= MAX_VERSION:
-        row = store._version_rows(connection, name_id, number=number).first()
+        row = version_rows(connection, name_id, number=number).first()
     if row is None:
-        raise VersionNotFound(f"version {ref!r} of {name!r} not found: "
-                              f"{store._describe(connection, name, name_id)}")
+        raise VersionNotFound(
+            f"version {ref!r} of {name!r} not found: {describe(connection, name, name_id)}"
+        )
     return row

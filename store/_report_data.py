@@ -19,19 +19,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, DateTime, Float, Integer, Text, text
 
+from msgflux.store._refs import resolve
+from msgflux.store._rows import Backend, name_row
 from msgflux.store._time import parse_iso, utc
 from msgflux.store.engine import read_transaction
 from msgflux.store.errors import IntegrityError
 from msgflux.store.hashing import decode_value
 from msgflux.store.types import StateDiff, Version
 from msgflux.store.validation import check_label
-
-if TYPE_CHECKING:
-    from msgflux.store.api import StateStore
 
 # {key: (value_hash, value)}
 State = dict[str, tuple[str, Any]]
@@ -43,17 +42,26 @@ STATES_SHOWN = 20
 _HISTORY = text(
     "SELECT version, snapshot, parent_version, created_at, message, author, metadata "
     "FROM state_history WHERE name = :name ORDER BY version"
-).columns(version=Integer, snapshot=Text, parent_version=Integer,
-          created_at=DateTime(timezone=True), message=Text, author=Text, metadata=Text)
+).columns(
+    version=Integer,
+    snapshot=Text,
+    parent_version=Integer,
+    created_at=DateTime(timezone=True),
+    message=Text,
+    author=Text,
+    metadata=Text,
+)
 _TAGS = text(
     "SELECT tag, version, weight FROM state_tags WHERE name = :name ORDER BY tag, version"
 ).columns(tag=Text, version=Integer, weight=Float)
 _VALUES_FROM = text(
     "SELECT version, key, value_type, value_hash, value FROM state_values "
-    "WHERE name = :name AND version >= :low")
+    "WHERE name = :name AND version >= :low"
+)
 _VALUES_OF = text(
     "SELECT version, key, value_type, value_hash, value FROM state_values "
-    "WHERE name = :name AND version = :number")
+    "WHERE name = :name AND version = :number"
+)
 
 
 @dataclass(frozen=True)
@@ -79,8 +87,10 @@ class History:
     @property
     def tags(self) -> dict[str, int]:
         """``{tag: version}``; a split reports its heaviest version (lowest on ties)."""
-        return {tag: min(weights, key=lambda number: (-weights[number], number))
-                for tag, weights in self.targets.items()}
+        return {
+            tag: min(weights, key=lambda number: (-weights[number], number))
+            for tag, weights in self.targets.items()
+        }
 
     def weight(self, tag: str, number: int) -> float | None:
         """The weight of ``number`` in ``tag``'s split; None for a plain tag."""
@@ -89,11 +99,11 @@ class History:
 
     @property
     def detailed(self) -> list[Version]:
-        return self.versions[self.detailed_from:]
+        return self.versions[self.detailed_from :]
 
     @property
     def summarised(self) -> list[Version]:
-        return self.versions[:self.detailed_from]
+        return self.versions[: self.detailed_from]
 
     def base(self, version: Version) -> int | None:
         """The version ``version`` is compared with: its parent, or when that was pruned its
@@ -114,14 +124,20 @@ class History:
             label = f"{self.name}@{base}"
             parent = self.states.get(base, {})
         return StateDiff(
-            old=label, new=f"{self.name}@{version.number}",
+            old=label,
+            new=f"{self.name}@{version.number}",
             added={key: value for key, (_h, value) in state.items() if key not in parent},
             removed={key: value for key, (_h, value) in parent.items() if key not in state},
-            changed={key: (parent[key][1], value) for key, (digest, value) in state.items()
-                     if key in parent and parent[key][0] != digest})
+            # Equal hashes are equal values (hashing.same_value, the one rule).
+            changed={
+                key: (parent[key][1], value)
+                for key, (digest, value) in state.items()
+                if key in parent and parent[key][0] != digest
+            },
+        )
 
 
-def read_history(store: StateStore, name: str, *, detailed: int) -> History:
+def read_history(store: Backend, name: str, *, detailed: int) -> History:
     """Read ``name``'s versions, tags and the contents of its newest ``detailed`` versions.
 
     Raises:
@@ -130,10 +146,17 @@ def read_history(store: StateStore, name: str, *, detailed: int) -> History:
     check_label("name", name)
 
     history: History = read_transaction(
-        store._engine, f"reading the history of {name!r}",
-        lambda connection: _read(connection, name, detailed))
+        store.engine,
+        f"reading the history of {name!r}",
+        lambda connection: _read(connection, name, detailed),
+    )
     if not history.versions:
-        store.get(name)  # raises NameNotFound with what the store has
+        # Raises NameNotFound / VersionNotFound with what the store has.
+        read_transaction(
+            store.engine,
+            f"reading {name!r}",
+            lambda connection: resolve(connection, name, *name_row(connection, name), "latest"),
+        )
     return history
 
 
@@ -148,20 +171,30 @@ def _read(connection: Connection, name: str, detailed: int) -> History:
     for tag, number, weight in connection.execute(_TAGS, {"name": name}):
         targets.setdefault(str(tag), {})[int(number)] = 1.0 if weight is None else float(weight)
         by_version.setdefault(int(number), []).append(str(tag))
-    versions = [_version(name, row, tuple(by_version.get(int(row[0]), ())))
-                for row in connection.execute(_HISTORY, {"name": name})]
+    versions = [
+        _version(name, row, tuple(by_version.get(int(row[0]), ())))
+        for row in connection.execute(_HISTORY, {"name": name})
+    ]
     start = max(0, len(versions) - detailed)
     states: dict[int, State] = {}
     if start < len(versions):
-        _add_values(states, connection.execute(
-            _VALUES_FROM, {"name": name, "low": versions[start].number}), name)
+        _add_values(
+            states,
+            connection.execute(_VALUES_FROM, {"name": name, "low": versions[start].number}),
+            name,
+        )
         first = versions[start]
         # Its parent, or the nearest surviving ancestor when the parent was pruned.
         base = versions[start - 1].number if start > 0 else None
-        if first.parent is not None and base is not None and base <= first.parent \
-                and base not in states:
-            _add_values(states, connection.execute(
-                _VALUES_OF, {"name": name, "number": base}), name)
+        if (
+            first.parent is not None
+            and base is not None
+            and base <= first.parent
+            and base not in states
+        ):
+            _add_values(
+                states, connection.execute(_VALUES_OF, {"name": name, "number": base}), name
+            )
     wanted = sorted(by_version, reverse=True)
     if versions:
         head = versions[-1].number
@@ -169,11 +202,19 @@ def _read(connection: Connection, name: str, detailed: int) -> History:
     current, unread = wanted[:STATES_SHOWN], wanted[STATES_SHOWN:]
     for number in current:
         if number not in states:
-            _add_values(states, connection.execute(
-                _VALUES_OF, {"name": name, "number": number}), name)
+            _add_values(
+                states, connection.execute(_VALUES_OF, {"name": name, "number": number}), name
+            )
             states.setdefault(number, {})  # a version may hold no keys
-    return History(name=name, versions=versions, targets=targets, detailed_from=start,
-                   states=states, current=current, unread=unread)
+    return History(
+        name=name,
+        versions=versions,
+        targets=targets,
+        detailed_from=start,
+        states=states,
+        current=current,
+        unread=unread,
+    )
 
 
 def _version(name: str, row: Any, tags: tuple[str, ...]) -> Version:
@@ -182,13 +223,22 @@ def _version(name: str, row: Any, tags: tuple[str, ...]) -> Version:
         decoded = json.loads(metadata) if metadata else {}
     except ValueError as error:
         raise IntegrityError(
-            f"version {number} of {name!r} has unreadable metadata: {error}") from None
+            f"version {number} of {name!r} has unreadable metadata: {error}"
+        ) from None
     if not isinstance(decoded, dict):
         raise IntegrityError(f"version {number} of {name!r} has metadata that is not an object")
     moment = utc(created_at) if isinstance(created_at, datetime) else parse_iso(str(created_at))
-    return Version(name=name, number=int(number), snapshot=str(snapshot),
-                   parent=None if parent is None else int(parent), created_at=moment,
-                   message=message or "", author=author, metadata=decoded, tags=tags)
+    return Version(
+        name=name,
+        number=int(number),
+        snapshot=str(snapshot),
+        parent=None if parent is None else int(parent),
+        created_at=moment,
+        message=message or "",
+        author=author,
+        metadata=decoded,
+        tags=tags,
+    )
 
 
 def _add_values(states: dict[int, State], rows: Any, name: str) -> None:
@@ -197,5 +247,6 @@ def _add_values(states: dict[int, State], rows: Any, name: str) -> None:
             value = decode_value(kind, stored)
         except ValueError as error:
             raise IntegrityError(
-                f"version {number} of {name!r}, key {key!r}: unreadable value: {error}") from None
+                f"version {number} of {name!r}, key {key!r}: unreadable value: {error}"
+            ) from None
         states.setdefault(int(number), {})[key] = (digest, value)

@@ -62,8 +62,11 @@ class Row:
 
 def units(value: Any) -> tuple[list[str], list[bool]]:
     """A value's comparison units and, for each, whether it continues the previous line."""
-    text = value if isinstance(value, str) else json.dumps(
-        value, indent=2, sort_keys=True, ensure_ascii=False)
+    text = (
+        value
+        if isinstance(value, str)
+        else json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    )
     pieces: list[str] = []
     continued: list[bool] = []
     for line in text.splitlines() or [""]:
@@ -74,7 +77,7 @@ def units(value: Any) -> tuple[list[str], list[bool]]:
         start = 0
         for match in _SENTENCE_END.finditer(line):
             if match.end() < len(line):
-                pieces.append(line[start:match.end()])
+                pieces.append(line[start : match.end()])
                 continued.append(start > 0)
                 start = match.end()
         pieces.append(line[start:])
@@ -82,8 +85,9 @@ def units(value: Any) -> tuple[list[str], list[bool]]:
     return pieces, continued
 
 
-def value_rows(old: Any, new: Any, *, old_missing: bool = False,
-               new_missing: bool = False) -> list[Row]:
+def value_rows(
+    old: Any, new: Any, *, old_missing: bool = False, new_missing: bool = False
+) -> list[Row]:
     """Rows showing how ``old`` became ``new`` (a missing side: the key was added or removed)."""
     old_units, old_cont = ([], []) if old_missing else units(old)
     new_units, new_cont = ([], []) if new_missing else units(new)
@@ -97,11 +101,14 @@ def value_rows(old: Any, new: Any, *, old_missing: bool = False,
             rows.append(Row("gap", [], skipped=skipped))
         for tag, i1, i2, j1, j2 in group:
             if tag == "equal":
-                rows.extend(Row("context", [(_cut(new_units[j]), False)], new_cont[j])
-                            for j in range(j1, j2))
+                rows.extend(
+                    Row("context", [(_cut(new_units[j]), False)], new_cont[j])
+                    for j in range(j1, j2)
+                )
                 continue
-            changed = _changed_rows(old_units[i1:i2], old_cont[i1:i2],
-                                    new_units[j1:j2], new_cont[j1:j2], budget)
+            changed = _changed_rows(
+                old_units[i1:i2], old_cont[i1:i2], new_units[j1:j2], new_cont[j1:j2], budget
+            )
             rows.extend(changed)
             budget -= len(changed)
             hidden_changes += (i2 - i1) + (j2 - j1) - len(changed)
@@ -109,13 +116,19 @@ def value_rows(old: Any, new: Any, *, old_missing: bool = False,
     if hidden_changes:
         rows.append(Row("more", [], skipped=hidden_changes))
     elif new_done and max(len(old_units) - old_done, len(new_units) - new_done):
-        rows.append(Row("gap", [], skipped=max(len(old_units) - old_done,
-                                               len(new_units) - new_done)))
+        rows.append(
+            Row("gap", [], skipped=max(len(old_units) - old_done, len(new_units) - new_done))
+        )
     return rows
 
 
-def _changed_rows(removed: list[str], removed_cont: list[bool], added: list[str],
-                  added_cont: list[bool], budget: int) -> list[Row]:
+def _changed_rows(
+    removed: list[str],
+    removed_cont: list[bool],
+    added: list[str],
+    added_cont: list[bool],
+    budget: int,
+) -> list[Row]:
     """Removed then added rows, each removed unit paired with an added one for word marks."""
     if budget <= 0:
         return []
@@ -134,10 +147,14 @@ def _changed_rows(removed: list[str], removed_cont: list[bool], added: list[str]
                 old_segments, new_segments = words_old, words_new
         old_rows.append(Row("removed", old_segments, removed_cont[index]))
         new_rows.append(Row("added", new_segments, added_cont[index]))
-    old_rows += [Row("removed", [(_cut(unit), False)], cont)
-                 for unit, cont in zip(removed[pairs:], removed_cont[pairs:], strict=True)]
-    new_rows += [Row("added", [(_cut(unit), False)], cont)
-                 for unit, cont in zip(added[pairs:], added_cont[pairs:], strict=True)]
+    old_rows += [
+        Row("removed", [(_cut(unit), False)], cont)
+        for unit, cont in zip(removed[pairs:], removed_cont[pairs:], strict=True)
+    ]
+    new_rows += [
+        Row("added", [(_cut(unit), False)], cont)
+        for unit, cont in zip(added[pairs:], added_cont[pairs:], strict=True)
+    ]
     interleaved = [row for pair in zip(old_rows, new_rows, strict=False) for row in pair]
     return (interleaved + old_rows[pairs:] + new_rows[pairs:])[:budget]
 
@@ -167,8 +184,10 @@ def _opcodes(old: list[str], new: list[str]) -> list[Opcode]:
             codes.append(("replace", head, old_end, head, new_end))
         else:
             matcher = difflib.SequenceMatcher(None, middle_old, middle_new, autojunk=False)
-            codes += [(tag, i1 + head, i2 + head, j1 + head, j2 + head)
-                      for tag, i1, i2, j1, j2 in matcher.get_opcodes()]
+            codes += [
+                (tag, i1 + head, i2 + head, j1 + head, j2 + head)
+                for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+            ]
     if tail:
         codes.append(("equal", old_end, len(old), new_end, len(new)))
     return codes
@@ -195,5 +214,4 @@ def _groups(codes: list[Opcode]) -> list[list[Opcode]]:
             current.append((tag, i1, i2, j1, j2))
     if any(code[0] != "equal" for code in current):
         groups.append(current)
-    return [[code for code in group if code[1] < code[2] or code[3] < code[4]]
-            for group in groups]
+    return [[code for code in group if code[1] < code[2] or code[3] < code[4]] for group in groups]

@@ -41,14 +41,18 @@ def database_size(engine: Engine) -> int:
     """Bytes the store occupies: the SQLite file and its WAL, or PostgreSQL's relation sizes."""
     if engine.url.get_backend_name() == "sqlite":
         path = str(engine.url.database)
-        return sum(Path(f"{path}{suffix}").stat().st_size for suffix in ("", "-wal")
-                   if Path(f"{path}{suffix}").exists())
+        return sum(
+            Path(f"{path}{suffix}").stat().st_size
+            for suffix in ("", "-wal")
+            if Path(f"{path}{suffix}").exists()
+        )
     tables = sorted(t.metadata.tables)
     with translate_errors("measuring the database"), engine.connect() as connection:
         total = 0
         for table in tables:
             size = connection.exec_driver_sql(
-                "SELECT pg_total_relation_size(to_regclass(%(table)s))", {"table": table},
+                "SELECT pg_total_relation_size(to_regclass(%(table)s))",
+                {"table": table},
             ).scalar()
             total += int(size or 0)
         connection.rollback()
@@ -81,8 +85,10 @@ def _vacuum_sqlite(engine: Engine) -> None:
         except sqlite3.OperationalError as error:
             text = str(error)
             if "locked" in text or "busy" in text:
-                raise LockTimeout(f"vacuuming: the database stayed locked by another writer "
-                                  f"longer than the lock timeout ({text})") from None
+                raise LockTimeout(
+                    f"vacuuming: the database stayed locked by another writer "
+                    f"longer than the lock timeout ({text})"
+                ) from None
             raise DatabaseError(f"vacuuming: {text}") from None
         except sqlite3.Error as error:
             raise DatabaseError(f"vacuuming: {error}") from None

@@ -44,9 +44,12 @@ class Cell:
 
 def read_cells(connection: Connection, name_id: int, number: int) -> dict[str, Cell]:
     """Every key of version ``number`` of ``name_id`` with its span, in no particular order."""
-    return {key: Cell(int(key_id), int(since), int(position), int(blob_id), digest, int(origin))
-            for key, key_id, since, position, blob_id, digest, origin in _sql.fetch_all(
-                connection, "cells", (number, number, name_id))}
+    return {
+        key: Cell(int(key_id), int(since), int(position), int(blob_id), digest, int(origin))
+        for key, key_id, since, position, blob_id, digest, origin in _sql.fetch_all(
+            connection, "cells", (number, number, name_id)
+        )
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +83,21 @@ def _positions(keys: Sequence[str], previous: Mapping[str, Cell]) -> list[int]:
     return positions
 
 
-def write_spans(connection: Connection, name_id: int, number: int, head: Head,
-                keys: list[str], hashes: list[str],
-                blob_ids_for: Callable[[set[str]], Mapping[str, int]]) -> Head:
+def write_spans(
+    connection: Connection,
+    name_id: int,
+    number: int,
+    head: Head,
+    keys: list[str],
+    hashes: list[str],
+    blob_ids_for: Callable[[set[str]], Mapping[str, int]],
+) -> Head:
     """Record version ``number``'s content as span changes against ``head``.
 
     ``blob_ids_for(digests)`` returns the stored ids of values (inserting new
     ones); it is asked only for values that are not already in ``head``.
-    Returns the new version as the next save's head.
+    Returns the new version as the next save's head. A key "changed" when its
+    value hash did: the rule of :func:`~msgflux.store.hashing.same_value`.
     """
     previous = head.cells
     opened: list[tuple[Any, ...]] = []
@@ -131,10 +141,16 @@ def write_spans(connection: Connection, name_id: int, number: int, head: Head,
                 removed.append(key)
                 closed.append((number, name_id, old.key_id, old.since))
         summary = ChangeSummary(
-            changed=tuple(sorted(key for key, cell in cells.items()
-                                 if key in previous and previous[key].hash != cell.hash)),
+            changed=tuple(
+                sorted(
+                    key
+                    for key, cell in cells.items()
+                    if key in previous and previous[key].hash != cell.hash
+                )
+            ),
             added=tuple(sorted(key for key in cells if key not in previous)),
-            removed=tuple(sorted(removed)))
+            removed=tuple(sorted(removed)),
+        )
     _sql.execute_many(connection, "close_span", closed)
     _sql.execute_many(connection, "insert_span", opened)
     return Head(cells, list(keys), list(hashes), summary)
@@ -147,17 +163,21 @@ def _key_id(connection: Connection, name_id: int, key: str) -> int:
     return int(row[0])
 
 
-def numbers_changing(connection: Connection, name_id: int, key: str,
-                     limit: int | None) -> list[int]:
+def numbers_changing(
+    connection: Connection, name_id: int, key: str, limit: int | None
+) -> list[int]:
     """Surviving versions whose value of ``key`` differs from the previous surviving one's.
 
     Newest first, at most ``limit``: the key's spans give the numbers where its
     value changed, and each is mapped to the first version that survives from
     it, so the cost follows the changes read, not the length of the history.
+    Values compare by blob id: one ``blobs`` row per value hash, so this is the
+    rule of :func:`~msgflux.store.hashing.same_value`.
     """
-    spans = [(int(since), None if until is None else int(until), blob_id)
-             for since, until, blob_id in _sql.fetch_all(connection, "key_spans",
-                                                          (name_id, key))]  # newest first
+    spans = [
+        (int(since), None if until is None else int(until), blob_id)
+        for since, until, blob_id in _sql.fetch_all(connection, "key_spans", (name_id, key))
+    ]  # newest first
     points: list[int] = []  # where the key's value or presence changes, newest first
     later: tuple[int, Any] | None = None
     for since, until, blob_id in spans:

@@ -133,8 +133,9 @@ def _for(dialect: str, sql: str) -> str:
     return text.replace("?", "%s") if dialect == "postgresql" else text
 
 
-_BY_DIALECT = {dialect: {name: _for(dialect, sql) for name, sql in _STATEMENTS.items()}
-               for dialect in _LOCKS}
+_BY_DIALECT = {
+    dialect: {name: _for(dialect, sql) for name, sql in _STATEMENTS.items()} for dialect in _LOCKS
+}
 
 
 def _cursor_call(connection: Connection, sql: str, params: Any, many: bool) -> Any:
@@ -151,8 +152,13 @@ def _cursor_call(connection: Connection, sql: str, params: Any, many: bool) -> A
         if disconnected:
             connection.invalidate(error)
         raise exc.DBAPIError.instance(
-            sql, params, error, connection.dialect.loaded_dbapi.Error,
-            connection_invalidated=disconnected, dialect=connection.dialect) from error
+            sql,
+            params,
+            error,
+            connection.dialect.loaded_dbapi.Error,
+            connection_invalidated=disconnected,
+            dialect=connection.dialect,
+        ) from error
     return cursor
 
 

@@ -58,8 +58,12 @@ def _verify(connection: Connection, progress: Progress) -> VerifyReport:
     snapshot_problems, snapshots_checked = _check_snapshots(connection, progress)
     problems.extend(snapshot_problems)
     version_count = connection.execute(select(func.count()).select_from(t.versions)).scalar_one()
-    return VerifyReport(tuple(problems), blobs_checked=blob_count,
-                        snapshots_checked=snapshots_checked, versions_checked=version_count)
+    return VerifyReport(
+        tuple(problems),
+        blobs_checked=blob_count,
+        snapshots_checked=snapshots_checked,
+        versions_checked=version_count,
+    )
 
 
 def _database_checks(connection: Connection) -> list[Problem]:
@@ -79,7 +83,8 @@ def _check_blobs(connection: Connection, progress: Progress) -> tuple[dict[int, 
     total = connection.execute(select(func.count()).select_from(t.blobs)).scalar_one()
     bad: dict[int, str] = {}
     rows = connection.execution_options(yield_per=5000).execute(
-        select(t.blobs.c.id, t.blobs.c.hash, t.blobs.c.value_type, t.blobs.c.text))
+        select(t.blobs.c.id, t.blobs.c.hash, t.blobs.c.value_type, t.blobs.c.text)
+    )
     for done, (blob_id, stored_hash, kind, stored_text) in enumerate(rows):
         if done % _EVERY == 0:
             progress("values", done, total)
@@ -101,10 +106,16 @@ def _check_versions(connection: Connection) -> list[Problem]:
     """Every version whose metadata, message or author cannot be read back (named)."""
     problems: list[Problem] = []
     rows = connection.execution_options(yield_per=5000).execute(
-        select(t.names.c.name, t.versions.c.number, t.versions.c.metadata,
-               t.versions.c.message, t.versions.c.author)
+        select(
+            t.names.c.name,
+            t.versions.c.number,
+            t.versions.c.metadata,
+            t.versions.c.message,
+            t.versions.c.author,
+        )
         .join(t.names, t.names.c.id == t.versions.c.name_id)
-        .order_by(t.names.c.name, t.versions.c.number))
+        .order_by(t.names.c.name, t.versions.c.number)
+    )
     for name, number, metadata, message, author in rows:
         reasons = []
         if _unencodable(name):
@@ -137,19 +148,22 @@ def _blob_users(connection: Connection, blob_ids: dict[int, str]) -> dict[int, l
     rows = connection.execute(
         select(t.spans.c.blob_id, t.names.c.name, t.versions.c.number, t.keys.c.key)
         .join(t.keys, t.keys.c.id == t.spans.c.key_id)
-        .join(t.versions, (t.versions.c.name_id == t.spans.c.name_id)
-              & (t.versions.c.number >= t.spans.c.since)
-              & (t.spans.c.until.is_(None) | (t.versions.c.number < t.spans.c.until)))
+        .join(
+            t.versions,
+            (t.versions.c.name_id == t.spans.c.name_id)
+            & (t.versions.c.number >= t.spans.c.since)
+            & (t.spans.c.until.is_(None) | (t.versions.c.number < t.spans.c.until)),
+        )
         .join(t.names, t.names.c.id == t.versions.c.name_id)
         .where(t.spans.c.blob_id.in_(list(blob_ids)))
-        .order_by(t.names.c.name, t.versions.c.number, t.keys.c.key))
+        .order_by(t.names.c.name, t.versions.c.number, t.keys.c.key)
+    )
     for blob_id, name, number, key in rows:
         users[blob_id].append((name, number, key))
     return users
 
 
-def _check_snapshots(connection: Connection, progress: Progress
-                     ) -> tuple[list[Problem], int]:
+def _check_snapshots(connection: Connection, progress: Progress) -> tuple[list[Problem], int]:
     """Rebuild every version's content from its spans and check it against its snapshot.
 
     One pass per name over its versions and its spans, both in number order:
@@ -159,19 +173,25 @@ def _check_snapshots(connection: Connection, progress: Progress
     total = connection.execute(select(func.count()).select_from(t.versions)).scalar_one()
     problems: list[Problem] = []
     done = 0
-    names = connection.execute(select(t.names.c.id, t.names.c.name)
-                               .order_by(t.names.c.name)).all()
+    names = connection.execute(select(t.names.c.id, t.names.c.name).order_by(t.names.c.name)).all()
     for name_id, name in names:
         versions = connection.execution_options(yield_per=10000).execute(
             select(t.versions.c.number, t.snapshots.c.hash, t.snapshots.c.key_count)
             .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
-            .where(t.versions.c.name_id == name_id).order_by(t.versions.c.number))
-        spans = iter(connection.execution_options(yield_per=10000).execute(
-            select(t.spans.c.since, t.spans.c.until, t.keys.c.key, t.blobs.c.hash)
-            .join(t.keys, t.keys.c.id == t.spans.c.key_id)
-            .join(t.blobs, t.blobs.c.id == t.spans.c.blob_id, isouter=True)
-            .where(t.spans.c.name_id == name_id)
-            .order_by(t.spans.c.since)).all())
+            .where(t.versions.c.name_id == name_id)
+            .order_by(t.versions.c.number)
+        )
+        spans = iter(
+            connection.execution_options(yield_per=10000)
+            .execute(
+                select(t.spans.c.since, t.spans.c.until, t.keys.c.key, t.blobs.c.hash)
+                .join(t.keys, t.keys.c.id == t.spans.c.key_id)
+                .join(t.blobs, t.blobs.c.id == t.spans.c.blob_id, isouter=True)
+                .where(t.spans.c.name_id == name_id)
+                .order_by(t.spans.c.since)
+            )
+            .all()
+        )
         pending = next(spans, None)
         content: dict[str, tuple[str, int | None]] = {}  # key -> (value hash, until)
         computed: str | None = None
@@ -182,8 +202,9 @@ def _check_snapshots(connection: Connection, progress: Progress
                 progress("versions", done, total)
             done += 1
             reasons: list[str] = []
-            for key in [key for key, (_h, until) in content.items()
-                        if until is not None and until <= number]:
+            for key in [
+                key for key, (_h, until) in content.items() if until is not None and until <= number
+            ]:
                 del content[key]
                 computed = None
             while pending is not None and pending.since <= number:
@@ -195,29 +216,42 @@ def _check_snapshots(connection: Connection, progress: Progress
                 pending = next(spans, None)
             if computed is None:
                 try:
-                    computed = snapshot_hash({key: digest for key, (digest, _u)
-                                              in content.items()})
+                    computed = snapshot_hash({key: digest for key, (digest, _u) in content.items()})
                 except (ValueError, TypeError) as error:  # unreadable key or value
                     computed = f"unreadable ({error})"
             if computed != expected:
-                reasons.append(f"snapshot hash mismatch: stored {str(expected)[:12]}, "
-                               f"content {computed[:12]}")
+                reasons.append(
+                    f"snapshot hash mismatch: stored {str(expected)[:12]}, content {computed[:12]}"
+                )
             if len(content) != key_count:
                 reasons.append(f"{len(content)} keys but key_count {key_count}")
             if reasons:
                 bad.append((number, "; ".join(reasons), set(content), previous))
             previous = set(content)
         for number, reason, keys, before in bad:
-            after = {key for key, in connection.execute(text(
-                "SELECT k.key FROM keys k JOIN spans s ON s.key_id = k.id "
-                "WHERE k.name_id = :n AND s.name_id = :n AND s.since <= :v "
-                "AND (s.until IS NULL OR s.until > :v)"), {"n": name_id, "v": number + 1})}
+            after = {
+                key
+                for (key,) in connection.execute(
+                    text(
+                        "SELECT k.key FROM keys k JOIN spans s ON s.key_id = k.id "
+                        "WHERE k.name_id = :n AND s.name_id = :n AND s.since <= :v "
+                        "AND (s.until IS NULL OR s.until > :v)"
+                    ),
+                    {"n": name_id, "v": number + 1},
+                )
+            }
             lost = sorted((before & after) - keys) if before and after else []
             if lost:
                 for key in lost:
-                    problems.append(Problem("snapshot", f"{reason}; key missing (present in "
-                                            "the neighbouring versions)", _shown(name),
-                                            number, _shown(key)))
+                    problems.append(
+                        Problem(
+                            "snapshot",
+                            f"{reason}; key missing (present in the neighbouring versions)",
+                            _shown(name),
+                            number,
+                            _shown(key),
+                        )
+                    )
             else:
                 problems.append(Problem("snapshot", reason, _shown(name), number))
     progress("versions", total, total)

@@ -32,8 +32,13 @@ from msgflux.store.errors import InvalidInputError
 __all__ = ["Condition", "parse_condition"]
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    ">=": operator.ge, "<=": operator.le, "==": operator.eq, "=": operator.eq,
-    "!=": operator.ne, ">": operator.gt, "<": operator.lt,
+    ">=": operator.ge,
+    "<=": operator.le,
+    "==": operator.eq,
+    "=": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    "<": operator.lt,
 }
 _COMPARISON = re.compile(r"\s*([^<>=!\s]+)\s*(>=|<=|==|!=|=|>|<)\s*(.*?)\s*$", re.DOTALL)
 _AND = re.compile(r"\s+and\s+", re.IGNORECASE)
@@ -106,22 +111,28 @@ def parse_condition(text: Any) -> Condition:
         ``KEY OPERATOR VALUE`` (the message quotes it).
     """
     if not isinstance(text, str) or not text.strip():
-        raise InvalidInputError(f"a condition is a non-empty string such as 'score>=0.8', "
-                                f"not {text!r}")
+        raise InvalidInputError(
+            f"a condition is a non-empty string such as 'score>=0.8', not {text!r}"
+        )
     if len(text) > _MAX_TEXT or any(ord(char) < 32 for char in text):
-        raise InvalidInputError(f"condition {text[:40]!r} is not allowed: at most {_MAX_TEXT} "
-                                "characters and no control characters")
+        raise InvalidInputError(
+            f"condition {text[:40]!r} is not allowed: at most {_MAX_TEXT} "
+            "characters and no control characters"
+        )
     comparisons = []
     for part in _AND.split(text.strip()):
         match = _COMPARISON.fullmatch(part)
         if match is None or not match.group(3) or match.group(3)[0] in "<>=!":
             raise InvalidInputError(
                 f"condition {text!r}: {part!r} is not KEY OPERATOR VALUE (operators: "
-                ">=, <=, ==, !=, >, <), e.g. 'score>=0.8'")
+                ">=, <=, ==, !=, >, <), e.g. 'score>=0.8'"
+            )
         literal = _literal(match.group(3))
         if isinstance(literal, str) and literal == match.group(3) and re.search(r"\s", literal):
-            raise InvalidInputError(f"condition {text!r}: the value {match.group(3)!r} has spaces; "
-                                    "quote it as JSON (\"...\")")
+            raise InvalidInputError(
+                f"condition {text!r}: the value {match.group(3)!r} has spaces; "
+                'quote it as JSON ("...")'
+            )
         path = tuple(match.group(1).split("."))
         if not all(path):
             raise InvalidInputError(f"condition {text!r}: {match.group(1)!r} is not a key path")

@@ -41,11 +41,13 @@ def word_diff(old: str, new: str) -> tuple[list[Segment], list[Segment]]:
     while head < limit and old_tokens[head] == new_tokens[head]:
         head += 1
     tail = 0
-    while (tail < limit - head
-           and old_tokens[len(old_tokens) - 1 - tail] == new_tokens[len(new_tokens) - 1 - tail]):
+    while (
+        tail < limit - head
+        and old_tokens[len(old_tokens) - 1 - tail] == new_tokens[len(new_tokens) - 1 - tail]
+    ):
         tail += 1
-    old_middle = old_tokens[head:len(old_tokens) - tail]
-    new_middle = new_tokens[head:len(new_tokens) - tail]
+    old_middle = old_tokens[head : len(old_tokens) - tail]
+    new_middle = new_tokens[head : len(new_tokens) - tail]
     old_segments: list[Segment] = []
     new_segments: list[Segment] = []
     append_segment(old_segments, "".join(old_tokens[:head]), False)
@@ -59,8 +61,8 @@ def word_diff(old: str, new: str) -> tuple[list[Segment], list[Segment]]:
             changed = tag != "equal"
             append_segment(old_segments, "".join(old_middle[i1:i2]), changed)
             append_segment(new_segments, "".join(new_middle[j1:j2]), changed)
-    append_segment(old_segments, "".join(old_tokens[len(old_tokens) - tail:]), False)
-    append_segment(new_segments, "".join(new_tokens[len(new_tokens) - tail:]), False)
+    append_segment(old_segments, "".join(old_tokens[len(old_tokens) - tail :]), False)
+    append_segment(new_segments, "".join(new_tokens[len(new_tokens) - tail :]), False)
     return old_segments, new_segments
 
 
@@ -74,6 +76,7 @@ def append_segment(segments: list[Segment], text: str, changed: bool) -> None:
 
 
 # -- unified-diff lines ------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DiffLine:
@@ -131,5 +134,3 @@ def classify_lines(lines: Iterable[str]) -> list[DiffLine]:
             result.append(DiffLine(kind, [(line, False)]))
     flush()
     return result
-
-

@@ -53,9 +53,18 @@ from msgflux.store.errors import (
     ReadOnlyError,
 )
 
-__all__ = ["STATEMENT_TIMEOUT", "WAL_LIMIT_BYTES", "resolve_url", "describe",
-           "create_store_engine", "write_transaction", "read_transaction", "read_statement",
-           "run_readonly_query", "translate_errors"]
+__all__ = [
+    "STATEMENT_TIMEOUT",
+    "WAL_LIMIT_BYTES",
+    "resolve_url",
+    "describe",
+    "create_store_engine",
+    "write_transaction",
+    "read_transaction",
+    "read_statement",
+    "run_readonly_query",
+    "translate_errors",
+]
 
 T = TypeVar("T")
 
@@ -92,7 +101,8 @@ def resolve_url(target: str | os.PathLike[str] | URL) -> URL:
         elif url.get_driver_name() != "psycopg":
             raise InvalidInputError(
                 f"PostgreSQL driver {url.get_driver_name()!r} is not supported: use "
-                "postgresql+psycopg:// (pip install 'msgflux-state[postgres]')")
+                "postgresql+psycopg:// (pip install 'msgflux-state[postgres]')"
+            )
     else:
         raise InvalidInputError(
             f"unsupported database {backend!r}: use a SQLite path or a postgresql:// URL"
@@ -111,8 +121,9 @@ def describe(url: URL) -> str:
 STATEMENT_TIMEOUT = 120.0
 
 
-def create_store_engine(url: URL, *, lock_timeout: float, durability: str,
-                        statement_timeout: float = STATEMENT_TIMEOUT) -> Engine:
+def create_store_engine(
+    url: URL, *, lock_timeout: float, durability: str, statement_timeout: float = STATEMENT_TIMEOUT
+) -> Engine:
     """Create the engine for ``url`` with the settings the module docstring explains.
 
     On PostgreSQL ``statement_timeout`` bounds each statement on the server and,
@@ -236,8 +247,10 @@ def _is_data_error(error: exc.DBAPIError) -> bool:
 def _translate(error: exc.DBAPIError, action: str) -> Exception:
     detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
     if _is_lock_error(error):
-        return LockTimeout(f"{action}: the database stayed locked by another writer longer "
-                           f"than the lock timeout ({detail})")
+        return LockTimeout(
+            f"{action}: the database stayed locked by another writer longer "
+            f"than the lock timeout ({detail})"
+        )
     if _is_data_error(error):
         return InvalidInputError(f"{action}: the database refused a value: {detail}")
     return DatabaseError(f"{action}: {detail}")
@@ -246,8 +259,9 @@ def _translate(error: exc.DBAPIError, action: str) -> Exception:
 _MAX_CONFLICT_RETRIES = 5
 
 
-def write_transaction(engine: Engine, action: str, work: Callable[[Connection], T], *,
-                      lock_timeout: float) -> T:
+def write_transaction(
+    engine: Engine, action: str, work: Callable[[Connection], T], *, lock_timeout: float
+) -> T:
     """Run ``work(connection)`` in one write transaction and commit it.
 
     On SQLite the transaction begins with ``BEGIN IMMEDIATE``. Lock waits,
@@ -280,8 +294,10 @@ def write_transaction(engine: Engine, action: str, work: Callable[[Connection], 
             conflicts += conflict
             # A race resolves on the next attempt; a conflict that repeats is
             # not a race (e.g. a key the input itself violates): report it.
-            retry = _is_lock_error(error) or (conflict and conflicts <= _MAX_CONFLICT_RETRIES) or (
-                error.connection_invalidated
+            retry = (
+                _is_lock_error(error)
+                or (conflict and conflicts <= _MAX_CONFLICT_RETRIES)
+                or (error.connection_invalidated)
             )
             if not retry or time.monotonic() + delay > deadline:
                 raise _translate(error, action) from error
@@ -329,8 +345,9 @@ def read_transaction(engine: Engine, action: str, work: Callable[[Connection], T
     """
     with translate_errors(action), engine.connect() as connection:
         if connection.dialect.name == "postgresql":
-            connection = connection.execution_options(isolation_level="REPEATABLE READ",
-                                                      postgresql_readonly=True)
+            connection = connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
         with connection.begin():
             return work(connection)
 
@@ -357,8 +374,9 @@ _SQLITE_READ_ACTIONS = {
 }
 
 
-def run_readonly_query(engine: Engine, sql: str, params: Sequence[Any] | dict[str, Any],
-                       *, timeout: float) -> tuple[list[str], list[tuple[Any, ...]]]:
+def run_readonly_query(
+    engine: Engine, sql: str, params: Sequence[Any] | dict[str, Any], *, timeout: float
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run one user SQL statement that the *database* guarantees cannot write.
 
     SQLite: a separate ``mode=ro`` connection plus an authorizer that denies
@@ -384,8 +402,6 @@ _SQLITE_DENIED_FUNCTIONS = frozenset({"fts3_tokenizer", "load_extension"})
 #: The longest string or blob one query may build or return (SQLITE_LIMIT_LENGTH):
 #: ``randomblob(10**9)`` and friends fail at once instead of allocating gigabytes.
 SQLITE_QUERY_MAX_LENGTH = 128 * 1024 * 1024
-
-
 
 
 class _Watchdog:
@@ -419,8 +435,9 @@ class _Watchdog:
         self._timer.cancel()
 
 
-def _sqlite_readonly(path: str, sql: str, params: Sequence[Any] | dict[str, Any],
-                     timeout: float) -> tuple[list[str], list[tuple[Any, ...]]]:
+def _sqlite_readonly(
+    path: str, sql: str, params: Sequence[Any] | dict[str, Any], timeout: float
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     uri = Path(path).absolute().as_uri() + "?mode=ro"
     try:
         connection = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
@@ -430,8 +447,8 @@ def _sqlite_readonly(path: str, sql: str, params: Sequence[Any] | dict[str, Any]
 
     def authorizer(action: int, _arg1: Any, arg2: Any, *_rest: Any) -> int:
         if action in _SQLITE_READ_ACTIONS and not (
-                action == sqlite3.SQLITE_FUNCTION
-                and str(arg2).lower() in _SQLITE_DENIED_FUNCTIONS):
+            action == sqlite3.SQLITE_FUNCTION and str(arg2).lower() in _SQLITE_DENIED_FUNCTIONS
+        ):
             return sqlite3.SQLITE_OK
         denied.append(action)
         return sqlite3.SQLITE_DENY
@@ -459,7 +476,8 @@ def _sqlite_readonly(path: str, sql: str, params: Sequence[Any] | dict[str, Any]
         if "too big" in text:
             raise InvalidInputError(
                 f"query failed: {text} (a query may build strings and blobs of at most "
-                f"{SQLITE_QUERY_MAX_LENGTH // 2**20} MiB)") from None
+                f"{SQLITE_QUERY_MAX_LENGTH // 2**20} MiB)"
+            ) from None
         raise InvalidInputError(f"query failed: {text}") from None
     except (sqlite3.ProgrammingError, *_UNBINDABLE) as error:
         raise InvalidInputError(f"query failed: {error}") from None
@@ -485,7 +503,9 @@ _PG_POWERFUL_SESSION = """
 #: given as text (which would hide such a call from the plan check).
 _PG_DENIED_FUNCTIONS = re.compile(
     r"\b(pg_terminate_backend|pg_cancel_backend|query_to_xml\w*|query_to_xmlschema|"
-    r"cursor_to_xml\w*|ts_stat|ts_rewrite|dblink\w*)\b", re.IGNORECASE)
+    r"cursor_to_xml\w*|ts_stat|ts_rewrite|dblink\w*)\b",
+    re.IGNORECASE,
+)
 
 # The user's statement runs as this cursor's query: DECLARE accepts only a query
 # (SELECT, VALUES, TABLE, WITH ... SELECT), so the server refuses ANALYZE, COPY,
@@ -495,8 +515,9 @@ _PG_CURSOR = "_msgflux_query"
 _PG_DECLARE = f"DECLARE {_PG_CURSOR} NO SCROLL CURSOR FOR "
 
 
-def _postgres_readonly(engine: Engine, sql: str, params: Sequence[Any] | dict[str, Any],
-                       timeout: float) -> tuple[list[str], list[tuple[Any, ...]]]:
+def _postgres_readonly(
+    engine: Engine, sql: str, params: Sequence[Any] | dict[str, Any], timeout: float
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     import psycopg
 
     def refused(detail: str) -> ReadOnlyError:
@@ -506,8 +527,8 @@ def _postgres_readonly(engine: Engine, sql: str, params: Sequence[Any] | dict[st
         raw = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
         if getattr(raw, "answer_timeout", None) is not None:
             # This connection is dropped afterwards; let it wait as long as the query may run.
-            raw.answer_timeout = max(raw.answer_timeout,  # type: ignore[attr-defined]
-                                     min(timeout, _pg.LONGEST_WAIT) + 5)
+            longest = min(timeout, _pg.LONGEST_WAIT) + 5
+            raw.answer_timeout = max(raw.answer_timeout, longest)  # type: ignore[attr-defined]
         try:
             raw.rollback()
             with raw.cursor() as cursor:
@@ -521,7 +542,8 @@ def _postgres_readonly(engine: Engine, sql: str, params: Sequence[Any] | dict[st
                         "query refused: the store is connected to PostgreSQL as a superuser (or a "
                         "role that may read or write server files), which a read-only transaction "
                         "cannot contain (COPY ... TO a file, pg_read_file); connect the store "
-                        "with an ordinary role that owns or can read its tables")
+                        "with an ordinary role that owns or can read its tables"
+                    )
                 cursor.execute(f"SET LOCAL statement_timeout = {_pg.milliseconds(timeout)}")
                 # A server-side prepared statement holds exactly one statement, so
                 # "SELECT 1; COMMIT; DELETE ..." is refused by the server (without
@@ -531,14 +553,16 @@ def _postgres_readonly(engine: Engine, sql: str, params: Sequence[Any] | dict[st
                     cursor.execute(_PG_DECLARE + sql, params or None, prepare=True)
                 except psycopg.errors.SyntaxError as error:
                     if _error_at_first_token(error, sql):
-                        raise refused("only a query may run: SELECT, VALUES, TABLE or "
-                                      "WITH ... SELECT") from None
+                        raise refused(
+                            "only a query may run: SELECT, VALUES, TABLE or WITH ... SELECT"
+                        ) from None
                     raise
                 except psycopg.errors.FeatureNotSupported as error:  # WITH ... DELETE
                     raise refused(_first_line(error)) from None
                 # Planned, not run: the plan names every function the query calls.
-                cursor.execute("EXPLAIN (VERBOSE, FORMAT JSON) " + sql, params or None,
-                               prepare=True)
+                cursor.execute(
+                    "EXPLAIN (VERBOSE, FORMAT JSON) " + sql, params or None, prepare=True
+                )
                 plan = json.dumps(cursor.fetchall())
                 denied = _PG_DENIED_FUNCTIONS.search(plan)
                 if denied:
@@ -551,19 +575,25 @@ def _postgres_readonly(engine: Engine, sql: str, params: Sequence[Any] | dict[st
         except psycopg.errors.QueryCanceled:
             _rollback_quietly(raw)
             raise QueryTimeout(f"query interrupted after {timeout:g} s: {sql[:80]!r}") from None
-        except (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege) as error:
+        except (
+            psycopg.errors.ReadOnlySqlTransaction,
+            psycopg.errors.InsufficientPrivilege,
+        ) as error:
             _rollback_quietly(raw)
             raise refused(str(error)) from None
         except psycopg.errors.LockNotAvailable as error:
             _rollback_quietly(raw)
-            raise LockTimeout(f"query waited longer than the lock timeout for a lock another "
-                              f"session holds ({_first_line(error)})") from None
+            raise LockTimeout(
+                f"query waited longer than the lock timeout for a lock another "
+                f"session holds ({_first_line(error)})"
+            ) from None
         except psycopg.Error as error:
             lost = raw.closed or raw.broken
             _rollback_quietly(raw)
             if lost:
-                raise DatabaseError(f"query failed: the connection to the server was lost "
-                                    f"({_first_line(error)})") from None
+                raise DatabaseError(
+                    f"query failed: the connection to the server was lost ({_first_line(error)})"
+                ) from None
             raise InvalidInputError(f"query failed: {_first_line(error)}") from None
         except _UNBINDABLE as error:
             _rollback_quietly(raw)

@@ -32,6 +32,7 @@ __all__ = [
     "VALUE_TYPES",
     "canonical_json",
     "value_hash",
+    "same_value",
     "snapshot_hash",
     "value_type",
     "encode_value",
@@ -42,19 +43,39 @@ __all__ = [
 #: The ``value_type`` names used in the database and the SQL views.
 VALUE_TYPES = ("str", "int", "float", "bool", "null", "list", "dict")
 
-_TYPE_NAMES = {str: "str", int: "int", float: "float", bool: "bool", type(None): "null",
-               list: "list", dict: "dict"}
+_TYPE_NAMES = {
+    str: "str",
+    int: "int",
+    float: "float",
+    bool: "bool",
+    type(None): "null",
+    list: "list",
+    dict: "dict",
+}
 
 
 def canonical_json(value: Any) -> str:
     """Return the canonical JSON text of a JSON-compatible value."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def value_hash(value: Any) -> str:
     """Return the SHA-256 hex digest of ``value``'s canonical JSON."""
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def same_value(old: Any, new: Any) -> bool:
+    """Whether two values are the same stored value: the one rule for "changed".
+
+    ``1``, ``1.0`` and ``True`` are equal in Python but different values here.
+    For JSON-compatible values this is exactly "their :func:`value_hash` is
+    equal": the canonical JSON text determines the type (``1``, ``1.0``,
+    ``true``), so code that holds hashes (key spans, the report, the
+    ``state_changes`` view) compares those instead, by this same rule.
+    """
+    return type(old) is type(new) and canonical_json(old) == canonical_json(new)
 
 
 def snapshot_hash(value_hashes: Mapping[str, str]) -> str:

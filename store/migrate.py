@@ -24,8 +24,15 @@ if TYPE_CHECKING:  # alembic is imported only when a migration is needed
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-__all__ = ["SCHEMA_HEAD", "head_revision", "current_revision", "upgrade", "check_current",
-           "alembic_config", "check_sqlite_file"]
+__all__ = [
+    "SCHEMA_HEAD",
+    "head_revision",
+    "current_revision",
+    "upgrade",
+    "check_current",
+    "alembic_config",
+    "check_sqlite_file",
+]
 
 #: The newest schema revision. Opening a store already at this revision needs
 #: no alembic import (a tenth of a second per command-line call);
@@ -94,16 +101,16 @@ def upgrade(engine: Engine, *, lock_timeout: float) -> tuple[str | None, str]:
     # (every open but the first after an upgrade) must not queue behind a
     # long-running writer, and an unknown revision is refused without ever
     # starting a write transaction.
-    before = read_transaction(engine, f"reading the schema revision of {where}",
-                              current_revision)
+    before = read_transaction(engine, f"reading the schema revision of {where}", current_revision)
     _check_known(before, where)
     if before == head:
         return before, head
 
     def work(connection: Connection) -> tuple[str | None, str]:
         if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                               {"key": _PG_MIGRATION_LOCK})
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+            )
         before = current_revision(connection)  # again: another process may have upgraded
         _check_known(before, where)
         if before is None:
@@ -116,8 +123,9 @@ def upgrade(engine: Engine, *, lock_timeout: float) -> tuple[str | None, str]:
             command.upgrade(config, "head")
         return before, head
 
-    return write_transaction(engine, f"upgrading the schema of {where}", work,
-                             lock_timeout=lock_timeout)
+    return write_transaction(
+        engine, f"upgrading the schema of {where}", work, lock_timeout=lock_timeout
+    )
 
 
 def _check_empty(connection: Connection, where: str) -> None:
@@ -126,8 +134,9 @@ def _check_empty(connection: Connection, where: str) -> None:
     from msgflux.store.schema import metadata
 
     inspector = inspect(connection)
-    taken = sorted(set(metadata.tables) & {*inspector.get_table_names(),
-                                           *inspector.get_view_names()})
+    taken = sorted(
+        set(metadata.tables) & {*inspector.get_table_names(), *inspector.get_view_names()}
+    )
     if taken:
         raise SchemaError(
             f"{where} is not a msgflux store: it has no schema revision but already has "
@@ -179,22 +188,29 @@ def check_sqlite_file(path: str) -> None:
     settled = not any(Path(f"{file}{suffix}").exists() for suffix in ("-wal", "-journal"))
     try:
         connection = sqlite3.connect(
-            file.absolute().as_uri() + ("?mode=ro&immutable=1" if settled else "?mode=ro"),
-            uri=True)
+            file.absolute().as_uri() + ("?mode=ro&immutable=1" if settled else "?mode=ro"), uri=True
+        )
     except sqlite3.Error as error:
         raise DatabaseError(f"cannot open {path} read-only: {error}") from None
     try:
-        objects = {name: kind for kind, name in connection.execute(
-            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}
+        objects = {
+            name: kind
+            for kind, name in connection.execute(
+                "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+            )
+        }
         revisions: list[str] = []
         if objects.get("alembic_version") == "table":
-            revisions = [row[0] for row in connection.execute(
-                "SELECT version_num FROM alembic_version")]
+            revisions = [
+                row[0] for row in connection.execute("SELECT version_num FROM alembic_version")
+            ]
     except sqlite3.DatabaseError as error:
         text = str(error)
         if "not a database" in text:
-            raise SchemaError(f"{path} is not a msgflux store: it is not a SQLite database "
-                              f"({text}); the file was left untouched") from None
+            raise SchemaError(
+                f"{path} is not a msgflux store: it is not a SQLite database "
+                f"({text}); the file was left untouched"
+            ) from None
         raise DatabaseError(f"cannot read {path}: {text}") from None
     finally:
         connection.close()
@@ -207,4 +223,5 @@ def check_sqlite_file(path: str) -> None:
     raise SchemaError(
         f"{path} is not a msgflux store: it is a SQLite database with other content ({listed}) "
         "and no msgflux-state schema revision; it was left untouched. Give the store a new "
-        "or empty file")
+        "or empty file"
+    )

@@ -72,8 +72,22 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["metadata", "names", "versions", "snapshots", "keys", "spans", "blobs", "tags", "tag_events",
-           "tag_splits", "tag_policies", "tag_audit", "version_annotations", "name_events"]
+__all__ = [
+    "metadata",
+    "names",
+    "versions",
+    "snapshots",
+    "keys",
+    "spans",
+    "blobs",
+    "tags",
+    "tag_events",
+    "tag_splits",
+    "tag_policies",
+    "tag_audit",
+    "version_annotations",
+    "name_events",
+]
 
 # Named constraints let alembic's batch mode (table copy on SQLite) find and alter them.
 NAMING_CONVENTION = {

@@ -9,8 +9,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Version", "ChangeSummary", "BlameLine", "Row", "TagEvent", "StateDiff", "Problem", "VerifyReport", "QueryResult",
-           "GcResult", "Progress", "format_ranges"]
+__all__ = [
+    "Version",
+    "ChangeSummary",
+    "BlameLine",
+    "Row",
+    "TagEvent",
+    "StateDiff",
+    "Problem",
+    "VerifyReport",
+    "QueryResult",
+    "GcResult",
+    "Progress",
+    "format_ranges",
+]
 
 #: A progress callback for long operations: ``progress(phase, done, total)``,
 #: called every few thousand rows and once more when a phase completes.
@@ -45,8 +57,10 @@ class ChangeSummary:
 
     def __str__(self) -> str:
         count = len(self.changed)
-        return (f"{count} key{'' if count == 1 else 's'} changed, {len(self.added)} added, "
-                f"{len(self.removed)} removed")
+        return (
+            f"{count} key{'' if count == 1 else 's'} changed, {len(self.added)} added, "
+            f"{len(self.removed)} removed"
+        )
 
 
 @dataclass(frozen=True)
@@ -151,12 +165,21 @@ class StateDiff:
         """``(key, unified diff lines)`` for every differing key, sorted by key."""
         result = []
         for key in self.keys:
-            old = _lines(self.removed[key]) if key in self.removed else (
-                _lines(self.changed[key][0]) if key in self.changed else [])
-            new = _lines(self.added[key]) if key in self.added else (
-                _lines(self.changed[key][1]) if key in self.changed else [])
-            lines = list(difflib.unified_diff(old, new, f"{self.old}:{key}",
-                                              f"{self.new}:{key}", lineterm="", n=2))
+            old = (
+                _lines(self.removed[key])
+                if key in self.removed
+                else (_lines(self.changed[key][0]) if key in self.changed else [])
+            )
+            new = (
+                _lines(self.added[key])
+                if key in self.added
+                else (_lines(self.changed[key][1]) if key in self.changed else [])
+            )
+            lines = list(
+                difflib.unified_diff(
+                    old, new, f"{self.old}:{key}", f"{self.new}:{key}", lineterm="", n=2
+                )
+            )
             result.append((key, lines))
         return result
 
@@ -167,8 +190,10 @@ class StateDiff:
         return note + "\n".join(line for _key, lines in self.hunks() for line in lines)
 
     def __repr__(self) -> str:
-        return (f"StateDiff({self.old} -> {self.new}: added={sorted(self.added)}, "
-                f"removed={sorted(self.removed)}, changed={sorted(self.changed)})")
+        return (
+            f"StateDiff({self.old} -> {self.new}: added={sorted(self.added)}, "
+            f"removed={sorted(self.removed)}, changed={sorted(self.changed)})"
+        )
 
 
 @dataclass(frozen=True)
@@ -205,8 +230,10 @@ class VerifyReport:
         return self.ok
 
     def __str__(self) -> str:
-        head = (f"checked {self.versions_checked} versions, {self.snapshots_checked} snapshots, "
-                f"{self.blobs_checked} values: ")
+        head = (
+            f"checked {self.versions_checked} versions, {self.snapshots_checked} snapshots, "
+            f"{self.blobs_checked} values: "
+        )
         if self.ok:
             return head + "ok"
         return head + f"{len(self.problems)} problem(s)\n" + "\n".join(map(str, self.problems))
@@ -242,8 +269,9 @@ class Row(tuple[Any, ...]):
             try:
                 return tuple.__getitem__(self, self._columns[index])
             except KeyError:
-                raise KeyError(f"no column {index!r}; the columns are "
-                               f"{', '.join(self._columns)}") from None
+                raise KeyError(
+                    f"no column {index!r}; the columns are {', '.join(self._columns)}"
+                ) from None
         return tuple.__getitem__(self, index)
 
     def keys(self) -> list[str]:

@@ -17,9 +17,21 @@ from msgflux.errors import StateValueError
 from msgflux.store.errors import InvalidInputError
 from msgflux.store.hashing import VALUE_TYPES, canonical_json, decode_value
 
-__all__ = ["MAX_LABEL", "MAX_KEY_BYTES", "MAX_VERSION", "check_label", "check_key", "check_tag",
-           "check_text", "metadata_text", "check_version_number", "check_parent",
-           "check_metadata_text", "check_stored_value", "looks_like_hash"]
+__all__ = [
+    "MAX_LABEL",
+    "MAX_KEY_BYTES",
+    "MAX_VERSION",
+    "check_label",
+    "check_key",
+    "check_tag",
+    "check_text",
+    "metadata_text",
+    "check_version_number",
+    "check_parent",
+    "check_metadata_text",
+    "check_stored_value",
+    "looks_like_hash",
+]
 
 MAX_LABEL = 200
 # Keys are indexed; PostgreSQL's b-tree entries hold about 2.7 KB, and the same
@@ -59,8 +71,9 @@ def check_label(kind: str, label: Any) -> str:
     try:
         label.encode("utf-8")
     except UnicodeEncodeError as error:
-        raise InvalidInputError(f"{kind} {label!r} is not valid Unicode text ({error.reason})"
-                                ) from None
+        raise InvalidInputError(
+            f"{kind} {label!r} is not valid Unicode text ({error.reason})"
+        ) from None
     return label
 
 
@@ -179,8 +192,9 @@ def check_version_number(number: Any, where: str) -> int:
         InvalidInputError: not an ``int`` in that range (``where`` names it).
     """
     if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= MAX_VERSION:
-        raise InvalidInputError(f"{where}: version number {number!r} is out of range "
-                                f"(1..{MAX_VERSION:,})")
+        raise InvalidInputError(
+            f"{where}: version number {number!r} is out of range (1..{MAX_VERSION:,})"
+        )
     return number
 
 
@@ -193,8 +207,9 @@ def check_parent(number: int, parent: Any, where: str) -> int | None:
     if parent is None:
         return None
     if isinstance(parent, bool) or not isinstance(parent, int) or not 1 <= parent < number:
-        raise InvalidInputError(f"{where}: parent {parent!r} of version {number} is not an "
-                                "earlier version number")
+        raise InvalidInputError(
+            f"{where}: parent {parent!r} of version {number} is not an earlier version number"
+        )
     return parent
 
 
@@ -236,8 +251,9 @@ def check_stored_value(kind: Any, text: Any, where: str) -> Any:
     if kind not in VALUE_TYPES or not isinstance(text, str):
         raise InvalidInputError(f"{where}: unknown value type {kind!r}")
     if kind == "str" and "\x00" in text:
-        raise InvalidInputError(f"{where}: a string value contains a NUL character, which "
-                                "cannot be stored")
+        raise InvalidInputError(
+            f"{where}: a string value contains a NUL character, which cannot be stored"
+        )
     if kind in ("list", "dict") and _too_deep(text):
         raise InvalidInputError(f"{where}: the value is nested deeper than {MAX_DEPTH} levels")
     try:

@@ -42,7 +42,8 @@ def postgres_admin_schema(base: str, schema: str) -> None:
         with admin.connect() as connection:
             connection.exec_driver_sql(
                 "DO $$ BEGIN CREATE ROLE " + STORE_ROLE + " LOGIN; "
-                "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$")
+                "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+            )
             connection.exec_driver_sql(f"CREATE SCHEMA {schema} AUTHORIZATION {STORE_ROLE}")
     finally:
         admin.dispose()

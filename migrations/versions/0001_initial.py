@@ -45,8 +45,9 @@ def upgrade() -> None:
         sa.Column("position", sa.Integer, nullable=False),
         sa.Column("blob_id", ID, nullable=False),
         sa.PrimaryKeyConstraint("snapshot_id", "key", name="pk_entries"),
-        sa.ForeignKeyConstraint(["snapshot_id"], ["snapshots.id"],
-                                name="fk_entries_snapshot_id_snapshots"),
+        sa.ForeignKeyConstraint(
+            ["snapshot_id"], ["snapshots.id"], name="fk_entries_snapshot_id_snapshots"
+        ),
         sa.ForeignKeyConstraint(["blob_id"], ["blobs.id"], name="fk_entries_blob_id_blobs"),
     )
     op.create_index("ix_entries_blob_id", "entries", ["blob_id"])
@@ -72,8 +73,9 @@ def upgrade() -> None:
         sa.Column("metadata", sa.Text, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_versions"),
         sa.ForeignKeyConstraint(["name_id"], ["names.id"], name="fk_versions_name_id_names"),
-        sa.ForeignKeyConstraint(["snapshot_id"], ["snapshots.id"],
-                                name="fk_versions_snapshot_id_snapshots"),
+        sa.ForeignKeyConstraint(
+            ["snapshot_id"], ["snapshots.id"], name="fk_versions_snapshot_id_snapshots"
+        ),
         sa.UniqueConstraint("name_id", "number", name="uq_versions_name_id_number"),
     )
     op.create_index("ix_versions_snapshot_id", "versions", ["snapshot_id"])
@@ -83,8 +85,11 @@ def upgrade() -> None:
         sa.Column("tag", sa.Text, nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
         sa.PrimaryKeyConstraint("name_id", "tag", name="pk_tags"),
-        sa.ForeignKeyConstraint(["name_id", "version"], ["versions.name_id", "versions.number"],
-                                name="fk_tags_name_id_version_versions"),
+        sa.ForeignKeyConstraint(
+            ["name_id", "version"],
+            ["versions.name_id", "versions.number"],
+            name="fk_tags_name_id_version_versions",
+        ),
     )
     op.create_table(
         "tag_events",

@@ -81,8 +81,11 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("weight", sa.Float, nullable=False),
         sa.PrimaryKeyConstraint("name_id", "tag", "version", name="pk_tag_splits"),
-        sa.ForeignKeyConstraint(["name_id", "version"], ["versions.name_id", "versions.number"],
-                                name="fk_tag_splits_name_id_version_versions"),
+        sa.ForeignKeyConstraint(
+            ["name_id", "version"],
+            ["versions.name_id", "versions.number"],
+            name="fk_tag_splits_name_id_version_versions",
+        ),
     )
     op.create_table(
         "tag_policies",

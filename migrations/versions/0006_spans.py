@@ -205,9 +205,17 @@ class _Walk:
 
     def _end(self, key: str, until: int | None) -> None:
         since, position, blob_id, origin = self.open.pop(key)
-        self.rows.append({"name_id": self.name_id, "key_id": self.key_ids[key], "since": since,
-                          "until": until, "position": position, "blob_id": blob_id,
-                          "origin": origin})
+        self.rows.append(
+            {
+                "name_id": self.name_id,
+                "key_id": self.key_ids[key],
+                "since": since,
+                "until": until,
+                "position": position,
+                "blob_id": blob_id,
+                "origin": origin,
+            }
+        )
 
     def step(self, number: int, content: dict[str, tuple[int, int]]) -> None:
         for key in [key for key in self.open if key not in content]:
@@ -221,8 +229,9 @@ class _Walk:
                 origin = span[3] if span[2] == blob_id else number
                 self._end(key, number)
             if key not in self.key_ids:
-                self.key_ids[key] = self.bind.execute(sa.insert(_KEYS).values(
-                    name_id=self.name_id, key=key).returning(_KEYS.c.id)).scalar_one()
+                self.key_ids[key] = self.bind.execute(
+                    sa.insert(_KEYS).values(name_id=self.name_id, key=key).returning(_KEYS.c.id)
+                ).scalar_one()
             self.open[key] = [number, position, blob_id, origin]
         if len(self.rows) >= _BATCH:
             self.flush()
@@ -239,8 +248,13 @@ class _Walk:
 
 
 _KEYS = sa.table("keys", sa.column("id"), sa.column("name_id"), sa.column("key"))
-_SPANS = sa.table("spans", *(sa.column(c) for c in (
-    "name_id", "key_id", "since", "until", "position", "blob_id", "origin")))
+_SPANS = sa.table(
+    "spans",
+    *(
+        sa.column(c)
+        for c in ("name_id", "key_id", "since", "until", "position", "blob_id", "origin")
+    ),
+)
 
 
 def _fill_spans(bind: Any) -> None:
@@ -249,14 +263,25 @@ def _fill_spans(bind: Any) -> None:
         walk = _Walk(bind, name_id)
         current: int | None = None
         content: dict[str, tuple[int, int]] = {}
-        versions = list(bind.execute(sa.text(
-            "SELECT number, snapshot_id FROM versions WHERE name_id = :n ORDER BY number"),
-            {"n": name_id}))
+        versions = list(
+            bind.execute(
+                sa.text(
+                    "SELECT number, snapshot_id FROM versions WHERE name_id = :n ORDER BY number"
+                ),
+                {"n": name_id},
+            )
+        )
         for number, snapshot_id in versions:
             if snapshot_id != current:
-                content = {key: (position, blob_id) for key, position, blob_id in bind.execute(
-                    sa.text("SELECT key, position, blob_id FROM entries WHERE snapshot_id = :s"),
-                    {"s": snapshot_id})}
+                content = {
+                    key: (position, blob_id)
+                    for key, position, blob_id in bind.execute(
+                        sa.text(
+                            "SELECT key, position, blob_id FROM entries WHERE snapshot_id = :s"
+                        ),
+                        {"s": snapshot_id},
+                    )
+                }
                 current = snapshot_id
             walk.step(number, content)
         walk.finish()
@@ -290,18 +315,23 @@ def downgrade() -> None:
         sa.Column("position", sa.Integer, nullable=False),
         sa.Column("blob_id", ID, nullable=False),
         sa.PrimaryKeyConstraint("snapshot_id", "key", name="pk_entries"),
-        sa.ForeignKeyConstraint(["snapshot_id"], ["snapshots.id"],
-                                name="fk_entries_snapshot_id_snapshots"),
+        sa.ForeignKeyConstraint(
+            ["snapshot_id"], ["snapshots.id"], name="fk_entries_snapshot_id_snapshots"
+        ),
         sa.ForeignKeyConstraint(["blob_id"], ["blobs.id"], name="fk_entries_blob_id_blobs"),
     )
     op.create_index("ix_entries_blob_id", "entries", ["blob_id"])
     # One row per key of every snapshot a version uses, read at one version of it.
-    bind.execute(sa.text(_for_dialect(f"""
+    bind.execute(
+        sa.text(
+            _for_dialect(f"""
         INSERT INTO entries (snapshot_id, key, position, blob_id)
         SELECT v.snapshot_id, k.key, s.position, s.blob_id
         FROM versions v {_AT}
         WHERE v.id IN (SELECT MIN(u.id) FROM versions u GROUP BY u.snapshot_id)
-    """)))
+    """)
+        )
+    )
     op.drop_table("spans")
     op.drop_table("keys")
     for view, body in OLD_VIEWS.items():

@@ -90,8 +90,15 @@ from msgflux.store.cli._command import (
 from msgflux.store.cli._output import Output
 from msgflux.store.errors import StoreError
 
-__all__ = ["EXIT_DIFFERENT", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "CliError", "build_parser",
-           "main"]
+__all__ = [
+    "EXIT_DIFFERENT",
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CliError",
+    "build_parser",
+    "main",
+]
 
 #: The command groups, in the order ``--help`` lists them (importing one registers it).
 _GROUPS = (_read, _diff, _sql, _write, _serving, _maintenance, _transfer, _report, _setup)
@@ -143,10 +150,12 @@ def command_calls() -> list[tuple[str, str]]:
 def _mapping() -> str:
     width = max(len(name) for name, _ in command_calls())
     return "commands and their calls:\n" + "\n".join(
-        f"  {name.ljust(width)}  {calls}" for name, calls in command_calls())
+        f"  {name.ljust(width)}  {calls}" for name, calls in command_calls()
+    )
 
 
 # -- the parser -------------------------------------------------------------------------------
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with "did you mean" for a misspelled subcommand or choice."""
@@ -154,7 +163,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
         import re
 
-        from msgflux.store._annotate import did_you_mean
+        from msgflux.store._rows import did_you_mean
 
         match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if match:
@@ -173,28 +182,49 @@ def _common_options() -> _Parser:
     # overwritten by the subcommand's own (absent) copy of it.
     common = _Parser(add_help=False)
     group = common.add_argument_group("global options")
-    group.add_argument("--db", metavar="PATH_OR_URL", default=argparse.SUPPRESS,
-                       help=f"the store (default: ${STORE_ENV}, else ./{DEFAULT_STORE})")
-    group.add_argument("--color", choices=("auto", "always", "never"), default=argparse.SUPPRESS,
-                       help="colour and tables: auto (a terminal without $NO_COLOR), always, never")
-    group.add_argument("--no-color", action="store_true", default=argparse.SUPPRESS,
-                       help="same as --color never")
-    group.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                       help="print one JSON document (shape in the command's help)")
-    group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show the traceback of an error")
+    group.add_argument(
+        "--db",
+        metavar="PATH_OR_URL",
+        default=argparse.SUPPRESS,
+        help=f"the store (default: ${STORE_ENV}, else ./{DEFAULT_STORE})",
+    )
+    group.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default=argparse.SUPPRESS,
+        help="colour and tables: auto (a terminal without $NO_COLOR), always, never",
+    )
+    group.add_argument(
+        "--no-color", action="store_true", default=argparse.SUPPRESS, help="same as --color never"
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print one JSON document (shape in the command's help)",
+    )
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback of an error",
+    )
     return common
 
 
-def _add(subparsers: Any, entry: Command, name: str,
-         common: argparse.ArgumentParser) -> None:
+def _add(subparsers: Any, entry: Command, name: str, common: argparse.ArgumentParser) -> None:
     summary = f"{entry.summary} ({entry.calls})"
     epilog = f"example:\n{entry.example}"
     if entry.json_shape:
         epilog += f"\n\n--json prints:\n  {entry.json_shape}"
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        name, help=summary, description=summary, epilog=epilog, formatter_class=_Formatter,
-        parents=[common])
+        name,
+        help=summary,
+        description=summary,
+        epilog=epilog,
+        formatter_class=_Formatter,
+        parents=[common],
+    )
     for argument in entry.arguments:
         parser.add_argument(*argument.flags, **argument.options)
     parser.set_defaults(command=entry, parser_of_command=parser)
@@ -203,9 +233,13 @@ def _add(subparsers: Any, entry: Command, name: str,
 def build_parser() -> argparse.ArgumentParser:
     """The ``msgflux-store`` argument parser: one subcommand per registered command."""
     common = _common_options()
-    parser = _Parser(prog=PROG, description=_DESCRIPTION,
-                     epilog=f"{_EPILOG}\n\n{_mapping()}", formatter_class=_Formatter,
-                     parents=[common])
+    parser = _Parser(
+        prog=PROG,
+        description=_DESCRIPTION,
+        epilog=f"{_EPILOG}\n\n{_mapping()}",
+        formatter_class=_Formatter,
+        parents=[common],
+    )
     parser.add_argument("--version", action="version", version=_version_text())
     commands = parser.add_subparsers(dest="command_name", metavar="COMMAND", required=True)
     nested: dict[str, Any] = {}
@@ -216,12 +250,18 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         if parent not in nested:
             summary, description, example = PARENTS[parent]
-            group = commands.add_parser(parent, help=summary, description=description,
-                                        epilog=f"example:\n{example}", formatter_class=_Formatter,
-                                        parents=[common])
+            group = commands.add_parser(
+                parent,
+                help=summary,
+                description=description,
+                epilog=f"example:\n{example}",
+                formatter_class=_Formatter,
+                parents=[common],
+            )
             group.set_defaults(parser_of_command=group)
-            nested[parent] = group.add_subparsers(dest=f"{parent}_command", metavar="ACTION",
-                                                  required=True)
+            nested[parent] = group.add_subparsers(
+                dest=f"{parent}_command", metavar="ACTION", required=True
+            )
         _add(nested[parent], entry, name, common)
     return parser
 
@@ -237,6 +277,7 @@ def _version_text() -> str:
 
 
 # -- entry point ------------------------------------------------------------------------------
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``msgflux-store`` with ``argv`` (default ``sys.argv[1:]``); return the exit code.
@@ -269,8 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a bug: one line, never exit 1 (differences)
         if debug:
             raise
-        _error(f"internal error: {type(error).__name__}: {error} (rerun with --debug for the "
-               "traceback)")
+        _error(
+            f"internal error: {type(error).__name__}: {error} (rerun with --debug for the "
+            "traceback)"
+        )
         return EXIT_ERROR
 
 

@@ -41,6 +41,7 @@ class CliError(MsgfluxError):
 
 # -- declaring a command ----------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Arg:
     """One ``add_argument`` call: its flags (or positional name) and keywords."""
@@ -80,9 +81,16 @@ def parent(name: str, summary: str, *, description: str, example: str) -> None:
     PARENTS[name] = (summary, description, example)
 
 
-def command(name: str, summary: str, *, calls: str, example: str, json: str = "",
-            arguments: Sequence[Arg] = (), creates: bool = False,
-            ) -> Callable[[Callable[[Context], Result]], Callable[[Context], Result]]:
+def command(
+    name: str,
+    summary: str,
+    *,
+    calls: str,
+    example: str,
+    json: str = "",
+    arguments: Sequence[Arg] = (),
+    creates: bool = False,
+) -> Callable[[Callable[[Context], Result]], Callable[[Context], Result]]:
     """Register the decorated ``run(ctx) -> Result`` as the subcommand ``name``.
 
     ``summary`` is the one-line help (``calls`` is appended in parentheses),
@@ -90,14 +98,18 @@ def command(name: str, summary: str, *, calls: str, example: str, json: str = ""
     prints (empty: the command has no JSON form) and ``arguments`` its
     :func:`arg` declarations, in order.
     """
+
     def register(run: Callable[[Context], Result]) -> Callable[[Context], Result]:
-        COMMANDS.append(Command(name, run, summary, calls, example, json, tuple(arguments),
-                                creates))
+        COMMANDS.append(
+            Command(name, run, summary, calls, example, json, tuple(arguments), creates)
+        )
         return run
+
     return register
 
 
 # -- the context a command runs in ------------------------------------------------------
+
 
 class Context:
     """A run's arguments, its output and the stores it opens (closed when the run ends).
@@ -133,8 +145,10 @@ class Context:
         if not create:
             missing = missing_sqlite(target)
             if missing is not None:
-                raise CliError(f"no store at {missing}: give --db PATH_OR_URL or set "
-                               f"{STORE_ENV} (`save`, `import` and `pull` create a new store)")
+                raise CliError(
+                    f"no store at {missing}: give --db PATH_OR_URL or set "
+                    f"{STORE_ENV} (`save`, `import` and `pull` create a new store)"
+                )
         store = StateStore(target)
         self._opened.append(store)
         return store
@@ -153,8 +167,12 @@ class Context:
     def __enter__(self) -> Context:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         for store in reversed(self._opened):
             store.close()
 
@@ -171,6 +189,7 @@ def missing_sqlite(target: str) -> str | None:
 
 # -- argument types ---------------------------------------------------------------------
 
+
 def expected_head(text: str) -> int | None:
     """``--expect``/``--expect-head``: a version number, or ``none`` (must be new)."""
     if text.lower() == "none":
@@ -179,7 +198,8 @@ def expected_head(text: str) -> int | None:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected a version number or 'none', not {text!r}") from None
+            f"expected a version number or 'none', not {text!r}"
+        ) from None
 
 
 def positive(text: str) -> int:
@@ -228,15 +248,32 @@ def meta_pair(text: str) -> tuple[str, Any]:
 # -- arguments several commands share --------------------------------------------------
 
 NAME = arg("name", metavar="NAME", help="the history")
-VERSION = arg("version", metavar="VERSION",
-              help="a number, 'latest', a tag or a snapshot-hash prefix")
+VERSION = arg(
+    "version", metavar="VERSION", help="a number, 'latest', a tag or a snapshot-hash prefix"
+)
 AUTHOR_SAVED = arg("--author", metavar="A", help="who saved it")
-META = arg("--meta", metavar="KEY=VALUE", type=meta_pair, nargs="+", action="extend",
-           help="metadata, e.g. score=0.78 (a VALUE that parses as JSON is JSON, else a string)")
-EXPECT_HEAD = arg("--expect-head", type=expected_head, metavar="N", default=argparse.SUPPRESS,
-                  help="write only if the latest version is N ('none': NAME must be new)")
-EXPECT_TAG = arg("--expect", type=expected_head, metavar="N", default=argparse.SUPPRESS,
-                 help="move only if TAG points at version N ('none': TAG must be new)")
+META = arg(
+    "--meta",
+    metavar="KEY=VALUE",
+    type=meta_pair,
+    nargs="+",
+    action="extend",
+    help="metadata, e.g. score=0.78 (a VALUE that parses as JSON is JSON, else a string)",
+)
+EXPECT_HEAD = arg(
+    "--expect-head",
+    type=expected_head,
+    metavar="N",
+    default=argparse.SUPPRESS,
+    help="write only if the latest version is N ('none': NAME must be new)",
+)
+EXPECT_TAG = arg(
+    "--expect",
+    type=expected_head,
+    metavar="N",
+    default=argparse.SUPPRESS,
+    help="move only if TAG points at version N ('none': TAG must be new)",
+)
 #: ``--author``, ``--meta``, ``--expect-head``: the options of a call that writes a version.
 VERSION_OPTIONS = (AUTHOR_SAVED, META, EXPECT_HEAD)
 

@@ -21,26 +21,40 @@ def _ref(text: str) -> Any:
 
 
 @command(
-    "diff", "what changed between two versions", calls="StateStore.diff",
+    "diff",
+    "what changed between two versions",
+    calls="StateStore.diff",
     example="  msgflux-store diff pipeline 3              # version 3 against its parent\n"
-            "  msgflux-store diff pipeline 1 production\n"
-            "  msgflux-store diff pipeline:production experiment:4   # across names\n"
-            "  msgflux-store diff pipeline 2 3 --exit-code || echo changed",
+    "  msgflux-store diff pipeline 1 production\n"
+    "  msgflux-store diff pipeline:production experiment:4   # across names\n"
+    "  msgflux-store diff pipeline 2 3 --exit-code || echo changed",
     json='{"old": "name@N", "new": "name@M", "added": {key: value}, '
-         '"removed": {key: value},\n   "changed": {key: {"old": value, "new": value}}}',
+    '"removed": {key: value},\n   "changed": {key: {"old": value, "new": value}}}',
     arguments=[
         arg("name", metavar="NAME", help="NAME, or NAME:A to compare across names"),
-        arg("a", metavar="A", nargs="?",
-            help="a version (number, tag, 'latest', hash prefix) or OTHER:VERSION"),
-        arg("b", metavar="B", nargs="?",
-            help="the newer side; default: A compared with its parent"),
+        arg(
+            "a",
+            metavar="A",
+            nargs="?",
+            help="a version (number, tag, 'latest', hash prefix) or OTHER:VERSION",
+        ),
+        arg(
+            "b", metavar="B", nargs="?", help="the newer side; default: A compared with its parent"
+        ),
         arg("--prefix", metavar="PREFIX", help="only the keys starting with PREFIX"),
-        arg("--exit-code", action="store_true",
-            help="exit with 1 when there are differences (like git diff)"),
-        arg("--stat", action="store_true",
-            help="one line per key with the number of lines added and removed"),
+        arg(
+            "--exit-code",
+            action="store_true",
+            help="exit with 1 when there are differences (like git diff)",
+        ),
+        arg(
+            "--stat",
+            action="store_true",
+            help="one line per key with the number of lines added and removed",
+        ),
         arg("--name-only", action="store_true", help="only the keys that differ"),
-    ])
+    ],
+)
 def _diff(ctx: Context) -> Result:
     args = ctx.args
     refs = [_ref(ref) for ref in (args.a, args.b) if ref is not None]
@@ -59,8 +73,12 @@ def _diff(ctx: Context) -> Result:
         raise ctx.usage("--stat and --name-only cannot be combined")
     code = EXIT_DIFFERENT if args.exit_code and diff else EXIT_OK
     document: dict[str, Any] = {
-        "old": diff.old, "new": diff.new, "added": diff.added, "removed": diff.removed,
-        "changed": {key: {"old": old, "new": new} for key, (old, new) in diff.changed.items()}}
+        "old": diff.old,
+        "new": diff.new,
+        "added": diff.added,
+        "removed": diff.removed,
+        "changed": {key: {"old": old, "new": new} for key, (old, new) in diff.changed.items()},
+    }
     if diff.note:
         document["note"] = diff.note
     if args.name_only:
@@ -71,11 +89,11 @@ def _diff(ctx: Context) -> Result:
     def coloured(out: Output) -> None:
         _print_coloured(out, diff)
 
-    return Result(data=document, lines=_diff_lines(diff),
-                  coloured=coloured, code=code)
+    return Result(data=document, lines=_diff_lines(diff), coloured=coloured, code=code)
 
 
 # -- the forms --------------------------------------------------------------------------------
+
 
 def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float)
@@ -91,10 +109,20 @@ def _stat(diff: StateDiff) -> list[str]:
     """git's ``--stat``: one line per key with the lines added and removed."""
     counts: list[tuple[str, int, int]] = []
     for key in diff.keys:
-        old = (_lines_of(diff.removed[key]) if key in diff.removed else
-               _lines_of(diff.changed[key][0]) if key in diff.changed else [])
-        new = (_lines_of(diff.added[key]) if key in diff.added else
-               _lines_of(diff.changed[key][1]) if key in diff.changed else [])
+        old = (
+            _lines_of(diff.removed[key])
+            if key in diff.removed
+            else _lines_of(diff.changed[key][0])
+            if key in diff.changed
+            else []
+        )
+        new = (
+            _lines_of(diff.added[key])
+            if key in diff.added
+            else _lines_of(diff.changed[key][1])
+            if key in diff.changed
+            else []
+        )
         added = removed = 0
         for line in difflib.ndiff(old, new):
             if line.startswith("+ "):
@@ -114,9 +142,11 @@ def _stat(diff: StateDiff) -> list[str]:
         lines.append(f" {key.ljust(width)} | {added + removed:>4} {bar}{label}")
     total_added = sum(added for _, added, _ in counts)
     total_removed = sum(removed for _, _, removed in counts)
-    lines.append(f" {len(counts)} key{'s' if len(counts) != 1 else ''} changed, "
-                 f"{total_added} line{'s' if total_added != 1 else ''} added, "
-                 f"{total_removed} removed")
+    lines.append(
+        f" {len(counts)} key{'s' if len(counts) != 1 else ''} changed, "
+        f"{total_added} line{'s' if total_added != 1 else ''} added, "
+        f"{total_removed} removed"
+    )
     return lines
 
 

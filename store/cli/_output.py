@@ -151,8 +151,9 @@ class Output:
         self.stream.write(_printable(text) + "\n")
 
     def dump(self, data: Any) -> None:
-        self.stream.write(_printable(json.dumps(data, indent=2, ensure_ascii=False,
-                                                default=_json_default)) + "\n")
+        self.stream.write(
+            _printable(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default)) + "\n"
+        )
 
     def csv(self, table: Table) -> None:
         writer = csv.writer(self.stream, lineterminator="\n")
@@ -163,8 +164,9 @@ class Output:
         from rich.table import Table as RichTable
         from rich.text import Text
 
-        shown = RichTable(show_edge=False, header_style="bold" if self.color else None,
-                          pad_edge=False)
+        shown = RichTable(
+            show_edge=False, header_style="bold" if self.color else None, pad_edge=False
+        )
         for index, column in enumerate(table.columns):
             style = table.styles[index] if index < len(table.styles) and self.color else None
             shown.add_column(column, style=style, overflow="fold")
@@ -240,6 +242,7 @@ def _printable(text: str) -> str:
 
 # -- stderr: spinners and progress bars -----------------------------------------------------
 
+
 @contextmanager
 def busy(message: str) -> Iterator[None]:
     """A spinner on stderr while a long operation runs: only when stderr is a terminal."""
@@ -265,8 +268,14 @@ def progress_bar(message: str) -> Iterator[Progress | None]:
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
     from rich.progress import Progress as Bars
 
-    with Bars(TextColumn(f"{message} {{task.description}}"), BarColumn(), MofNCompleteColumn(),
-              TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bars:
+    with Bars(
+        TextColumn(f"{message} {{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bars:
         tasks: dict[str, Any] = {}
 
         def update(phase: str, done: int, total: int) -> None:

@@ -11,18 +11,30 @@ __all__: list[str] = []
 
 
 @command(
-    "report", "write NAME's history as one self-contained HTML page",
+    "report",
+    "write NAME's history as one self-contained HTML page",
     calls="msgflux.store.report.render_report",
     example="  msgflux-store report pipeline -o history.html",
     json='{"file", "name", "versions", "bytes"}',
     arguments=[
         NAME,
-        arg("-o", "--output", metavar="FILE", default="history.html",
-            help="the HTML file (default history.html; '-' for stdout)"),
-        arg("--recent", type=positive, default=200, metavar="N",
+        arg(
+            "-o",
+            "--output",
+            metavar="FILE",
+            default="history.html",
+            help="the HTML file (default history.html; '-' for stdout)",
+        ),
+        arg(
+            "--recent",
+            type=positive,
+            default=200,
+            metavar="N",
             help="show the newest N versions with their diffs (default 200); older ones are "
-                 "summarised"),
-    ])
+            "summarised",
+        ),
+    ],
+)
 def _report(ctx: Context) -> Result:
     from msgflux.store.report import _render
 
@@ -34,7 +46,9 @@ def _report(ctx: Context) -> Result:
     if args.output == "-":  # the page itself, also with --json
         return Result(text=data)
     Path(args.output).write_bytes(data)
-    return Result(data={"file": str(args.output), "name": args.name, "versions": count,
-                        "bytes": len(data)},
-                  lines=[f"wrote {args.output}: {count} versions of {args.name}, "
-                         f"{len(data) / 1024:,.0f} KiB"])
+    return Result(
+        data={"file": str(args.output), "name": args.name, "versions": count, "bytes": len(data)},
+        lines=[
+            f"wrote {args.output}: {count} versions of {args.name}, {len(data) / 1024:,.0f} KiB"
+        ],
+    )

@@ -10,10 +10,14 @@ from msgflux.store.cli._output import NO_JSON, Result
 __all__: list[str] = []
 
 
-@command("init", "create an empty store (if missing) and say where it is",
-         calls="StateStore(PATH_OR_URL), which creates it", creates=True,
-         example="  msgflux-store init\n  msgflux-store --db runs/states.db init",
-         json='{"store", "created", "schema"}')
+@command(
+    "init",
+    "create an empty store (if missing) and say where it is",
+    calls="StateStore(PATH_OR_URL), which creates it",
+    creates=True,
+    example="  msgflux-store init\n  msgflux-store --db runs/states.db init",
+    json='{"store", "created", "schema"}',
+)
 def _init(ctx: Context) -> Result:
     from msgflux.store.engine import describe, resolve_url
     from msgflux.store.migrate import head_revision
@@ -24,16 +28,21 @@ def _init(ctx: Context) -> Result:
     sqlite = url.get_backend_name() == "sqlite"
     where = os.path.abspath(str(url.database)) if sqlite else describe(url)
     said = "a store already exists at" if existed and sqlite else "initialised a store at"
-    return Result(data={"store": where, "created": not existed, "schema": head_revision()},
-                  lines=[f"{said} {where} (schema {head_revision()})"])
+    return Result(
+        data={"store": where, "created": not existed, "schema": head_revision()},
+        lines=[f"{said} {where} (schema {head_revision()})"],
+    )
 
 
-@command("completion", "print a shell completion script (bash or zsh)",
-         calls="none: shtab over this parser",
-         example="  msgflux-store completion bash > ~/.local/share/bash-completion/completions/"
-                 "msgflux-store\n"
-                 "  msgflux-store completion zsh > \"${fpath[1]}/_msgflux-store\"",
-         arguments=[arg("shell", choices=("bash", "zsh"), help="the shell")])
+@command(
+    "completion",
+    "print a shell completion script (bash or zsh)",
+    calls="none: shtab over this parser",
+    example="  msgflux-store completion bash > ~/.local/share/bash-completion/completions/"
+    "msgflux-store\n"
+    '  msgflux-store completion zsh > "${fpath[1]}/_msgflux-store"',
+    arguments=[arg("shell", choices=("bash", "zsh"), help="the shell")],
+)
 def _completion(ctx: Context) -> Result:
     import shtab
 

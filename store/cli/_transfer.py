@@ -15,33 +15,42 @@ _COPIED = '{"names": {name: [copied version number, ...]}}'
 
 def _copied(copied: dict[str, list[int]], verb: str) -> Result:
     lines = [] if any(copied.values()) else [f"nothing to {verb}: already up to date"]
-    lines += [f"{name}: {verb}ed versions {format_ranges(numbers)}"
-              for name, numbers in copied.items() if numbers]
+    lines += [
+        f"{name}: {verb}ed versions {format_ranges(numbers)}"
+        for name, numbers in copied.items()
+        if numbers
+    ]
     return Result(data={"names": copied}, lines=lines)
 
 
 @command(
-    "export", "write whole histories to a bundle file, JSON Lines",
+    "export",
+    "write whole histories to a bundle file, JSON Lines",
     calls="StateStore.export_bundle",
     example="  msgflux-store export backup.json\n  msgflux-store export one.json pipeline",
     json='{"file", "names": {name: number of versions}}',
-    arguments=[arg("file", metavar="FILE", help="the bundle to write (.json or .toml)"), _NAMES])
+    arguments=[arg("file", metavar="FILE", help="the bundle to write (.json or .toml)"), _NAMES],
+)
 def _export(ctx: Context) -> Result:
     args = ctx.args
     store = ctx.store
     with progress_bar("exporting") as progress:
         counts = store.export_bundle(args.file, args.names or None, progress=progress)
-    return Result(data={"file": str(args.file), "names": counts},
-                  lines=[f"exported {sum(counts.values())} versions of {len(counts)} names "
-                         f"to {args.file}"])
+    return Result(
+        data={"file": str(args.file), "names": counts},
+        lines=[f"exported {sum(counts.values())} versions of {len(counts)} names to {args.file}"],
+    )
 
 
 @command(
-    "import", "import a bundle written by export, fast-forward only",
-    calls="StateStore.import_bundle", creates=True,
+    "import",
+    "import a bundle written by export, fast-forward only",
+    calls="StateStore.import_bundle",
+    creates=True,
     example="  msgflux-store --db other.db import backup.json",
     json='{"names": {name: [imported version number, ...]}}',
-    arguments=[arg("file", metavar="FILE", help="a bundle written by export")])
+    arguments=[arg("file", metavar="FILE", help="a bundle written by export")],
+)
 def _import(ctx: Context) -> Result:
     store = ctx.store
     with progress_bar("importing") as progress:
@@ -50,14 +59,21 @@ def _import(ctx: Context) -> Result:
 
 
 @command(
-    "push", "copy the versions another store lacks to it, fast-forward only",
+    "push",
+    "copy the versions another store lacks to it, fast-forward only",
     calls="StateStore.copy_to(StateStore(TO))",
-    example="  msgflux-store push --to postgresql://ci@db/states pipeline", json=_COPIED,
+    example="  msgflux-store push --to postgresql://ci@db/states pipeline",
+    json=_COPIED,
     arguments=[
-        arg("--to", metavar="PATH_OR_URL", required=True,
-            help="the other store (created if a missing SQLite file)"),
+        arg(
+            "--to",
+            metavar="PATH_OR_URL",
+            required=True,
+            help="the other store (created if a missing SQLite file)",
+        ),
         _NAMES,
-    ])
+    ],
+)
 def _push(ctx: Context) -> Result:
     store = ctx.store
     other = ctx.open(ctx.args.to, create=True)
@@ -67,14 +83,23 @@ def _push(ctx: Context) -> Result:
 
 
 @command(
-    "pull", "copy the versions this store lacks from another one",
-    calls="StateStore(FROM).copy_to(this store)", creates=True,
-    example="  msgflux-store pull --from postgresql://ci@db/states pipeline", json=_COPIED,
+    "pull",
+    "copy the versions this store lacks from another one",
+    calls="StateStore(FROM).copy_to(this store)",
+    creates=True,
+    example="  msgflux-store pull --from postgresql://ci@db/states pipeline",
+    json=_COPIED,
     arguments=[
-        arg("--from", dest="source", metavar="PATH_OR_URL", required=True,
-            help="the store to copy from"),
+        arg(
+            "--from",
+            dest="source",
+            metavar="PATH_OR_URL",
+            required=True,
+            help="the store to copy from",
+        ),
         _NAMES,
-    ])
+    ],
+)
 def _pull(ctx: Context) -> Result:
     other = ctx.open(ctx.args.source)  # before this store: a missing source creates nothing
     store = ctx.store

@@ -43,9 +43,11 @@ def main() -> None:
             html = render_report(store, NAME, recent=args.recent)
             timings.append(time.perf_counter() - started)
     size = len(html.encode("utf-8"))
-    print(f"{args.versions:,} versions x {args.keys} keys (rewritten sentences), newest "
-          f"{args.recent} diffed: report rendered in {statistics.median(timings):.2f} s "
-          f"(median of {args.rounds}), {size / 1e6:.2f} MB")
+    print(
+        f"{args.versions:,} versions x {args.keys} keys (rewritten sentences), newest "
+        f"{args.recent} diffed: report rendered in {statistics.median(timings):.2f} s "
+        f"(median of {args.rounds}), {size / 1e6:.2f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -29,16 +29,29 @@ class Result:
         return json.loads(self.out)
 
 
-def run_cli(*args: str, db: str | None = None, env: dict[str, str] | None = None,
-            cwd: str | Path | None = None, program: list[str] | None = None,
-            stdin_text: str | None = None) -> Result:
+def run_cli(
+    *args: str,
+    db: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    program: list[str] | None = None,
+    stdin_text: str | None = None,
+) -> Result:
     """Run the console script with ``args`` (stdout and stderr piped) and capture it."""
     environment = {key: value for key, value in os.environ.items() if key not in _DROPPED}
     environment.update(env or {})
     command = [*(program or CONSOLE_SCRIPT), *(["--db", db] if db is not None else []), *args]
-    done = subprocess.run(command, capture_output=True, text=True, check=False,
-                          encoding="utf-8", env=environment, cwd=cwd, timeout=120,
-                          input=stdin_text)
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        encoding="utf-8",
+        env=environment,
+        cwd=cwd,
+        timeout=120,
+        input=stdin_text,
+    )
     return Result(done.returncode, done.stdout, done.stderr)
 
 
@@ -46,9 +59,16 @@ def run_cli(*args: str, db: str | None = None, env: dict[str, str] | None = None
 CONSOLE_SCRIPT = [str(Path(sys.executable).parent / "msgflux-store")]
 
 
-def run_tty(*args: str, db: str | None = None, cwd: str | Path | None = None,
-            env: dict[str, str] | None = None, columns: int = 100, lines: int = 40,
-            stdin_text: str | None = None, command: list[str] | None = None) -> str:
+def run_tty(
+    *args: str,
+    db: str | None = None,
+    cwd: str | Path | None = None,
+    env: dict[str, str] | None = None,
+    columns: int = 100,
+    lines: int = 40,
+    stdin_text: str | None = None,
+    command: list[str] | None = None,
+) -> str:
     """Run the console script on a pseudo-terminal of a fixed size; return what it showed.
 
     stdout and stderr are the terminal (so tables, the pager and prompts behave as for a
@@ -60,15 +80,23 @@ def run_tty(*args: str, db: str | None = None, cwd: str | Path | None = None,
     import termios
 
     environment = {key: value for key, value in os.environ.items() if key not in _DROPPED}
-    environment.update({"NO_COLOR": "1", "TERM": "xterm", "COLUMNS": str(columns),
-                        "LINES": str(lines)})
+    environment.update(
+        {"NO_COLOR": "1", "TERM": "xterm", "COLUMNS": str(columns), "LINES": str(lines)}
+    )
     environment.update(env or {})
     if command is None:  # else: run ``command`` (e.g. a shell line) on the terminal instead
         command = [*CONSOLE_SCRIPT, *(["--db", db] if db is not None else []), *args]
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
-    process = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower,
-                               cwd=cwd, env=environment, close_fds=True)
+    process = subprocess.Popen(
+        command,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        cwd=cwd,
+        env=environment,
+        close_fds=True,
+    )
     os.close(follower)
     if stdin_text is not None:
         os.write(leader, stdin_text.encode())

@@ -23,8 +23,13 @@ _MODULE = [sys.executable, "-m", "msgflux.store"]
 Run = Callable[..., Result]
 
 
-def run_cli(*args: str, db: str | None = None, env: dict[str, str] | None = None,
-            cwd: str | Path | None = None, program: list[str] | None = None) -> Result:
+def run_cli(
+    *args: str,
+    db: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    program: list[str] | None = None,
+) -> Result:
     """Run ``msgflux-store [--db DB] ARGS...`` (``python -m msgflux.store`` by default)."""
     return _run(*args, db=db, env=env, cwd=cwd, program=program or _MODULE)
 
@@ -52,18 +57,37 @@ def build_history(target: str) -> None:
     from msgflux.store import StateStore
 
     with StateStore(target) as store:
-        store.save("pipeline", {"analyzer.instructions": "Be helpful and concise.",
-                                "analyzer.temperature": 0.2},
-                   message="baseline", author="ana", metadata={"score": 0.71})
-        store.save("pipeline", {"analyzer.instructions": "Be very helpful and concise.",
-                                "analyzer.temperature": 0.2, "retriever.k": 4},
-                   message="shorter prompt", author="ana", metadata={"score": 0.78})
-        store.save("pipeline", {"analyzer.instructions": "Be very helpful and brief.",
-                                "retriever.k": 4},
-                   message="drop temperature", author="bo", metadata={"score": 0.74})
+        store.save(
+            "pipeline",
+            {"analyzer.instructions": "Be helpful and concise.", "analyzer.temperature": 0.2},
+            message="baseline",
+            author="ana",
+            metadata={"score": 0.71},
+        )
+        store.save(
+            "pipeline",
+            {
+                "analyzer.instructions": "Be very helpful and concise.",
+                "analyzer.temperature": 0.2,
+                "retriever.k": 4,
+            },
+            message="shorter prompt",
+            author="ana",
+            metadata={"score": 0.78},
+        )
+        store.save(
+            "pipeline",
+            {"analyzer.instructions": "Be very helpful and brief.", "retriever.k": 4},
+            message="drop temperature",
+            author="bo",
+            metadata={"score": 0.74},
+        )
         store.tag("pipeline", 2, "production")
-        store.save("experiment", {"analyzer.instructions": "Think step by step.",
-                                  "retriever.k": 8}, message="idea")
+        store.save(
+            "experiment",
+            {"analyzer.instructions": "Think step by step.", "retriever.k": 8},
+            message="idea",
+        )
 
 
 @pytest.fixture
@@ -85,4 +109,3 @@ def sqlite_history(tmp_path: Path) -> str:
     target = str(tmp_path / "history.db")
     build_history(target)
     return target
-

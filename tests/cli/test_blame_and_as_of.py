@@ -14,27 +14,39 @@ from msgflux.store import StateStore
 
 
 def test_blame_names_who_set_each_key(history, cli_all) -> None:  # noqa: ANN001
-    latest, production, one, piped, missing, bad_ref = cli_all([
-        ("blame", "pipeline", "--json"),
-        ("blame", "pipeline", "production", "--json"),
-        ("blame", "pipeline", "--key", "retriever.k", "--json"),
-        ("blame", "pipeline"),
-        ("blame", "pipeline", "--key", "retriever.kk"),
-        ("blame", "pipeline", "9"),
-    ], db=history)
+    latest, production, one, piped, missing, bad_ref = cli_all(
+        [
+            ("blame", "pipeline", "--json"),
+            ("blame", "pipeline", "production", "--json"),
+            ("blame", "pipeline", "--key", "retriever.k", "--json"),
+            ("blame", "pipeline"),
+            ("blame", "pipeline", "--key", "retriever.kk"),
+            ("blame", "pipeline", "9"),
+        ],
+        db=history,
+    )
     assert latest.code == production.code == one.code == piped.code == 0, latest.err
     rows = json.loads(latest.out)
     assert [(row["key"], row["version"], row["author"], row["message"]) for row in rows] == [
         ("analyzer.instructions", 3, "bo", "drop temperature"),
-        ("retriever.k", 2, "ana", "shorter prompt")]
+        ("retriever.k", 2, "ana", "shorter prompt"),
+    ]
     assert {row["key"]: row["version"] for row in json.loads(production.out)} == {
-        "analyzer.instructions": 2, "analyzer.temperature": 1, "retriever.k": 2}
+        "analyzer.instructions": 2,
+        "analyzer.temperature": 1,
+        "retriever.k": 2,
+    }
     assert [row["key"] for row in json.loads(one.out)] == ["retriever.k"]
     # piped: one tab-separated line per key, version first
     assert [line.split("\t")[0::3] for line in piped.out.splitlines()] == [
-        ["3", "analyzer.instructions"], ["2", "retriever.k"]]
-    assert missing.code == 3 and "has no key 'retriever.kk' (did you mean 'retriever.k'?)" \
-        in missing.err and missing.out == ""
+        ["3", "analyzer.instructions"],
+        ["2", "retriever.k"],
+    ]
+    assert (
+        missing.code == 3
+        and "has no key 'retriever.kk' (did you mean 'retriever.k'?)" in missing.err
+        and missing.out == ""
+    )
     assert bad_ref.code == 3 and "version '9' of 'pipeline' not found" in bad_ref.err
 
 
@@ -48,8 +60,12 @@ def test_show_at_a_time_prints_the_version_latest_then(history, cli) -> None:  #
     assert json.loads(shown.out)["version"]["number"] == 2
     # no offset means UTC
     naive = (second.replace(tzinfo=None) + timedelta(microseconds=1)).isoformat()
-    assert json.loads(cli("show", "pipeline", "--at", naive, "--json",
-                          db=history).out)["version"]["number"] == 2
+    assert (
+        json.loads(cli("show", "pipeline", "--at", naive, "--json", db=history).out)["version"][
+            "number"
+        ]
+        == 2
+    )
     early = cli("show", "pipeline", "--at", (first - timedelta(days=1)).isoformat(), db=history)
     assert early.code == 3 and "had no versions at" in early.err and early.out == ""
     both = cli("show", "pipeline", "2", "--at", between, db=history)

@@ -35,7 +35,7 @@ def test_report_recent_limits_the_diffed_versions(store_url, cli, tmp_path):
     assert result.code == 0, result.err
     assert result.json()["versions"] == 12
     page = output.read_text(encoding="utf-8")
-    assert page.count("<article class=\"version\"") == 5
+    assert page.count('<article class="version"') == 5
     assert "msgflux-store diff pipeline N" in page
     bad = cli("report", "pipeline", "--recent", "0", db=store_url)
     assert bad.code == 2 and "--recent" in bad.err

@@ -53,9 +53,17 @@ def test_the_tuning_loop_matches_the_recorded_terminal(tmp_path: Path) -> None:
     screen = []
     for command in commands:
         screen.append(f"$ {command}\n")
-        screen.append(_as_shown(run_tty(command=["bash", "--norc", "--noprofile", "-c", command],
-                                        cwd=tmp_path, columns=100, lines=60,
-                                        env={"PATH": path})))
+        screen.append(
+            _as_shown(
+                run_tty(
+                    command=["bash", "--norc", "--noprofile", "-c", command],
+                    cwd=tmp_path,
+                    columns=100,
+                    lines=60,
+                    env={"PATH": path},
+                )
+            )
+        )
     screen.append("$\n")
     replayed = _normalise("".join(screen), str(tmp_path))
     expected = _normalise(golden, "/tmp/golden/work")

@@ -31,18 +31,35 @@ def cli(*args: str, **options: Any) -> Result:
 def loop_db(tmp_path: Path) -> str:
     db = str(tmp_path / "loop.db")
     (tmp_path / "p.toml").write_text(PROMPT_FILE)
-    assert cli("save", "pipeline", str(tmp_path / "p.toml"), "-m", "baseline", "--author", "ana",
-               "--meta", "score=0.71", db=db).code == 0
+    assert (
+        cli(
+            "save",
+            "pipeline",
+            str(tmp_path / "p.toml"),
+            "-m",
+            "baseline",
+            "--author",
+            "ana",
+            "--meta",
+            "score=0.71",
+            db=db,
+        ).code
+        == 0
+    )
     return db
 
 
 def test_checkout_writes_multi_line_prompts_and_save_reports_changes(
-        loop_db: str, tmp_path: Path) -> None:
+    loop_db: str, tmp_path: Path
+) -> None:
     target = tmp_path / "work.toml"
     assert cli("checkout", "pipeline", "latest", str(target), db=loop_db).code == 0
     assert target.read_text() == PROMPT_FILE
-    target.write_text(PROMPT_FILE.replace("Answer briefly.", "Answer briefly, citing sources.")
-                      .replace("= 4", "= 8"))
+    target.write_text(
+        PROMPT_FILE.replace("Answer briefly.", "Answer briefly, citing sources.").replace(
+            "= 4", "= 8"
+        )
+    )
     saved = cli("save", "pipeline", str(target), "-m", "cite", db=loop_db)
     assert saved.code == 0, saved.err
     assert saved.out.splitlines()[1] == " 2 keys changed, 0 added, 0 removed"
@@ -61,11 +78,17 @@ def test_save_from_stdin_and_checkout_to_stdout(loop_db: str) -> None:
     edited = out.out.replace("= 4", "= 6")
     saved = _pipe(["save", "pipeline", "-", "-m", "k6"], edited, loop_db)
     assert saved.code == 0 and saved.out.startswith("saved pipeline@2 "), saved.err
-    via_json = _pipe(["save", "pipeline", "-", "--format", "json", "--json"],
-                     json.dumps({"generator.system_prompt": "x", "retriever.k": 6}), loop_db)
+    via_json = _pipe(
+        ["save", "pipeline", "-", "--format", "json", "--json"],
+        json.dumps({"generator.system_prompt": "x", "retriever.k": 6}),
+        loop_db,
+    )
     document = json.loads(via_json.out)
     assert document["created"] and document["changes"] == {
-        "changed": ["generator.system_prompt"], "added": [], "removed": []}
+        "changed": ["generator.system_prompt"],
+        "added": [],
+        "removed": [],
+    }
     bad = _pipe(["save", "pipeline", "-"], "not = [toml", loop_db)
     assert bad.code == 3 and "<stdin>" in bad.err and bad.out == ""
     assert _pipe(["save", "pipeline", "x.toml", "--format", "json"], "", loop_db).code == 2
@@ -78,17 +101,28 @@ def _pipe(args: list[str], text: str, db: str) -> Result:
 def test_identical_save_with_a_score_annotates_and_says_so(loop_db: str, tmp_path: Path) -> None:
     same = cli("save", "pipeline", str(tmp_path / "p.toml"), "--meta", "score=0.9", db=loop_db)
     assert same.code == 0
-    assert same.out == (f"unchanged: {tmp_path / 'p.toml'} equals pipeline@1; no version was "
-                        "written; its metadata was recorded as an annotation of pipeline@1\n")
-    annotated = cli("annotate", "pipeline", "1", "--meta", "cost=0.02", "--author", "bot",
-                    db=loop_db)
+    assert same.out == (
+        f"unchanged: {tmp_path / 'p.toml'} equals pipeline@1; no version was "
+        "written; its metadata was recorded as an annotation of pipeline@1\n"
+    )
+    annotated = cli(
+        "annotate", "pipeline", "1", "--meta", "cost=0.02", "--author", "bot", db=loop_db
+    )
     assert annotated.out == "annotated pipeline@1: cost=0.02\n"
-    rows = cli("sql", "SELECT version, key, value, author FROM state_annotations ORDER BY key",
-               "--json", db=loop_db).json()
-    assert rows == [{"version": 1, "key": "cost", "value": "0.02", "author": "bot"},
-                    {"version": 1, "key": "score", "value": "0.9", "author": None}]
+    rows = cli(
+        "sql",
+        "SELECT version, key, value, author FROM state_annotations ORDER BY key",
+        "--json",
+        db=loop_db,
+    ).json()
+    assert rows == [
+        {"version": 1, "key": "cost", "value": "0.02", "author": "bot"},
+        {"version": 1, "key": "score", "value": "0.9", "author": None},
+    ]
     assert cli("log", "pipeline", "--json", db=loop_db).json()[0]["metadata"] == {
-        "score": 0.9, "cost": 0.02}
+        "score": 0.9,
+        "cost": 0.02,
+    }
     assert cli("annotate", "pipeline", "1", db=loop_db).code == 2  # --meta is required
 
 
@@ -122,8 +156,11 @@ def test_log_filters_and_oneline(history: str) -> None:
     assert numbers("--until", "2000-01-01") == []
     assert numbers("--key", "retriever.k") == [2]
     oneline = cli("log", "pipeline", "--oneline", "--limit", "2", db=history)
-    assert re.fullmatch(r"pipeline@3 [0-9a-f]{12} drop temperature\n"
-                        r"pipeline@2 [0-9a-f]{12} \[production\] shorter prompt\n", oneline.out)
+    assert re.fullmatch(
+        r"pipeline@3 [0-9a-f]{12} drop temperature\n"
+        r"pipeline@2 [0-9a-f]{12} \[production\] shorter prompt\n",
+        oneline.out,
+    )
     bad = cli("log", "pipeline", "--where", "score", db=history)
     assert bad.code == 3 and "KEY OPERATOR VALUE" in bad.err
 
@@ -134,9 +171,13 @@ def test_log_on_a_terminal_is_a_compact_table(tmp_path: Path) -> None:
     db = str(tmp_path / "wide.db")
     with StateStore(db) as store:
         for number in range(1, 4):
-            store.save("pipeline", {"k": number}, author="someone-with-a-long-name",
-                       message="a long message that goes on about what changed " * 3,
-                       metadata={"score": 0.5 + number / 10, "dataset": "dev-v2"})
+            store.save(
+                "pipeline",
+                {"k": number},
+                author="someone-with-a-long-name",
+                message="a long message that goes on about what changed " * 3,
+                metadata={"score": 0.5 + number / 10, "dataset": "dev-v2"},
+            )
         store.tag("pipeline", 2, "production")
     for columns in (80, 120):
         screen = run_tty("log", "pipeline", db=db, columns=columns)
@@ -144,8 +185,17 @@ def test_log_on_a_terminal_is_a_compact_table(tmp_path: Path) -> None:
         header = lines[0].split()
         assert header[:4] == ["ver", "snapshot", "saved", "(UTC)"] and header[-1] == "message"
         if columns == 120:  # room for everything; at 80 the text columns are shortened
-            assert header == ["ver", "snapshot", "saved", "(UTC)", "author", "tags", "dataset",
-                              "score", "message"]
+            assert header == [
+                "ver",
+                "snapshot",
+                "saved",
+                "(UTC)",
+                "author",
+                "tags",
+                "dataset",
+                "score",
+                "message",
+            ]
         assert all(len(line) <= columns for line in lines), screen
         assert len(lines) == 4  # a header and one line per version: nothing wraps
         for line in lines[1:]:
@@ -169,8 +219,10 @@ def test_long_output_on_a_terminal_goes_through_the_pager(tmp_path: Path) -> Non
         for number in range(60):
             store.save("pipeline", {"k": number}, message=f"step {number}")
     paged = tmp_path / "paged.txt"
-    pager = {"PAGER": f"{sys.executable} -c \"import sys; open({str(paged)!r}, 'w')"
-                      f".write(sys.stdin.read())\""}
+    pager = {
+        "PAGER": f"{sys.executable} -c \"import sys; open({str(paged)!r}, 'w')"
+        f'.write(sys.stdin.read())"'
+    }
     shown = run_tty("log", "pipeline", db=db, lines=20, env=pager)
     assert "step 59" not in shown and paged.read_text().count("step ") == 60
     paged.unlink()
@@ -193,7 +245,8 @@ def test_diff_stat_name_only_and_compact_scalars(history: str) -> None:
     assert stat.out.splitlines() == [
         " analyzer.instructions |    2 +-",
         " analyzer.temperature  |    1 - (removed)",
-        " 2 keys changed, 1 line added, 2 removed"]
+        " 2 keys changed, 1 line added, 2 removed",
+    ]
     assert cli("diff", "pipeline", "2", "3", "--stat", "--name-only", db=history).code == 2
 
 
@@ -216,16 +269,20 @@ def test_prune_dry_run_and_pruned_parents(tmp_path: Path) -> None:
             store.save("pipeline", {"k": k})
         store.tag("pipeline", 2, "production")
     dry = cli("prune", "pipeline", "--keep-last", "1", "--dry-run", db=db)
-    assert dry.out == ("would delete versions 1, 3..4 of pipeline (3 versions; dry run, "
-                       "nothing deleted)\n")
+    assert dry.out == (
+        "would delete versions 1, 3..4 of pipeline (3 versions; dry run, nothing deleted)\n"
+    )
     assert len(cli("log", "pipeline", "--json", db=db).json()) == 5
     done = cli("prune", "pipeline", "--keep-last", "1", db=db)
-    assert done.out == ("deleted versions 1, 3..4 of pipeline; their content stays until "
-                        "`msgflux-store gc`\n")
+    assert done.out == (
+        "deleted versions 1, 3..4 of pipeline; their content stays until `msgflux-store gc`\n"
+    )
     assert "until you run gc" in cli("prune", "--help").out
     diff = cli("diff", "pipeline", "5", db=db)
-    assert diff.out == ("# the parent pipeline@4 was pruned; compared with the nearest "
-                        "surviving ancestor pipeline@2\nk: 1 \u2192 4\n")
+    assert diff.out == (
+        "# the parent pipeline@4 was pruned; compared with the nearest "
+        "surviving ancestor pipeline@2\nk: 1 \u2192 4\n"
+    )
     assert cli("diff", "pipeline", "5", "--json", db=db).json()["note"].startswith("the parent")
 
 
@@ -236,17 +293,21 @@ def test_delete_and_rename(history: str) -> None:
     assert tagged.code == 3 and "has tags production" in tagged.err
     assert cli("rename", "experiment", "pipeline", db=history).code == 3
     assert cli("rename", "experiment", "idea", db=history).out == (
-        "renamed experiment to idea (1 versions)\n")
+        "renamed experiment to idea (1 versions)\n"
+    )
     deleted = cli("delete", "pipeline", "--yes", "--force", "--author", "ana", db=history)
-    assert deleted.out == "deleted pipeline (3 versions); run `msgflux-store gc` to reclaim " \
-                          "their content\n"
+    assert (
+        deleted.out == "deleted pipeline (3 versions); run `msgflux-store gc` to reclaim "
+        "their content\n"
+    )
     assert cli("names", db=history).out == "idea\n"
-    events = cli("sql", "SELECT name, action, new_name, author FROM state_name_events",
-                 "--json", db=history).json()
-    assert events == [{"name": "experiment", "action": "renamed", "new_name": "idea",
-                       "author": None},
-                      {"name": "pipeline", "action": "deleted", "new_name": None,
-                       "author": "ana"}]
+    events = cli(
+        "sql", "SELECT name, action, new_name, author FROM state_name_events", "--json", db=history
+    ).json()
+    assert events == [
+        {"name": "experiment", "action": "renamed", "new_name": "idea", "author": None},
+        {"name": "pipeline", "action": "deleted", "new_name": None, "author": "ana"},
+    ]
 
 
 def test_delete_asks_on_a_terminal(sqlite_history: str) -> None:
@@ -268,8 +329,11 @@ def test_sql_objects_arrays_named_parameters_and_csv_when_piped(sqlite_history: 
     assert positional.code == 3 or positional.out  # a named 'n' with value 'rag=x'
     literal = cli("sql", "SELECT ? AS x", "-p", "a b=c", db=sqlite_history)
     assert literal.out == "x\na b=c\n"  # not an identifier: a positional value
-    for conflict in (["--json", "--format", "csv"], ["--arrays", "--format", "table"],
-                     ["-p", "1", "-p", "n=2"]):
+    for conflict in (
+        ["--json", "--format", "csv"],
+        ["--arrays", "--format", "table"],
+        ["-p", "1", "-p", "n=2"],
+    ):
         result = cli("sql", "SELECT 1", *conflict, db=sqlite_history)
         assert result.code == 2 and result.out == "", conflict
     table = run_tty("sql", "SELECT 1 AS one", db=sqlite_history)
@@ -299,6 +363,7 @@ def test_every_option_has_help_text() -> None:
                     walk(sub, f"{path} {name}")
             elif not action.help and action.dest not in ("help", "version"):
                 missing.append(f"{path}: {'/'.join(action.option_strings) or action.dest}")
+
     walk(build_parser(), "msgflux-store")
     assert missing == []
 
@@ -326,9 +391,17 @@ def test_quickstart_and_cli_share_the_default_store(tmp_path: Path) -> None:
 
     repo = Path(__file__).resolve().parents[2]
     for _ in range(2):  # a second run starts the history afresh
-        done = subprocess.run([sys.executable, str(repo / "examples" / "quickstart.py")],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, str(repo / "examples" / "quickstart.py")],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
     log = cli("log", "pipeline", cwd=tmp_path)
     assert log.code == 0 and [line.split()[0] for line in log.out.splitlines()] == [
-        "pipeline@3", "pipeline@2", "pipeline@1"]
+        "pipeline@3",
+        "pipeline@2",
+        "pipeline@1",
+    ]

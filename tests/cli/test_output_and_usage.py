@@ -14,8 +14,9 @@ from sqlalchemy import create_engine
 ANSI = "\x1b["
 
 
-def test_diff_is_coloured_with_word_highlights_only_when_asked_or_on_a_terminal(sqlite_history,
-                                                                                  cli):
+def test_diff_is_coloured_with_word_highlights_only_when_asked_or_on_a_terminal(
+    sqlite_history, cli
+):
     coloured = cli("diff", "pipeline", "2", "3", "--color", "always", db=sqlite_history)
     assert coloured.code == 0 and ANSI in coloured.out
     assert "\x1b[31m-Be very helpful and " in coloured.out  # the removed line, red
@@ -26,8 +27,11 @@ def test_diff_is_coloured_with_word_highlights_only_when_asked_or_on_a_terminal(
     # Piped (no terminal), NO_COLOR, --no-color and --color never: the plain unified diff.
     plain = cli("diff", "pipeline", "2", "3", db=sqlite_history).out
     assert ANSI not in plain and plain.startswith("--- pipeline@2:")
-    for env, flags in [({"NO_COLOR": "1"}, ()), ({}, ("--no-color",)),
-                       ({"FORCE_COLOR": "1"}, ("--color", "never"))]:
+    for env, flags in [
+        ({"NO_COLOR": "1"}, ()),
+        ({}, ("--no-color",)),
+        ({"FORCE_COLOR": "1"}, ("--color", "never")),
+    ]:
         result = cli("diff", "pipeline", "2", "3", *flags, db=sqlite_history, env=env)
         assert result.out == plain, (env, flags)
 
@@ -44,61 +48,112 @@ def test_log_names_and_sql_are_tables_on_a_terminal(sqlite_history, cli):
 def test_usage_errors_exit_2(sqlite_history):
     # argparse's errors, checked in one process to keep the suite fast: main() raises
     # SystemExit(2) after printing the usage line.
-    script = ("import sys, io, contextlib, json\nfrom msgflux.store.cli import main\n"
-              "for argv in json.loads(sys.argv[1]):\n"
-              "    err = io.StringIO()\n"
-              "    with contextlib.redirect_stderr(err):\n"
-              "        try: code = main(argv)\n"
-              "        except SystemExit as done: code = done.code\n"
-              "    assert code == 2, (argv, code, err.getvalue())\n"
-              "    assert 'usage: msgflux-store' in err.getvalue(), argv\n")
-    cases = [[], ["frobnicate"], ["log"], ["log", "pipeline", "--limit", "0"],
-             ["save", "p", "f.toml", "--meta", "novalue"],
-             ["save", "p", "f.toml", "--expect-head", "soon"],
-             ["diff", "pipeline"], ["diff", "pipeline:1", "experiment:1", "x"],
-             ["sql", "SELECT 1", "--format", "xml"], ["--color", "sometimes", "names"],
-             ["prune", "pipeline"], ["push", "pipeline"]]
+    script = (
+        "import sys, io, contextlib, json\nfrom msgflux.store.cli import main\n"
+        "for argv in json.loads(sys.argv[1]):\n"
+        "    err = io.StringIO()\n"
+        "    with contextlib.redirect_stderr(err):\n"
+        "        try: code = main(argv)\n"
+        "        except SystemExit as done: code = done.code\n"
+        "    assert code == 2, (argv, code, err.getvalue())\n"
+        "    assert 'usage: msgflux-store' in err.getvalue(), argv\n"
+    )
+    cases = [
+        [],
+        ["frobnicate"],
+        ["log"],
+        ["log", "pipeline", "--limit", "0"],
+        ["save", "p", "f.toml", "--meta", "novalue"],
+        ["save", "p", "f.toml", "--expect-head", "soon"],
+        ["diff", "pipeline"],
+        ["diff", "pipeline:1", "experiment:1", "x"],
+        ["sql", "SELECT 1", "--format", "xml"],
+        ["--color", "sometimes", "names"],
+        ["prune", "pipeline"],
+        ["push", "pipeline"],
+    ]
     cases = [["--db", sqlite_history, *case] for case in cases]
-    done = subprocess.run([sys.executable, "-c", script, json.dumps(cases)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
 
 
 def test_every_subcommand_has_help_with_an_example(cli):
     top = cli("--help")
     assert top.code == 0
-    for text in ("exit codes:", "0  success", "1  differences found", "2  usage error",
-                 "3  store or file error", "MSGFLUX_STORE", '"created_at"'):
+    for text in (
+        "exit codes:",
+        "0  success",
+        "1  differences found",
+        "2  usage error",
+        "3  store or file error",
+        "MSGFLUX_STORE",
+        '"created_at"',
+    ):
         assert text in top.out
-    commands = ["names", "log", "show", "diff", "tags", "tag-history", "sql", "save", "checkout",
-                "tag", "untag", "rollback", "verify", "prune", "gc", "export", "import", "push",
-                "pull", "report", "db"]
+    commands = [
+        "names",
+        "log",
+        "show",
+        "diff",
+        "tags",
+        "tag-history",
+        "sql",
+        "save",
+        "checkout",
+        "tag",
+        "untag",
+        "rollback",
+        "verify",
+        "prune",
+        "gc",
+        "export",
+        "import",
+        "push",
+        "pull",
+        "report",
+        "db",
+    ]
     for command in commands:
         assert f"    {command} " in top.out, command
     # One process for every --help: argparse exits after printing it.
-    script = ("import sys, io, contextlib\nfrom msgflux.store.cli import main\n"
-              "for argv in sys.argv[1:]:\n"
-              "    buffer = io.StringIO()\n"
-              "    with contextlib.redirect_stdout(buffer):\n"
-              "        try: main(argv.split() + ['--help'])\n"
-              "        except SystemExit as done: assert done.code == 0, argv\n"
-              "    text = buffer.getvalue()\n"
-              "    assert 'example:' in text and argv in text, argv\n"
-              "    if argv not in ('db',): assert '--json' in text, argv\n")
-    done = subprocess.run([sys.executable, "-c", script, *commands, "db upgrade", "db current"],
-                          capture_output=True, text=True, check=False)
+    script = (
+        "import sys, io, contextlib\nfrom msgflux.store.cli import main\n"
+        "for argv in sys.argv[1:]:\n"
+        "    buffer = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(buffer):\n"
+        "        try: main(argv.split() + ['--help'])\n"
+        "        except SystemExit as done: assert done.code == 0, argv\n"
+        "    text = buffer.getvalue()\n"
+        "    assert 'example:' in text and argv in text, argv\n"
+        "    if argv not in ('db',): assert '--json' in text, argv\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *commands, "db upgrade", "db current"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
 
 
-def test_the_store_is_db_else_env_else_the_file_in_the_current_folder(tmp_path, cli,
-                                                                     make_history):
+def test_the_store_is_db_else_env_else_the_file_in_the_current_folder(tmp_path, cli, make_history):
     make_history(str(tmp_path / "msgflux_state.db"))
     make_history(str(tmp_path / "from_env.db"))
     cli("tag", "pipeline", "3", "only-in-env", db=str(tmp_path / "from_env.db"))
     default = cli("tags", "pipeline", "--json", cwd=tmp_path)
     assert default.json() == {"production": 2}
-    from_env = cli("tags", "pipeline", "--json", cwd=tmp_path,
-                   env={"MSGFLUX_STORE": str(tmp_path / "from_env.db")})
+    from_env = cli(
+        "tags",
+        "pipeline",
+        "--json",
+        cwd=tmp_path,
+        env={"MSGFLUX_STORE": str(tmp_path / "from_env.db")},
+    )
     assert from_env.json() == {"only-in-env": 3, "production": 2}
     # A read command never creates a store; the error names the file.
     empty = tmp_path / "empty"
@@ -112,8 +167,9 @@ def test_the_installed_console_script_runs(sqlite_history, cli):
     script = Path(sys.executable).parent / "msgflux-store"
     if not script.exists():
         pytest.skip(f"no console script next to {sys.executable} (package not installed)")
-    result = cli("log", "pipeline", "--limit", "1", "--json", db=sqlite_history,
-                 program=[str(script)])
+    result = cli(
+        "log", "pipeline", "--limit", "1", "--json", db=sqlite_history, program=[str(script)]
+    )
     assert result.code == 0 and result.json()[0]["number"] == 3
     assert cli("--version", program=[str(script)]).out.startswith("msgflux-store (msgflux-state ")
 

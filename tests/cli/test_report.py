@@ -45,8 +45,11 @@ class _Page(HTMLParser):
         self.text.append(data)
 
     def find(self, tag: str, **attrs: str) -> list[dict[str, str | None]]:
-        return [found for name, found in self.tags if name == tag
-                and all(attrs[key] in (found.get(key) or "").split() for key in attrs)]
+        return [
+            found
+            for name, found in self.tags
+            if name == tag and all(attrs[key] in (found.get(key) or "").split() for key in attrs)
+        ]
 
 
 def _parse(html: str) -> _Page:
@@ -58,15 +61,34 @@ def _parse(html: str) -> _Page:
 
 def _hostile_history(target: str | Path) -> None:
     with StateStore(target) as store:
-        store.save("pipeline", {"analyzer.instructions": "Be helpful and concise.",
-                                "retriever.k": 4}, message="baseline", author="ana",
-                   metadata={"score": 0.71, "latency_ms": 900})
-        store.save("pipeline", {"analyzer.instructions": "Be very helpful and concise.",
-                                "retriever.k": 4, "evil.prompt": SCRIPT},
-                   message=f"add {SCRIPT}", author=IMG, metadata={"score": 0.78, "note": PWN})
-        store.save("pipeline", {"analyzer.instructions": "Be very helpful and brief.\n" * 30,
-                                "evil.prompt": PWN, "evil.img": IMG},
-                   message="long prompt", metadata={"score": 0.74, "latency_ms": 700})
+        store.save(
+            "pipeline",
+            {"analyzer.instructions": "Be helpful and concise.", "retriever.k": 4},
+            message="baseline",
+            author="ana",
+            metadata={"score": 0.71, "latency_ms": 900},
+        )
+        store.save(
+            "pipeline",
+            {
+                "analyzer.instructions": "Be very helpful and concise.",
+                "retriever.k": 4,
+                "evil.prompt": SCRIPT,
+            },
+            message=f"add {SCRIPT}",
+            author=IMG,
+            metadata={"score": 0.78, "note": PWN},
+        )
+        store.save(
+            "pipeline",
+            {
+                "analyzer.instructions": "Be very helpful and brief.\n" * 30,
+                "evil.prompt": PWN,
+                "evil.img": IMG,
+            },
+            message="long prompt",
+            metadata={"score": 0.74, "latency_ms": 700},
+        )
         store.tag("pipeline", 2, "production")
         store.tag("pipeline", 3, "<b>tag</b>")
 
@@ -98,7 +120,8 @@ def superuser_url() -> Iterator[str]:
     try:
         with admin.connect() as connection:
             assert connection.exec_driver_sql(
-                "SELECT rolsuper FROM pg_roles WHERE rolname = session_user").scalar()
+                "SELECT rolsuper FROM pg_roles WHERE rolname = session_user"
+            ).scalar()
             connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
         separator = "&" if "?" in base else "?"
         yield f"{base}{separator}options=-csearch_path%3D{schema}"
@@ -133,8 +156,9 @@ def test_the_report_holds_the_timeline_the_charts_and_every_diff_escaped(hostile
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert not page.find("script") and not page.find("img")
     assert not page.find("link") and not page.find("iframe")
-    assert all(not (found.get("href") or "#").startswith(("http", "//"))
-               for _tag, found in page.tags)
+    assert all(
+        not (found.get("href") or "#").startswith(("http", "//")) for _tag, found in page.tags
+    )
     assert "onerror" not in "".join(str(attrs) for _tag, attrs in page.tags)
     assert page.find("title") and TITLE in text
 
@@ -157,8 +181,9 @@ def test_the_report_command_writes_the_file(hostile, tmp_path, cli):
     assert missing.code == 3 and not (tmp_path / "nope.html").exists()
 
 
-def test_the_report_reads_through_the_store_even_as_a_postgres_superuser(superuser_url, tmp_path,
-                                                                        cli):
+def test_the_report_reads_through_the_store_even_as_a_postgres_superuser(
+    superuser_url, tmp_path, cli
+):
     # The user-SQL sandbox refuses a superuser session; the report is the store's own code
     # and reads through its internal read path instead.
     _hostile_history(superuser_url)
@@ -168,7 +193,10 @@ def test_the_report_reads_through_the_store_even_as_a_postgres_superuser(superus
         html = render_report(store, "pipeline")
     page = _parse(html)
     assert [found["data-version"] for found in page.find("article", **{"class": "version"})] == [
-        "3", "2", "1"]
+        "3",
+        "2",
+        "1",
+    ]
     assert SCRIPT in "".join(page.text) and not page.find("script")
     output = tmp_path / "history.html"
     result = cli("report", "pipeline", "-o", str(output), "--json", db=superuser_url)
@@ -182,7 +210,7 @@ def test_the_report_never_uses_the_sql_sandbox(hostile_anywhere, monkeypatch):
 
     monkeypatch.setattr(StateStore, "query", refuse)
     with StateStore(hostile_anywhere) as store:
-        assert "data-version=\"3\"" in render_report(store, "pipeline")
+        assert 'data-version="3"' in render_report(store, "pipeline")
 
 
 class _Rewrites:
@@ -190,12 +218,15 @@ class _Rewrites:
 
     def __init__(self, keys: int, seed: int = 5) -> None:
         self.rng = random.Random(seed)
-        self.sentences = {f"block{index}.prompt": [self.sentence() for _ in range(8)]
-                          for index in range(keys)}
+        self.sentences = {
+            f"block{index}.prompt": [self.sentence() for _ in range(8)] for index in range(keys)
+        }
 
     def sentence(self) -> str:
-        words = ["".join(self.rng.choices("abcdefghij", k=self.rng.randint(2, 8)))
-                 for _ in range(self.rng.randint(6, 14))]
+        words = [
+            "".join(self.rng.choices("abcdefghij", k=self.rng.randint(2, 8)))
+            for _ in range(self.rng.randint(6, 14))
+        ]
         return " ".join(words).capitalize() + "."
 
     def state(self) -> dict[str, str]:
@@ -209,12 +240,17 @@ class _Rewrites:
 
 def _long_history(store: StateStore, versions: int, keys: int = 12) -> None:
     stream = _Rewrites(keys)
-    store.save("pipeline", stream.state(), message="baseline", author="ana",
-               metadata={"score": 0.5})
+    store.save(
+        "pipeline", stream.state(), message="baseline", author="ana", metadata={"score": 0.5}
+    )
     for number in range(2, versions + 1):
-        store.save("pipeline", stream.step(), message=f"step {number}",
-                   author=("ana", "bo", "opt")[number % 3],
-                   metadata={"score": (number * 37 % 101) / 101, "latency_ms": number})
+        store.save(
+            "pipeline",
+            stream.step(),
+            message=f"step {number}",
+            author=("ana", "bo", "opt")[number % 3],
+            metadata={"score": (number * 37 % 101) / 101, "latency_ms": number},
+        )
         if number % 25 == 0:
             store.tag("pipeline", number, f"release-{number // 25}")
 
@@ -229,13 +265,13 @@ def test_a_long_history_shows_the_newest_diffs_and_summarises_the_rest(store_url
     # oldest of them (241) is compared with 240, read although 240 is not detailed.
     articles = [found["data-version"] for found in page.find("article", **{"class": "version"})]
     assert articles == [str(number) for number in range(260, 240, -1)]
-    oldest = html[html.index("id=\"v241\""):html.index("</article>", html.index("id=\"v241\""))]
-    assert "class=\"changed\">changed" in oldest and "class=\"added\">added" not in oldest
+    oldest = html[html.index('id="v241"') : html.index("</article>", html.index('id="v241"'))]
+    assert 'class="changed">changed' in oldest and 'class="added">added' not in oldest
     # The 240 older ones: grouped into at most 100 timeline rows (here 80 rows of 3) ...
     older = page.find("table", **{"class": "older"})
     assert len(older) == 1
-    body = html[html.index("<table class=\"timeline older\">"):]
-    body = body[:body.index("</table>")]
+    body = html[html.index('<table class="timeline older">') :]
+    body = body[: body.index("</table>")]
     assert body.count("<tr>") == 1 + 80
     assert "238\u2013240" in body and "1\u20133" in body
     # ... every tagged one listed on its own, with the command that shows its diff.
@@ -259,23 +295,24 @@ def test_a_pruned_parent_is_said_so(store_url):
         _long_history(store, 30, keys=3)
         store.prune("pipeline", keep_last=3)
         html = render_report(store, "pipeline", recent=3)
-    oldest = html[html.index("id=\"v28\""):]
-    oldest = oldest[:oldest.index("</article>")]
+    oldest = html[html.index('id="v28"') :]
+    oldest = oldest[: oldest.index("</article>")]
     # Version 25 (tagged) survives: 28 is compared with it, never "everything added".
-    assert ("parent 27 (pruned: compared with the nearest surviving ancestor, "
-            "<a href=\"#v25\">25</a>)") in oldest
-    assert "class=\"added\">added" not in oldest
+    assert (
+        'parent 27 (pruned: compared with the nearest surviving ancestor, <a href="#v25">25</a>)'
+    ) in oldest
+    assert 'class="added">added' not in oldest
     with StateStore(store_url) as store:
         expected = store.diff("pipeline", 28)
         assert expected.old == "pipeline@25" and "nearest surviving ancestor" in expected.note
-        assert oldest.count("<code class=\"key\">") == len(expected.keys)
+        assert oldest.count('<code class="key">') == len(expected.keys)
         store.untag("pipeline", "release-1")
         store.prune("pipeline", keep_last=3)
         alone = render_report(store, "pipeline", recent=3)
-    first = alone[alone.index("id=\"v28\""):]
-    first = first[:first.index("</article>")]
+    first = alone[alone.index('id="v28"') :]
+    first = first[: first.index("</article>")]
     assert "parent 27 (pruned: every key is shown as added)" in first
-    assert first.count("class=\"added\">added") == 3
+    assert first.count('class="added">added') == 3
 
 
 def test_a_version_shows_at_most_20_keys_and_names_the_rest(tmp_path):
@@ -283,9 +320,9 @@ def test_a_version_shows_at_most_20_keys_and_names_the_rest(tmp_path):
         store.save("pipeline", {f"k{index:02d}": "one" for index in range(30)})
         store.save("pipeline", {f"k{index:02d}": "two" for index in range(30)})
         html = render_report(store, "pipeline")
-    newest = html[html.index("id=\"v2\""):]
-    newest = newest[:newest.index("</article>")]
-    assert newest.count("class=\"key\"><div class=\"keyname\">") == 20
+    newest = html[html.index('id="v2"') :]
+    newest = newest[: newest.index("</article>")]
+    assert newest.count('class="key"><div class="keyname">') == 20
     assert "10 more keys differ: <code>k20</code>" in newest
     assert "msgflux-store diff pipeline 2" in newest
 
@@ -297,8 +334,8 @@ def test_once_the_page_holds_enough_diffs_older_versions_list_their_keys(tmp_pat
             store.save("pipeline", {"prompt": f"Version {number}.", "k": number})
         html = render_report(store, "pipeline")
     assert html.count("Diff not shown") == 3
-    newest = html[html.index("id=\"v4\""):]
-    assert "<del>3</del>" in newest[:newest.index("</article>")]
+    newest = html[html.index('id="v4"') :]
+    assert "<del>3</del>" in newest[: newest.index("</article>")]
 
 
 def test_the_report_refuses_a_bad_recent_and_an_unknown_name(store_url):
@@ -327,9 +364,9 @@ def test_summarised_versions_are_escaped_too(hostile, tmp_path):
 
 # -- the bounded diff of one value ------------------------------------------------------------
 
+
 def _changed_words(rows, kind):
-    return [text for row in rows if row.kind == kind for text, changed in row.segments
-            if changed]
+    return [text for row in rows if row.kind == kind for text, changed in row.segments if changed]
 
 
 def test_a_rewritten_sentence_in_a_long_paragraph_is_one_changed_row_pair():
@@ -394,10 +431,11 @@ def test_charts_downsample_to_bucket_extremes_and_keep_tagged_and_best_points():
     assert {1, 17, 12_345, 20_000, best[0], worst[0]} <= numbers
     # each bucket's extremes survive: the drawn line spans the same range in every bucket
     for bucket in range(240):
-        chunk = points[int(bucket * 20_000 / 240):int((bucket + 1) * 20_000 / 240)]
+        chunk = points[int(bucket * 20_000 / 240) : int((bucket + 1) * 20_000 / 240)]
         assert max(chunk, key=lambda point: point[1]) in kept
         assert min(chunk, key=lambda point: point[1]) in kept
     assert downsample(points[:100], set()) == points[:100]
+
 
 CHROMIUM_ENV = "MSGFLUX_TEST_CHROMIUM"
 
@@ -411,16 +449,33 @@ def test_chromium_renders_the_report_and_runs_no_stored_script(hostile, tmp_path
         report = tmp_path / "history.html"
         report.write_text(render_report(store, "pipeline", recent=recent), encoding="utf-8")
     done = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
-         report.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     dom = done.stdout
     page = _parse(dom)
     assert [found["data-version"] for found in page.find("article", **{"class": "version"})] == [
-        "3", "2", "1"][:recent]
+        "3",
+        "2",
+        "1",
+    ][:recent]
     assert page.find("polyline") and page.find("svg")
     if recent == 1:  # the summarised versions' table and the tagged one are on the page
         assert page.find("table", **{"class": "older"}) and page.find("tr", id="v2")
@@ -433,7 +488,7 @@ def test_chromium_renders_the_report_and_runs_no_stored_script(hostile, tmp_path
 
 def _title(dom: str) -> str:
     start = dom.index("<title>") + len("<title>")
-    return dom[start:dom.index("</title>")]
+    return dom[start : dom.index("</title>")]
 
 
 def _churn(target: str, rounds: int) -> None:
@@ -461,14 +516,15 @@ def test_a_report_during_prune_and_gc_shows_one_consistent_snapshot(store_url):
                 html = render_report(store, "pipeline", recent=6)
                 pages += 1
                 for chunk in html.split("<article")[1:]:
-                    article = chunk[:chunk.index("</article>")]
+                    article = chunk[: chunk.index("</article>")]
                     if "(pruned: every key is shown as added)" in article or (
-                            "parent" not in article):
+                        "parent" not in article
+                    ):
                         # a parent gone before this snapshot: all of it is added
-                        assert article.count("class=\"added\">added") == 2, article
+                        assert article.count('class="added">added') == 2, article
                     else:  # the parent is in the same snapshot: exactly one key changed
-                        assert article.count("<code class=\"key\">counter</code>") == 1, article
-                        assert "class=\"added\">added" not in article, article
+                        assert article.count('<code class="key">counter</code>') == 1, article
+                        assert 'class="added">added' not in article, article
                         assert "fixed" not in article.split("</p>\n<div")[-1], article
     finally:
         writer.join(timeout=120)
@@ -477,8 +533,21 @@ def test_a_report_during_prune_and_gc_shows_one_consistent_snapshot(store_url):
 
 # -- what a tuner asks: metadata columns, tags, charts, current state, folding, Chromium -------
 
-_VOID = {"meta", "link", "br", "img", "hr", "input", "area", "base", "col", "embed", "source",
-         "track", "wbr"}
+_VOID = {
+    "meta",
+    "link",
+    "br",
+    "img",
+    "hr",
+    "input",
+    "area",
+    "base",
+    "col",
+    "embed",
+    "source",
+    "track",
+    "wbr",
+}
 
 
 class _Tree(HTMLParser):
@@ -487,8 +556,9 @@ class _Tree(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.stack: list[tuple[str, dict[str, str | None]]] = []
-        self.elements: list[tuple[str, dict[str, str | None],
-                                  list[tuple[str, dict[str, str | None]]]]] = []
+        self.elements: list[
+            tuple[str, dict[str, str | None], list[tuple[str, dict[str, str | None]]]]
+        ] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.elements.append((tag, dict(attrs), list(self.stack)))
@@ -527,11 +597,13 @@ def _cell_text(cell: str) -> str:
 def _table(html: str, start: str) -> tuple[list[str], list[list[str]]]:
     """The header cells and the body rows (cell texts) of the first table at or after
     ``start``, a piece of markup the page holds once."""
-    body = html[html.index(start):]
-    body = body[:body.index("</table>")]
+    body = html[html.index(start) :]
+    body = body[: body.index("</table>")]
     head = [_cell_text(cell) for cell in re.findall(r"<th[^>]*>(.*?)</th>", body)]
-    rows = [[_cell_text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
-            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body.split("<tbody>", 1)[1], re.S)]
+    rows = [
+        [_cell_text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body.split("<tbody>", 1)[1], re.S)
+    ]
     return head, rows
 
 
@@ -546,42 +618,51 @@ def _tuner_history(target: str | Path) -> dict[str, dict[str, object]]:
     }
     with StateStore(target) as store:
         for number in range(1, 5):
-            store.save("pipeline", {
-                "generator.system_prompt": f"You are a tuner.\nAnswer in {number} lines.\n",
-                "retriever.k": 2 * number, "generator.model": "gpt-x",
-                **({"evil": SCRIPT} if number == 2 else {})},
-                message=f"step {number}", author="ana", metadata=metadata[str(number)])
+            store.save(
+                "pipeline",
+                {
+                    "generator.system_prompt": f"You are a tuner.\nAnswer in {number} lines.\n",
+                    "retriever.k": 2 * number,
+                    "generator.model": "gpt-x",
+                    **({"evil": SCRIPT} if number == 2 else {}),
+                },
+                message=f"step {number}",
+                author="ana",
+                metadata=metadata[str(number)],
+            )
         store.tag("pipeline", 2, "production")
         store.split("pipeline", "canary", {3: 0.75, 4: 0.25})
     return metadata
 
 
-def test_the_timeline_has_a_column_per_numeric_field_and_tag_badges_with_split_weights(
-        store_url):
+def test_the_timeline_has_a_column_per_numeric_field_and_tag_badges_with_split_weights(store_url):
     _tuner_history(store_url)
     with StateStore(store_url) as store:
         html = render_report(store, "pipeline")
-    head, rows = _table(html, "<table class=\"timeline\">")
+    head, rows = _table(html, '<table class="timeline">')
     # score and cost are numeric in every version that has them; flag is a bool, mixed holds
     # a string once, note is text: no column for those.
     assert head == ["Version", "Time", "Author", "Message", "cost", "score", "Tags", "Keys"]
     by_version = {row[0]: dict(zip(head, row, strict=True)) for row in rows}
     assert [row[0] for row in rows] == ["4", "3", "2", "1"]
     assert [(by_version[n]["score"], by_version[n]["cost"]) for n in "4321"] == [
-        ("0.9125", "12"), ("0.8", ""), ("0.785", "2.5"), ("0.71", "3")]
-    assert [by_version[n]["Tags"] for n in "4321"] == ["canary 25%", "canary 75%",
-                                                        "production", ""]
+        ("0.9125", "12"),
+        ("0.8", ""),
+        ("0.785", "2.5"),
+        ("0.71", "3"),
+    ]
+    assert [by_version[n]["Tags"] for n in "4321"] == ["canary 25%", "canary 75%", "production", ""]
     # the split's badges carry its class; the plain tag's does not
-    timeline = html[html.index("<table class=\"timeline\">"):]
-    timeline = timeline[:timeline.index("</table>")]
-    assert timeline.count("class=\"tag split\"") == 2
-    assert timeline.count("<span class=\"tag\">production</span>") == 1
+    timeline = html[html.index('<table class="timeline">') :]
+    timeline = timeline[: timeline.index("</table>")]
+    assert timeline.count('class="tag split"') == 2
+    assert timeline.count('<span class="tag">production</span>') == 1
     # the version headings carry the same badges
-    third = html[html.index("id=\"v3\""):]
-    assert "canary 75%" in third[:third.index("</h3>")]
+    third = html[html.index('id="v3"') :]
+    assert "canary 75%" in third[: third.index("</h3>")]
     # the summary line names both versions of the split with their weights
-    summary = html[html.index("<p class=\"summary\">"):]
-    summary = _cell_text(summary[:summary.index("</p>")])
+    summary = html[html.index('<p class="summary">') :]
+    summary = _cell_text(summary[: summary.index("</p>")])
     assert "canary\u21923 75% / 4 25%" in summary and "production\u21922" in summary
 
 
@@ -593,7 +674,7 @@ def test_older_versions_keep_their_metadata_values_in_the_tables(tmp_path):
         html = render_report(store, "pipeline", recent=10)
     # Every older version has a row with its values in the folded table of every older
     # version (the tagged one links to its own row in "Tagged older versions").
-    head, rows = _table(html, "<details class=\"every\" id=\"every-older\">")
+    head, rows = _table(html, '<details class="every" id="every-older">')
     assert head == ["Version", "Time", "Author", "cost", "score", "Tags", "Message"]
     assert [row[0] for row in rows] == [str(number) for number in range(30, 0, -1)]
     assert all(row[3] == row[0] and float(row[4]) == int(row[0]) / 8 for row in rows)
@@ -601,7 +682,7 @@ def test_older_versions_keep_their_metadata_values_in_the_tables(tmp_path):
     page = _parse(html)
     assert page.find("tr", id="v8") and page.find("tr", id="v7")
     # the range table gives each group's low and high
-    head, rows = _table(html, "<table class=\"timeline older\">")
+    head, rows = _table(html, '<table class="timeline older">')
     assert head[5:7] == ["cost", "score"] and rows[-1][:2] == ["1", "1"]
     older = dict((row[0], row) for row in rows)
     assert len(older) == 30 and older["30"][5] == "30" and older["1"][6] == "0.125"
@@ -610,8 +691,11 @@ def test_older_versions_keep_their_metadata_values_in_the_tables(tmp_path):
 def test_chart_points_link_to_their_versions_and_tagged_versions_are_marked(tmp_path):
     with StateStore(tmp_path / "charts.db") as store:
         for number in range(1, 1201):
-            store.save("pipeline", {"k": number % 7}, metadata={
-                "score": (number * 37 % 101) / 101, "cost": number})
+            store.save(
+                "pipeline",
+                {"k": number % 7},
+                metadata={"score": (number * 37 % 101) / 101, "cost": number},
+            )
             if number % 300 == 0:
                 store.tag("pipeline", number, f"release-{number // 300}")
         html = render_report(store, "pipeline")
@@ -621,62 +705,75 @@ def test_chart_points_link_to_their_versions_and_tagged_versions_are_marked(tmp_
     figures = [attrs for tag, attrs, _up in tree.elements if tag == "figure"]
     assert [figure["id"] for figure in figures] == ["chart-0", "chart-1"]
     for figure in ("chart-0", "chart-1"):
-        circles = [(attrs, up) for tag, attrs, up in tree.elements if tag == "circle"
-                   and any(a.get("id") == figure for _n, a in up)]
+        circles = [
+            (attrs, up)
+            for tag, attrs, up in tree.elements
+            if tag == "circle" and any(a.get("id") == figure for _n, a in up)
+        ]
         # Thinned to the lows and highs of 240 runs plus tagged and best points, not 1,200;
         # each one a link to its version's anchor.
         assert 200 < len(circles) <= 2 * 240 + 4 + 1
         links = [up[-1][1]["href"] for _attrs, up in circles]
         assert all(up[-1][0] == "a" for _attrs, up in circles)
         assert all(link.startswith("#v") and link[1:] in ids for link in links)
-        tagged = {link for (attrs, _up), link in zip(circles, links, strict=True)
-                  if "tagged" in _classes(attrs)}
+        tagged = {
+            link
+            for (attrs, _up), link in zip(circles, links, strict=True)
+            if "tagged" in _classes(attrs)
+        }
         assert tagged == {f"#v{number}" for number in (300, 600, 900, 1200)}
-        svg = html[html.index(f"id=\"{figure}\""):]
-        svg = svg[:svg.index("</svg>")]
-        assert svg.count("class=\"tagline\"") == 4
+        svg = html[html.index(f'id="{figure}"') :]
+        svg = svg[: svg.index("</svg>")]
+        assert svg.count('class="tagline"') == 4
         assert "<title>v600: release-2</title>" in svg
     # the cost chart draws 1..1200 exactly at its ends
-    cost = html[html.index("id=\"chart-0\""):]
-    assert "<title>v1200 (release-4) best: cost = 1200</title>" in cost[:cost.index("</svg>")]
+    cost = html[html.index('id="chart-0"') :]
+    assert "<title>v1200 (release-4) best: cost = 1200</title>" in cost[: cost.index("</svg>")]
 
 
-def test_the_current_state_section_shows_every_key_and_value_of_the_head_and_each_tag(
-        store_url):
+def test_the_current_state_section_shows_every_key_and_value_of_the_head_and_each_tag(store_url):
     _tuner_history(store_url)
     with StateStore(store_url) as store:
         html = render_report(store, "pipeline")
         expected = {number: store.load("pipeline", number) for number in (2, 3, 4)}
     tree = _tree(html)
-    blocks = [attrs["id"] for tag, attrs, up in tree.elements
-              if tag == "details" and "state" in _classes(attrs)]
+    blocks = [
+        attrs["id"]
+        for tag, attrs, up in tree.elements
+        if tag == "details" and "state" in _classes(attrs)
+    ]
     # the head (4, also canary 25%) first, then the tagged versions newest first
     assert blocks == ["state-v4", "state-v3", "state-v2"]
-    section = html[html.index("<section id=\"state\">"):]
-    section = section[:section.index("</section>")]
+    section = html[html.index('<section id="state">') :]
+    section = section[: section.index("</section>")]
     for number, state in expected.items():
-        block = section[section.index(f"id=\"state-v{number}\""):]
-        block = block[:block.index("</details>")]
+        block = section[section.index(f'id="state-v{number}"') :]
+        block = block[: block.index("</details>")]
         keys = [_cell_text(key) for key in re.findall(r"<dt>(.*?)</dt>", block)]
-        values = [html_module.unescape(value) for value in re.findall(
-            r"<dd><pre>(.*?)</pre></dd>", block, re.S)]
-        assert [key.removesuffix("differs from the head").strip() for key in keys] == sorted(
-            state)
-        assert values == [value if isinstance(value, str) else str(value)
-                          for _key, value in sorted(state.items())]
+        values = [
+            html_module.unescape(value)
+            for value in re.findall(r"<dd><pre>(.*?)</pre></dd>", block, re.S)
+        ]
+        assert [key.removesuffix("differs from the head").strip() for key in keys] == sorted(state)
+        assert values == [
+            value if isinstance(value, str) else str(value) for _key, value in sorted(state.items())
+        ]
         differs = {key.split()[0] for key in keys if key.endswith("differs from the head")}
-        assert differs == ({"generator.system_prompt", "retriever.k", "evil"} if number == 2
-                           else {"generator.system_prompt", "retriever.k"} if number == 3
-                           else set())
-    summary = section[section.index("id=\"state-v4\""):]
-    assert "class=\"tag head\">head</span>" in summary[:summary.index("</summary>")]
-    assert "canary 25%" in summary[:summary.index("</summary>")]
+        assert differs == (
+            {"generator.system_prompt", "retriever.k", "evil"}
+            if number == 2
+            else {"generator.system_prompt", "retriever.k"}
+            if number == 3
+            else set()
+        )
+    summary = section[section.index('id="state-v4"') :]
+    assert 'class="tag head">head</span>' in summary[: summary.index("</summary>")]
+    assert "canary 25%" in summary[: summary.index("</summary>")]
     # a stored script in a value is text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in section and "<script" not in html
 
 
-def test_tagged_versions_beyond_the_shown_states_are_listed_with_the_command(tmp_path,
-                                                                             monkeypatch):
+def test_tagged_versions_beyond_the_shown_states_are_listed_with_the_command(tmp_path, monkeypatch):
     from msgflux.store import _report_data
 
     monkeypatch.setattr(_report_data, "STATES_SHOWN", 2)
@@ -685,79 +782,125 @@ def test_tagged_versions_beyond_the_shown_states_are_listed_with_the_command(tmp
             store.save("pipeline", {"k": number})
             store.tag("pipeline", number, f"t{number}")
         html = render_report(store, "pipeline")
-    section = html[html.index("<section id=\"state\">"):]
-    section = section[:section.index("</section>")]
+    section = html[html.index('<section id="state">') :]
+    section = section[: section.index("</section>")]
     assert re.findall(r"id=\"(state-v\d+)\"", section) == ["state-v5", "state-v4"]
     assert "3 more tagged versions" in section and "msgflux-store show pipeline N" in section
     assert [int(n) for n in re.findall(r"<a href=\"#v(\d+)\">\1</a> \(", section)] == [3, 2, 1]
 
 
 @pytest.mark.parametrize("versions, folds", [(50, 0), (51, 1), (130, 2), (260, 3)])
-def test_older_diffs_fold_with_a_table_of_contents_and_back_to_top_links(tmp_path, versions,
-                                                                        folds):
+def test_older_diffs_fold_with_a_table_of_contents_and_back_to_top_links(tmp_path, versions, folds):
     with StateStore(tmp_path / "fold.db") as store:
         for number in range(1, versions + 1):
-            store.save("pipeline", {"k": number, "prompt": f"Step {number // 3}."},
-                       metadata={"score": number / versions})
+            store.save(
+                "pipeline",
+                {"k": number, "prompt": f"Step {number // 3}."},
+                metadata={"score": number / versions},
+            )
         html = render_report(store, "pipeline")
     tree = _tree(html)
-    articles = [(int(attrs["data-version"] or 0), _inside(up, "details", "fold"))
-                for tag, attrs, up in tree.elements
-                if tag == "article" and "version" in _classes(attrs)]
+    articles = [
+        (int(attrs["data-version"] or 0), _inside(up, "details", "fold"))
+        for tag, attrs, up in tree.elements
+        if tag == "article" and "version" in _classes(attrs)
+    ]
     detailed = min(versions, 200)
     assert [number for number, _folded in articles] == list(
-        range(versions, versions - detailed, -1))
+        range(versions, versions - detailed, -1)
+    )
     # the newest 50 open, outside any fold; every older one inside a fold of at most 50
     assert all(not folded for _number, folded in articles[:50])
     assert all(folded for _number, folded in articles[50:])
-    fold_ids = [attrs["id"] for tag, attrs, _up in tree.elements
-                if tag == "details" and "fold" in _classes(attrs)]
+    fold_ids = [
+        attrs["id"]
+        for tag, attrs, _up in tree.elements
+        if tag == "details" and "fold" in _classes(attrs)
+    ]
     assert len(fold_ids) == folds
-    assert all("open" not in attrs for tag, attrs, _up in tree.elements
-               if tag == "details" and "fold" in _classes(attrs))
+    assert all(
+        "open" not in attrs
+        for tag, attrs, _up in tree.elements
+        if tag == "details" and "fold" in _classes(attrs)
+    )
     if folds:
         assert fold_ids[0] == f"fold-{versions - 50}-{max(versions - 99, 1)}"
     # the table of contents: every link resolves to an id; it lists each fold
     ids = {attrs["id"] for _tag, attrs, _up in tree.elements if attrs.get("id")}
-    toc = [attrs["href"] for tag, attrs, up in tree.elements
-           if tag == "a" and _inside(up, "nav", "toc")]
-    assert {"#charts", "#timeline", "#state", "#changes", "#chart-0", "#state-v"
-            f"{versions}"} <= set(toc)
+    toc = [
+        attrs["href"]
+        for tag, attrs, up in tree.elements
+        if tag == "a" and _inside(up, "nav", "toc")
+    ]
+    assert {"#charts", "#timeline", "#state", "#changes", "#chart-0", f"#state-v{versions}"} <= set(
+        toc
+    )
     assert all(href[1:] in ids for href in toc)
     assert [href for href in toc if href.startswith("#fold-")] == [f"#{i}" for i in fold_ids]
     # back-to-top: every section and every version, to the page's header
-    tops = [up for tag, attrs, up in tree.elements
-            if tag == "a" and attrs.get("href") == "#top"]
-    assert "top" in ids and tree.elements[[t for t, _a, _u in tree.elements].index(
-        "header")][1].get("id") == "top"
+    tops = [up for tag, attrs, up in tree.elements if tag == "a" and attrs.get("href") == "#top"]
+    assert (
+        "top" in ids
+        and tree.elements[[t for t, _a, _u in tree.elements].index("header")][1].get("id") == "top"
+    )
     assert sum(_inside(up, "article", "version") for up in tops) == detailed
-    assert sum(any(name == "section" for name, _a in up) and not _inside(up, "article",
-               "version") for up in tops) == 4  # charts, timeline, state, changes
+    assert (
+        sum(
+            any(name == "section" for name, _a in up) and not _inside(up, "article", "version")
+            for up in tops
+        )
+        == 4
+    )  # charts, timeline, state, changes
     # and no link anywhere points at nothing
-    assert all(attrs["href"][1:] in ids for tag, attrs, _up in tree.elements
-               if tag == "a" and attrs.get("href"))
+    assert all(
+        attrs["href"][1:] in ids
+        for tag, attrs, _up in tree.elements
+        if tag == "a" and attrs.get("href")
+    )
 
 
 # -- Chromium at 30, 300 and 3,000 versions -----------------------------------------------------
+
 
 def _quick_history(target: Path, versions: int) -> None:
     """``versions`` small versions with score and cost, tags and a split: fast to build."""
     with StateStore(target) as store:
         for number in range(1, versions + 1):
-            store.save("pipeline", {"generator.system_prompt": f"You are helpful.\nStep "
-                                    f"{number // 7}.\n", "retriever.k": number % 5},
-                       message=f"step {number}", author=("ana", "bo")[number % 2],
-                       metadata={"score": (number * 37 % 101) / 101, "cost": number / 1000})
+            store.save(
+                "pipeline",
+                {
+                    "generator.system_prompt": f"You are helpful.\nStep {number // 7}.\n",
+                    "retriever.k": number % 5,
+                },
+                message=f"step {number}",
+                author=("ana", "bo")[number % 2],
+                metadata={"score": (number * 37 % 101) / 101, "cost": number / 1000},
+            )
         store.tag("pipeline", max(1, versions // 3), "production")
         store.split("pipeline", "canary", {versions - 1: 0.9, versions: 0.1})
 
 
 def _chromium_run(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}", *args],
-        capture_output=True, text=True, timeout=180, check=False)
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
 def _png_facts(data: bytes) -> tuple[int, int, int]:
@@ -769,9 +912,9 @@ def _png_facts(data: bytes) -> tuple[int, int, int]:
     chunks: dict[bytes, list[bytes]] = {}
     offset = 8
     while offset < len(data):
-        (length,) = struct.unpack(">I", data[offset:offset + 4])
-        kind = data[offset + 4:offset + 8]
-        chunks.setdefault(kind, []).append(data[offset + 8:offset + 8 + length])
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        chunks.setdefault(kind, []).append(data[offset + 8 : offset + 8 + length])
         offset += 12 + length
     width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][0][:10])
     assert depth == 8 and colour in (2, 6)
@@ -779,7 +922,7 @@ def _png_facts(data: bytes) -> tuple[int, int, int]:
     stride = width * (4 if colour == 6 else 3) + 1
     # Filtered rows (without their filter byte) are compared: a blank page has one distinct
     # row, a drawn page many; exact pixels are not needed for that.
-    rows = {raw[index * stride + 1:(index + 1) * stride] for index in range(height)}
+    rows = {raw[index * stride + 1 : (index + 1) * stride] for index in range(height)}
     return width, height, len(rows)
 
 
@@ -793,8 +936,13 @@ def test_chromium_draws_the_report_at_30_300_and_3000_versions(tmp_path, version
         report = tmp_path / f"history-{versions}.html"
         report.write_text(render_report(store, "pipeline"), encoding="utf-8")
     screenshot = tmp_path / f"report-{versions}.png"
-    drawn = _chromium_run(chromium, tmp_path / "profile", f"--screenshot={screenshot}",
-                          "--window-size=1280,2000", report.as_uri())
+    drawn = _chromium_run(
+        chromium,
+        tmp_path / "profile",
+        f"--screenshot={screenshot}",
+        "--window-size=1280,2000",
+        report.as_uri(),
+    )
     assert drawn.returncode == 0, drawn.stderr[-2000:]
     data = screenshot.read_bytes()
     width, height, distinct = _png_facts(data)
@@ -802,26 +950,40 @@ def test_chromium_draws_the_report_at_30_300_and_3000_versions(tmp_path, version
     assert len(data) > 20_000 and distinct > 200, (len(data), distinct)  # not a blank page
     # Opened at a version in the second folded group: Chromium opens that group, no other.
     target = 1 if versions < 200 else versions - 110
-    dumped = _chromium_run(chromium, tmp_path / "profile", "--dump-dom",
-                           f"{report.as_uri()}#v{target}")
+    dumped = _chromium_run(
+        chromium, tmp_path / "profile", "--dump-dom", f"{report.as_uri()}#v{target}"
+    )
     assert dumped.returncode == 0, dumped.stderr[-2000:]
     tree = _tree(dumped.stdout)
     detailed = min(versions, 200)
-    articles = [attrs for tag, attrs, _up in tree.elements
-                if tag == "article" and "version" in _classes(attrs)]
+    articles = [
+        attrs
+        for tag, attrs, _up in tree.elements
+        if tag == "article" and "version" in _classes(attrs)
+    ]
     assert len(articles) == detailed and articles[0]["data-version"] == str(versions)
-    folds = [attrs for tag, attrs, _up in tree.elements
-             if tag == "details" and "fold" in _classes(attrs)]
+    folds = [
+        attrs for tag, attrs, _up in tree.elements if tag == "details" and "fold" in _classes(attrs)
+    ]
     assert len(folds) == math.ceil(detailed / 50) - 1
     opened = [attrs["id"] for attrs in folds if "open" in attrs]
     assert opened == ([] if versions < 200 else [f"fold-{versions - 100}-{versions - 149}"])
     assert len([1 for tag, _attrs, _up in tree.elements if tag == "svg"]) == 2
-    states = [attrs["id"] for tag, attrs, _up in tree.elements
-              if tag == "details" and "state" in _classes(attrs)]
-    assert states == [f"state-v{versions}", f"state-v{versions - 1}",
-                      f"state-v{max(1, versions // 3)}"]
+    states = [
+        attrs["id"]
+        for tag, attrs, _up in tree.elements
+        if tag == "details" and "state" in _classes(attrs)
+    ]
+    assert states == [
+        f"state-v{versions}",
+        f"state-v{versions - 1}",
+        f"state-v{max(1, versions // 3)}",
+    ]
     ids = {attrs["id"] for _tag, attrs, _up in tree.elements if attrs.get("id")}
     assert {f"v{number}" for number in range(1, versions + 1)} <= ids
-    assert all(attrs["href"][1:] in ids for tag, attrs, _up in tree.elements
-               if tag == "a" and attrs.get("href"))
+    assert all(
+        attrs["href"][1:] in ids
+        for tag, attrs, _up in tree.elements
+        if tag == "a" and attrs.get("href")
+    )
     assert not [1 for tag, _attrs, _up in tree.elements if tag == "script"]

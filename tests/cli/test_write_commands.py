@@ -11,32 +11,53 @@ from msgflux.store import StateStore
 
 def test_save_a_file_then_check_it_out_again(store_url, cli, cli_all, tmp_path):
     msgflux.save({"analyzer.instructions": "Be brief.", "retriever.k": 4}, tmp_path / "a.toml")
-    first = cli("save", "pipeline", str(tmp_path / "a.toml"), "-m", "baseline", "--author", "ana",
-                "--meta", "score=0.71", "dataset=dev", "flags=[1, 2]", "--expect-head", "none",
-                "--json", db=store_url)
+    first = cli(
+        "save",
+        "pipeline",
+        str(tmp_path / "a.toml"),
+        "-m",
+        "baseline",
+        "--author",
+        "ana",
+        "--meta",
+        "score=0.71",
+        "dataset=dev",
+        "flags=[1, 2]",
+        "--expect-head",
+        "none",
+        "--json",
+        db=store_url,
+    )
     assert (first.code, first.err) == (0, "")
     saved = first.json()
     assert (saved["number"], saved["message"], saved["author"]) == (1, "baseline", "ana")
     # --meta values are JSON when they parse as JSON, else strings.
     assert saved["metadata"] == {"score": 0.71, "dataset": "dev", "flags": [1, 2]}
 
-    (tmp_path / "b.json").write_text(json.dumps({"analyzer.instructions": "Be very brief.",
-                                                 "retriever.k": None}), encoding="utf-8")
+    (tmp_path / "b.json").write_text(
+        json.dumps({"analyzer.instructions": "Be very brief.", "retriever.k": None}),
+        encoding="utf-8",
+    )
     second = cli("save", "pipeline", str(tmp_path / "b.json"), "--expect-head", "1", db=store_url)
     assert second.code == 0 and second.out.startswith("saved pipeline@2 ")
 
-    again, stale, out, none_toml, shown = cli_all([
-        ("save", "pipeline", str(tmp_path / "b.json")),
-        ("save", "pipeline", str(tmp_path / "a.toml"), "--expect-head", "1"),
-        ("checkout", "pipeline", "1", str(tmp_path / "out.toml")),
-        ("checkout", "pipeline", "2", str(tmp_path / "none.toml")),
-        ("show", "pipeline", "2"),
-    ], db=store_url)
+    again, stale, out, none_toml, shown = cli_all(
+        [
+            ("save", "pipeline", str(tmp_path / "b.json")),
+            ("save", "pipeline", str(tmp_path / "a.toml"), "--expect-head", "1"),
+            ("checkout", "pipeline", "1", str(tmp_path / "out.toml")),
+            ("checkout", "pipeline", "2", str(tmp_path / "none.toml")),
+            ("show", "pipeline", "2"),
+        ],
+        db=store_url,
+    )
     assert again.code == 0 and again.out.startswith("unchanged:")
     assert stale.code == 3 and "msgflux-store: error:" in stale.err
     assert out.code == 0 and "wrote pipeline@1 (2 keys)" in out.out
-    assert msgflux.load(tmp_path / "out.toml") == {"analyzer.instructions": "Be brief.",
-                                                   "retriever.k": 4}
+    assert msgflux.load(tmp_path / "out.toml") == {
+        "analyzer.instructions": "Be brief.",
+        "retriever.k": 4,
+    }
     # TOML cannot hold None: the error says so and suggests JSON.
     assert none_toml.code == 3 and ".json" in none_toml.err
     assert not (tmp_path / "none.toml").exists()
@@ -58,8 +79,11 @@ def test_tag_untag_and_rollback(sqlite_history, cli):
     assert removed == {"name": "pipeline", "tag": "staging", "version": 3}
 
     rolled = cli("rollback", "pipeline", "production", "--json", db=history).json()
-    assert (rolled["number"], rolled["parent"], rolled["message"]) == (4, 3,
-                                                                      "rollback to version 1")
+    assert (rolled["number"], rolled["parent"], rolled["message"]) == (
+        4,
+        3,
+        "rollback to version 1",
+    )
     with StateStore(history) as store:
         assert store.load("pipeline", 4) == store.load("pipeline", 1)
     same = cli("rollback", "pipeline", "1", db=history)
@@ -68,17 +92,27 @@ def test_tag_untag_and_rollback(sqlite_history, cli):
 
 def test_prune_gc_verify_export_import(sqlite_history, cli, cli_all, tmp_path):
     history = sqlite_history
-    pruned, nothing = cli_all([("prune", "pipeline", "--keep-last", "1", "--json"),
-                               ("prune", "experiment", "--keep-last", "1")], db=history)
-    assert pruned.json() == {"name": "pipeline", "deleted": [1],  # 2 is tagged, 3 is kept
-                             "dry_run": False}
+    pruned, nothing = cli_all(
+        [
+            ("prune", "pipeline", "--keep-last", "1", "--json"),
+            ("prune", "experiment", "--keep-last", "1"),
+        ],
+        db=history,
+    )
+    assert pruned.json() == {
+        "name": "pipeline",
+        "deleted": [1],  # 2 is tagged, 3 is kept
+        "dry_run": False,
+    }
     assert nothing.out.startswith("nothing to prune")
     gc = cli("gc", "--json", db=history).json()
     assert gc["snapshots"] == 1 and gc["values"] >= 1
 
     bundle = tmp_path / "bundle.json"
-    verified, text, exported = cli_all([("verify", "--json"), ("verify",),
-                                        ("export", str(bundle), "pipeline", "--json")], db=history)
+    verified, text, exported = cli_all(
+        [("verify", "--json"), ("verify",), ("export", str(bundle), "pipeline", "--json")],
+        db=history,
+    )
     assert verified.code == 0 and verified.err == ""
     assert verified.json()["ok"] is True and verified.json()["versions_checked"] == 3
     assert text.out.startswith("checked 3 versions")
@@ -110,10 +144,17 @@ def test_bad_files_are_one_line_errors(tmp_path, cli_all):
     (tmp_path / "bad.toml").write_text("key = = 1\n", encoding="utf-8")
     (tmp_path / "bad.json").write_text('{"key": 1,}', encoding="utf-8")
     (tmp_path / "state.yaml").write_text("key: 1\n", encoding="utf-8")
-    cases = [("bad.toml", "malformed TOML"), ("bad.json", "malformed JSON at line 1"),
-             ("state.yaml", "'.yaml' is not a supported suffix"), ("missing.toml", "no such file")]
-    results = cli_all([("save", "pipeline", str(tmp_path / name)) for name, _ in cases]
-                      + [("import", str(tmp_path / "bad.json"))], db=db)
+    cases = [
+        ("bad.toml", "malformed TOML"),
+        ("bad.json", "malformed JSON at line 1"),
+        ("state.yaml", "'.yaml' is not a supported suffix"),
+        ("missing.toml", "no such file"),
+    ]
+    results = cli_all(
+        [("save", "pipeline", str(tmp_path / name)) for name, _ in cases]
+        + [("import", str(tmp_path / "bad.json"))],
+        db=db,
+    )
     for (name, expected), result in zip(cases, results[:-1], strict=True):
         assert result.code == 3, name
         assert result.err.startswith("msgflux-store: error: cannot ")

@@ -17,11 +17,24 @@ from hypothesis import strategies as st
 import msgflux.nn as nn
 from msgflux.nn import Module, ModuleDict, Parameter
 
-__all__ = ["JSON_VALUES", "KEYS", "SETTINGS", "TOML_VALUES", "TREES", "Analyzer", "Echo",
-           "Pipeline", "assert_same", "build_tree", "difference", "expected_state"]
+__all__ = [
+    "JSON_VALUES",
+    "KEYS",
+    "SETTINGS",
+    "TOML_VALUES",
+    "TREES",
+    "Analyzer",
+    "Echo",
+    "Pipeline",
+    "assert_same",
+    "build_tree",
+    "difference",
+    "expected_state",
+]
 
 
 # -- the README Quickstart's modules ----------------------------------------------------
+
 
 class Analyzer(nn.Module):
     def __init__(self) -> None:
@@ -50,6 +63,7 @@ class Echo(nn.Module):
     def forward(self, x: str) -> str:
         return x + self.tag
 
+
 SETTINGS = settings(
     max_examples=150,
     deadline=None,
@@ -60,6 +74,7 @@ SETTINGS = settings(
 
 # -- comparing values -------------------------------------------------------------------
 
+
 def difference(actual: Any, expected: Any, where: str = "value") -> str | None:
     """Where ``actual`` and ``expected`` differ, in value, type or float sign; ``None`` if nowhere.
 
@@ -67,8 +82,10 @@ def difference(actual: Any, expected: Any, where: str = "value") -> str | None:
     check ``list(keys)`` where the order is part of the contract) and each value.
     """
     if type(actual) is not type(expected):
-        return (f"{where}: {type(actual).__name__} {actual!r} is not "
-                f"{type(expected).__name__} {expected!r}")
+        return (
+            f"{where}: {type(actual).__name__} {actual!r} is not "
+            f"{type(expected).__name__} {expected!r}"
+        )
     if isinstance(actual, dict):
         if set(actual) != set(expected):
             return f"{where}: keys {sorted(map(repr, actual))} != {sorted(map(repr, expected))}"
@@ -163,7 +180,8 @@ def build_tree(spec: dict[str, Any]) -> Module:
             setattr(module, name, build_tree(entry[1]))
         else:
             setattr(
-                module, name,
+                module,
+                name,
                 ModuleDict({key: build_tree(child) for key, child in entry[1].items()}),
             )
     return module

@@ -41,7 +41,9 @@ def test_default_aforward_raises_naming_the_module() -> None:
     class Plain(Module):
         pass
 
-    with pytest.raises(NotImplementedError, match=r'Module \[Plain\] is missing the required "aforward"'):
+    with pytest.raises(
+        NotImplementedError, match=r'Module \[Plain\] is missing the required "aforward"'
+    ):
         run(Plain().aforward("x"))
 
 

@@ -93,9 +93,7 @@ def test_prepend_runs_first_for_both_kinds() -> None:
     m.register_forward_pre_hook(lambda mod, args, kwargs: calls.append("pre second"))
     m.register_forward_pre_hook(lambda mod, args, kwargs: calls.append("pre first"), prepend=True)
     m.register_forward_hook(lambda mod, args, kwargs, out: calls.append("post second"))
-    m.register_forward_hook(
-        lambda mod, args, kwargs, out: calls.append("post first"), prepend=True
-    )
+    m.register_forward_hook(lambda mod, args, kwargs, out: calls.append("post first"), prepend=True)
     m("a")
     assert calls == ["pre first", "pre second", "post first", "post second"]
 
@@ -122,11 +120,13 @@ def test_always_call_hook_runs_when_an_earlier_hook_raises_and_runs_once() -> No
     def boom(mod, args, kwargs, out):
         raise KeyError("hook failed")
 
-    m.register_forward_hook(lambda mod, args, kwargs, out: seen.append("early always"),
-                            always_call=True)
+    m.register_forward_hook(
+        lambda mod, args, kwargs, out: seen.append("early always"), always_call=True
+    )
     m.register_forward_hook(boom)
-    m.register_forward_hook(lambda mod, args, kwargs, out: seen.append(f"late always {out}"),
-                            always_call=True)
+    m.register_forward_hook(
+        lambda mod, args, kwargs, out: seen.append(f"late always {out}"), always_call=True
+    )
     with pytest.raises(KeyError, match="hook failed"):
         m("x")
     assert seen == ["early always", "late always X"]

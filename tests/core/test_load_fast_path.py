@@ -92,11 +92,16 @@ def assert_both_paths_agree(make: Any, state: Any, strict: bool) -> tuple[Any, .
 
 
 def _without_ids(contents: list[Any]) -> list[Any]:
-    return [list(entry[:2]) + [entry[2][1] if isinstance(entry[2], tuple) else entry[2]]
-            + list(entry[3:]) for entry in contents]
+    return [
+        list(entry[:2])
+        + [entry[2][1] if isinstance(entry[2], tuple) else entry[2]]
+        + list(entry[3:])
+        for entry in contents
+    ]
 
 
 # -- random trees, random loads -----------------------------------------------------------
+
 
 @st.composite
 def _loads(draw: st.DrawFn, keys: list[str]) -> dict[Any, Any]:
@@ -113,10 +118,12 @@ def _loads(draw: st.DrawFn, keys: list[str]) -> dict[Any, Any]:
             state[key] = Parameter(draw(JSON_VALUES), "given")
         else:
             state[key] = draw(JSON_VALUES)
-    near = sorted({key.rpartition(".")[0] for key in keys if "." in key}
-                  | {key + suffix for key in keys for suffix in ("x", ".x")} | {"x", "x.y"})
-    for extra in draw(st.lists(st.one_of(st.sampled_from(near), st.text(max_size=4)),
-                               max_size=3)):
+    near = sorted(
+        {key.rpartition(".")[0] for key in keys if "." in key}
+        | {key + suffix for key in keys for suffix in ("x", ".x")}
+        | {"x", "x.y"}
+    )
+    for extra in draw(st.lists(st.one_of(st.sampled_from(near), st.text(max_size=4)), max_size=3)):
         state[extra] = draw(JSON_VALUES)
     if draw(st.integers(0, 9)) == 0:
         state[draw(st.sampled_from([1, None, ("a",)]))] = "not a str key"
@@ -136,6 +143,7 @@ def test_both_paths_agree_on_random_trees_and_loads(
 
 # -- the cases the random trees do not build ---------------------------------------------
 
+
 def _shared() -> Module:
     root = Module()
     root.a = Module()
@@ -150,17 +158,22 @@ def _shared() -> Module:
 
 
 @pytest.mark.parametrize("strict", [False, True])
-@pytest.mark.parametrize("state", [
-    {"a.p": "1", "a.b": [2], "b.p": "2", "b.b": [3], "c.p": "3"},
-    {"a.p": "1", "b.b": [True]},
-    {"a.p": "1", "b.b": float("nan"), "c.p": "3"},
-    {"a.p": "1", "cache": {}, "empty": "x", "a": 1, "b.c.d": 2},
-    {"c.p": Parameter([1.0], "other"), "b.p": 1, "a.p": True},
-    {},
-    {"a.p": "1", 7: "x"},
-], ids=["all", "some", "bad-value", "unexpected", "parameters", "empty", "int-key"])
-def test_both_paths_agree_on_shared_modules_and_parameters(state: dict[Any, Any],
-                                                            strict: bool) -> None:
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"a.p": "1", "a.b": [2], "b.p": "2", "b.b": [3], "c.p": "3"},
+        {"a.p": "1", "b.b": [True]},
+        {"a.p": "1", "b.b": float("nan"), "c.p": "3"},
+        {"a.p": "1", "cache": {}, "empty": "x", "a": 1, "b.c.d": 2},
+        {"c.p": Parameter([1.0], "other"), "b.p": 1, "a.p": True},
+        {},
+        {"a.p": "1", 7: "x"},
+    ],
+    ids=["all", "some", "bad-value", "unexpected", "parameters", "empty", "int-key"],
+)
+def test_both_paths_agree_on_shared_modules_and_parameters(
+    state: dict[Any, Any], strict: bool
+) -> None:
     assert_both_paths_agree(_shared, state, strict)
 
 
@@ -175,7 +188,8 @@ def test_a_strict_mismatch_reports_every_key_in_order_on_the_fast_path() -> None
     assert str(caught.value) == (
         "Error(s) in loading state_dict for Module (strict=True, nothing was loaded):\n"
         "  missing keys (4): 'a.b', 'b.p', 'b.b', 'c.p'\n"
-        "  unexpected keys (2): 'z', 'y'")
+        "  unexpected keys (2): 'z', 'y'"
+    )
     assert_same(module.state_dict(), before)
 
 
@@ -224,6 +238,7 @@ def test_an_interrupted_load_is_undone(path: str) -> None:
 
 # -- extension points take the general path ---------------------------------------------
 
+
 class _Migrating(Module):
     """Renames an old key in an override (PyTorch's form), as a versioned module would."""
 
@@ -231,8 +246,9 @@ class _Migrating(Module):
         super().__init__()
         self.prompt = Parameter("p", "s")
 
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str = "",
-                              *args: Any) -> None:
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str = "", *args: Any
+    ) -> None:
         if prefix + "old_prompt" in state_dict:
             state_dict[prefix + "prompt"] = state_dict.pop(prefix + "old_prompt")
         super()._load_from_state_dict(state_dict, prefix, *args)
@@ -270,8 +286,11 @@ def _with_override() -> tuple[Module, dict[str, Any], Any]:
     root = Module()
     root.leaf = Module()
     root.leaf.inner = _Migrating()
-    return root, {"leaf.inner.old_prompt": "migrated"}, (
-        lambda: root.leaf.inner.prompt.data == "migrated")
+    return (
+        root,
+        {"leaf.inner.old_prompt": "migrated"},
+        (lambda: root.leaf.inner.prompt.data == "migrated"),
+    )
 
 
 def _with_short_form() -> tuple[Module, dict[str, Any], Any]:
@@ -313,10 +332,11 @@ def _with_parameter_subclass() -> tuple[Module, dict[str, Any], Any]:
     return root, {"leaf.p": "new"}, lambda: (root.leaf.p.data, _LoudParameter.sets) == ("new", 1)
 
 
-@pytest.mark.parametrize("make", [_with_override, _with_short_form, _with_pre_hook,
-                                  _with_post_hook, _with_parameter_subclass],
-                         ids=["override", "short-form-override", "pre-hook", "post-hook",
-                              "parameter-subclass"])
+@pytest.mark.parametrize(
+    "make",
+    [_with_override, _with_short_form, _with_pre_hook, _with_post_hook, _with_parameter_subclass],
+    ids=["override", "short-form-override", "pre-hook", "post-hook", "parameter-subclass"],
+)
 def test_an_extension_point_anywhere_in_the_tree_takes_the_general_path(make: Any) -> None:
     root, state, extension_ran = make()
     assert _state._plain_load_slots(root) is None
@@ -341,6 +361,7 @@ def test_removing_the_last_hook_brings_the_fast_path_back() -> None:
 
 
 # -- state_keys: state_dict's keys without its copies -------------------------------------
+
 
 @SETTINGS
 @given(spec=TREES)

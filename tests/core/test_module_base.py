@@ -49,8 +49,11 @@ def test_the_internal_attributes_are_pinned() -> None:
 
 
 def test_every_field_is_declared_on_the_base_and_nowhere_else() -> None:
-    declared = {name for name, hint in ModuleBase.__annotations__.items()
-                if not str(hint).startswith("ClassVar")}
+    declared = {
+        name
+        for name, hint in ModuleBase.__annotations__.items()
+        if not str(hint).startswith("ClassVar")
+    }
     assert declared == INTERNAL
     for mixin in MIXINS:
         assert issubclass(mixin, ModuleBase)
@@ -77,8 +80,9 @@ def test_a_module_holds_exactly_the_internal_attributes_and_what_was_assigned() 
     assert set(vars(module)) == INTERNAL | {"plain"}
     assert module._parameters == {"p": module.p} and module._buffers == {"b": 1}
     # Each module gets its own tables.
-    assert all(getattr(module, name) is not getattr(Module(), name)
-               for name in INTERNAL - {"training"})
+    assert all(
+        getattr(module, name) is not getattr(Module(), name) for name in INTERNAL - {"training"}
+    )
 
 
 @pytest.mark.parametrize("name", sorted(INTERNAL))
@@ -98,9 +102,17 @@ def test_no_state_may_take_an_internal_name(name: str) -> None:
 def test_setstate_creates_the_fields_an_old_pickle_lacks() -> None:
     module = _Sub()
     module.register_forward_hook(lambda *args: None)
-    state = {key: value for key, value in module.__getstate__().items()
-             if key not in {"training", "_non_persistent_buffers", "_forward_hooks",
-                            "_load_state_dict_post_hooks"}}
+    state = {
+        key: value
+        for key, value in module.__getstate__().items()
+        if key
+        not in {
+            "training",
+            "_non_persistent_buffers",
+            "_forward_hooks",
+            "_load_state_dict_post_hooks",
+        }
+    }
     restored = _Sub.__new__(_Sub)
     restored.__setstate__(state)
     assert set(vars(restored)) == INTERNAL | {"plain"}
@@ -131,5 +143,9 @@ def test_assigning_an_attribute_imports_nothing() -> None:
         module.add_module("other", child)
     assert calls == []
     assert (module.x, module.b, module.p.data, module.child, module.other) == (
-        1, 2, "q", None, child)
-
+        1,
+        2,
+        "q",
+        None,
+        child,
+    )

@@ -160,10 +160,9 @@ def test_sequential_basic_usage() -> None:
 
 
 def test_sequential_using_ordered_dict() -> None:
-    experts_dict = nn.Sequential(OrderedDict([
-        ("expert_sales", ExpertSales()),
-        ("expert_support", ExpertSupport())
-    ]))
+    experts_dict = nn.Sequential(
+        OrderedDict([("expert_sales", ExpertSales()), ("expert_support", ExpertSupport())])
+    )
 
     assert experts_dict("I need help with my tv.") == EXPECTED_CHAIN
     assert list(experts_dict.state_dict()) == [
@@ -243,24 +242,22 @@ def test_using_hooks_with_nn_module_directly(capsys: pytest.CaptureFixture[str])
 
     handle = module.register_forward_hook(my_post_hook)
     assert module("x ") == "x Hi, call 190"
-    assert capsys.readouterr().out == (
-        "About to call forward\nForward returned: <class 'str'>\n"
-    )
+    assert capsys.readouterr().out == ("About to call forward\nForward returned: <class 'str'>\n")
     handle.remove()
 
 
 # -- docs/quickstart.md, the nn part -----------------------------------------------------
 
 
-def test_quickstart_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_quickstart_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
 
     class Workflow(nn.Module):
-
         def __init__(self):
             super().__init__()
-            self.instructions = nn.Parameter("<param_content>", "<spec>") # will can be optimized
+            self.instructions = nn.Parameter("<param_content>", "<spec>")  # will can be optimized
             self.register_buffer("expected_output", "<expected_output>")
 
     assert Workflow().state_dict() == {
@@ -269,7 +266,6 @@ def test_quickstart_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     }
 
     class Model(nn.Module):
-
         def __init__(self):
             super().__init__()
             self.register_buffer("response", "Yes I did.")
@@ -350,10 +346,7 @@ def test_quickstart_module_dict(monkeypatch: pytest.MonkeyPatch) -> None:
     class Router(nn.Module):
         def __init__(self):
             super().__init__()
-            self.choices = nn.ModuleDict({
-                "sales": ExpertSales(),
-                "support": ExpertSupport()
-            })
+            self.choices = nn.ModuleDict({"sales": ExpertSales(), "support": ExpertSupport()})
 
         def forward(self, msg: str) -> str:
             choice = draw_choice(list(self.choices.keys()))
@@ -382,6 +375,7 @@ def test_quickstart_module_list() -> None:
         def __init__(self):
             super().__init__()
             self.experts = nn.ModuleList([ExpertSales(), ExpertSupport()])
+
         def forward(self, msg: str) -> str:
             # ModuleList can act as an iterable, or be indexed using ints
             for i, l in enumerate(self.experts):  # noqa: B007, E741
@@ -402,10 +396,9 @@ def test_quickstart_sequential() -> None:
 
     assert experts("I need help with my tv.") == EXPECTED_CHAIN
 
-    experts_dict = nn.Sequential(OrderedDict([
-        ("expert_sales", ExpertSales()),
-        ("expert_support", ExpertSupport())
-    ]))
+    experts_dict = nn.Sequential(
+        OrderedDict([("expert_sales", ExpertSales()), ("expert_support", ExpertSupport())])
+    )
 
     assert experts_dict("I need help with my tv.") == EXPECTED_CHAIN
 

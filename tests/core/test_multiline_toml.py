@@ -13,17 +13,23 @@ from hypothesis import strategies as st
 import msgflux as mf
 from msgflux.serialization import dumps, loads
 
-PROMPT = "You are a careful assistant.\nAnswer in one sentence.\n\nCite \"sources\" \\ as [n].\n"
+PROMPT = 'You are a careful assistant.\nAnswer in one sentence.\n\nCite "sources" \\ as [n].\n'
 
 
 def test_a_multi_line_prompt_is_written_as_it_will_be_sent(tmp_path: Path) -> None:
     path = tmp_path / "state.toml"
-    state = {"generator.system_prompt": PROMPT, "retriever.k": 4,
-             "router.routes": {"faq": "Short.\nFriendly."}, "examples": ["a\nb", "c"]}
+    state = {
+        "generator.system_prompt": PROMPT,
+        "retriever.k": 4,
+        "router.routes": {"faq": "Short.\nFriendly."},
+        "examples": ["a\nb", "c"],
+    }
     mf.save(state, path)
     text = path.read_text()
-    assert '"generator.system_prompt" = """\nYou are a careful assistant.\nAnswer in one ' \
-           'sentence.\n\nCite \\"sources\\" \\\\ as [n].\n"""' in text
+    assert (
+        '"generator.system_prompt" = """\nYou are a careful assistant.\nAnswer in one '
+        'sentence.\n\nCite \\"sources\\" \\\\ as [n].\n"""' in text
+    )
     assert '"retriever.k" = 4' in text
     assert mf.load(path) == state
     assert dumps(state, "toml") == text
@@ -47,14 +53,17 @@ def test_loads_reads_stdin_text_with_the_file_rules() -> None:
     assert loads('{"a": 1}', "json") == {"a": 1}
 
 
-_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
-                max_size=40)
+_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=40)
 _values: Any = st.recursive(
-    st.one_of(_text, st.integers(-(2**63), 2**63 - 1), st.booleans(),
-              st.floats(allow_nan=False, allow_infinity=False)),
-    lambda inner: st.one_of(st.lists(inner, max_size=3),
-                            st.dictionaries(_text, inner, max_size=3)),
-    max_leaves=8)
+    st.one_of(
+        _text,
+        st.integers(-(2**63), 2**63 - 1),
+        st.booleans(),
+        st.floats(allow_nan=False, allow_infinity=False),
+    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_text, inner, max_size=3)),
+    max_leaves=8,
+)
 
 
 @settings(max_examples=300, deadline=None)

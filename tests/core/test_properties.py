@@ -109,8 +109,16 @@ def test_random_trees_save_and_load_through_json(folder: Path, spec: dict[str, A
 
 def test_the_shared_comparison_tells_one_true_and_one_point_zero_apart() -> None:
     assert 1 == True == 1.0  # noqa: E712 -- what plain == cannot see
-    for left, right in ((1, True), (1, 1.0), (True, 1.0), (0.0, -0.0), ([1], [True]),
-                        ({"a": 1}, {"a": 1.0}), ({"a": None}, {"b": None}), ([1], [1, 1])):
+    for left, right in (
+        (1, True),
+        (1, 1.0),
+        (True, 1.0),
+        (0.0, -0.0),
+        ([1], [True]),
+        ({"a": 1}, {"a": 1.0}),
+        ({"a": None}, {"b": None}),
+        ([1], [1, 1]),
+    ):
         with pytest.raises(AssertionError):
             assert_same(left, right)
     assert_same({"a": [1, 2.5, None, "x"]}, {"a": [1, 2.5, None, "x"]})

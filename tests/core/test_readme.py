@@ -139,7 +139,14 @@ def test_readme_core_library_hooks_and_acall() -> None:
 
 def test_readme_lists_the_deliberate_differences() -> None:
     text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    core = text[text.index("## Core library"): text.index("## The store")]
-    for needle in ("Deliberate differences", "repr(param)", "strict=True", "only JSON values",
-                   "register_forward_pre_hook(pre_hook)", "acall", "with_kwargs=False"):
+    core = text[text.index("## Core library") : text.index("## The store")]
+    for needle in (
+        "Deliberate differences",
+        "repr(param)",
+        "strict=True",
+        "only JSON values",
+        "register_forward_pre_hook(pre_hook)",
+        "acall",
+        "with_kwargs=False",
+    ):
         assert needle in core, needle

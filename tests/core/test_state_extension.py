@@ -19,7 +19,13 @@ class Renamed(Module):
         self.instructions = Parameter("Be brief", "system_prompt")
 
     def _load_from_state_dict(
-        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+        self,
+        state_dict,
+        prefix,
+        local_metadata,
+        strict,
+        missing_keys,
+        unexpected_keys,
         error_msgs,
     ):
         old = prefix + "prompt"
@@ -110,8 +116,9 @@ def test_a_failing_override_leaves_everything_unchanged() -> None:
     root.last = Fails()
     before = root.state_dict()
     with pytest.raises(RuntimeError, match="override failed"):
-        root.load_state_dict({"flux": "new", "agent.instructions": "new", "last.p": "new",
-                              "last.b": [2]})
+        root.load_state_dict(
+            {"flux": "new", "agent.instructions": "new", "last.p": "new", "last.b": [2]}
+        )
     assert root.state_dict() == before
 
 
@@ -136,10 +143,25 @@ def test_error_msgs_refuse_the_load() -> None:
             super().__init__()
             self.register_buffer("n", 1)
 
-        def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
-                                  missing_keys, unexpected_keys, error_msgs):
-            super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
-                                          missing_keys, unexpected_keys, error_msgs)
+        def _load_from_state_dict(
+            self,
+            state_dict,
+            prefix,
+            local_metadata,
+            strict,
+            missing_keys,
+            unexpected_keys,
+            error_msgs,
+        ):
+            super()._load_from_state_dict(
+                state_dict,
+                prefix,
+                local_metadata,
+                strict,
+                missing_keys,
+                unexpected_keys,
+                error_msgs,
+            )
             if self.n < 0:
                 error_msgs.append(f"{prefix}n must not be negative")
 
@@ -155,16 +177,35 @@ def test_load_pre_hook_receives_the_documented_arguments() -> None:
     root = Root()
     calls: list[tuple] = []
 
-    def hook(module, state_dict, prefix, local_metadata, strict, missing_keys,
-             unexpected_keys, error_msgs):
-        calls.append((module, dict(state_dict), prefix, local_metadata, strict,
-                      list(missing_keys), list(unexpected_keys), list(error_msgs)))
+    def hook(
+        module,
+        state_dict,
+        prefix,
+        local_metadata,
+        strict,
+        missing_keys,
+        unexpected_keys,
+        error_msgs,
+    ):
+        calls.append(
+            (
+                module,
+                dict(state_dict),
+                prefix,
+                local_metadata,
+                strict,
+                list(missing_keys),
+                list(unexpected_keys),
+                list(error_msgs),
+            )
+        )
 
     root.agent.register_load_state_dict_pre_hook(hook)
     root.load_state_dict({"agent.instructions": "x", "extra": 1})
     # the child sees its own subtree's keys, as in PyTorch
-    assert calls == [(root.agent, {"agent.instructions": "x"}, "agent.", {}, False,
-                      ["flux"], ["extra"], [])]
+    assert calls == [
+        (root.agent, {"agent.instructions": "x"}, "agent.", {}, False, ["flux"], ["extra"], [])
+    ]
 
 
 def test_load_passes_metadata_from_a_mapping_that_carries_it() -> None:

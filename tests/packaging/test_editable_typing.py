@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-USER_SCRIPT = '''\
+USER_SCRIPT = """\
 from msgflux.store import ChangeSummary, StateStore, Version
 from msgflux.store.migrations import __name__ as migrations
 
@@ -28,10 +28,12 @@ changes: ChangeSummary | None = version.changes
 number: int = version.number
 row = store.query("SELECT 1 AS one")[0]
 print(number, changes, row["one"], migrations)
-'''
+"""
 
 # A wrong type must be reported: proves the checker really resolved the package.
-WRONG = 'from msgflux.store import StateStore\nnumber: str = StateStore("s.db").save("p", {}).number\n'
+WRONG = (
+    'from msgflux.store import StateStore\nnumber: str = StateStore("s.db").save("p", {}).number\n'
+)
 
 
 @pytest.fixture
@@ -47,9 +49,20 @@ def test_mypy_strict_resolves_msgflux_store(script: Path, where: str) -> None:
     cwd = script.parent if where == "outside" else REPO
     for name, clean in (("user_script.py", True), ("wrong.py", False)):
         result = subprocess.run(
-            [sys.executable, "-m", "mypy", "--strict", "--no-incremental",
-             "--cache-dir", str(script.parent / ".mypy_cache"), str(script.parent / name)],
-            cwd=cwd, capture_output=True, text=True)
+            [
+                sys.executable,
+                "-m",
+                "mypy",
+                "--strict",
+                "--no-incremental",
+                "--cache-dir",
+                str(script.parent / ".mypy_cache"),
+                str(script.parent / name),
+            ],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+        )
         output = result.stdout + result.stderr
         assert "Cannot find implementation or library stub" not in output, output
         if clean:
@@ -63,8 +76,13 @@ def test_pyright_resolves_msgflux_store_in_the_checkout(script: Path) -> None:
     pyright = shutil.which("pyright", path=str(Path(sys.executable).parent))
     assert pyright, "pyright is in the dev extra: pip install -e '.[dev]'"
     cwd = REPO
-    result = subprocess.run([pyright, "--pythonpath", sys.executable, str(script)],
-                            cwd=cwd, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [pyright, "--pythonpath", sys.executable, str(script)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 errors" in result.stdout
 

@@ -23,7 +23,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     (built,) = out.glob("msgflux_state-*.whl")
     return built
@@ -49,12 +51,15 @@ def test_wheel_holds_the_store_and_its_migrations(wheel: Path) -> None:
         assert expected in names, f"{expected} missing from {wheel.name}"
     assert not any(name.startswith(("store/", "migrations/", "tests/")) for name in names)
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
-    assert "msgflux-store = msgflux.store.cli:main" in zipfile.ZipFile(wheel).read(
-        entry_points).decode()
+    assert (
+        "msgflux-store = msgflux.store.cli:main"
+        in zipfile.ZipFile(wheel).read(entry_points).decode()
+    )
 
 
 def test_installed_wheel_imports_and_migrates_without_the_source_tree(
-        wheel: Path, tmp_path: Path) -> None:
+    wheel: Path, tmp_path: Path
+) -> None:
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     script = f"""
@@ -70,8 +75,9 @@ version = store.save("p", {{"a": "x"}})
 assert store.load("p", version.number) == {{"a": "x"}}
 print("ok", version.number)
 """
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok 1"
 
@@ -81,17 +87,50 @@ def test_installed_package_type_checks_strictly(wheel: Path, tmp_path: Path) -> 
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports",
-         "--no-incremental", "-p", "msgflux"],
-        cwd=site, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--ignore-missing-imports",
+            "--no-incremental",
+            "-p",
+            "msgflux",
+        ],
+        cwd=site,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_source_passes_ruff() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "msgflux", "store", "migrations", "tests",
-         "benchmarks", "examples"],
-        cwd=REPO, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "msgflux",
+            "store",
+            "migrations",
+            "tests",
+            "benchmarks",
+            "examples",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_source_is_ruff_formatted() -> None:
+    # One code style: `ruff format .` leaves the tree as it is (line length in pyproject).
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "."],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr

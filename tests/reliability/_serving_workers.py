@@ -43,8 +43,9 @@ def _write(path: str, payload: Any) -> None:
     Path(path).write_text(json.dumps(payload))
 
 
-def mover(url: str, name: str, versions: int, moves: int, seed: int, barrier: Any,
-          out: str) -> None:
+def mover(
+    url: str, name: str, versions: int, moves: int, seed: int, barrier: Any, out: str
+) -> None:
     """Move the tag ``production`` ``moves`` times: single versions and splits, some with CAS."""
     from msgflux.store import ConflictError, StateStore
 
@@ -95,8 +96,16 @@ def saver(url: str, name: str, first: int, count: int, barrier: Any, out: str) -
     _write(out, {"errors": errors})
 
 
-def follower(url: str, name: str, ref: str, route_key: str | None, threaded: bool,
-             stop: Any, barrier: Any, out: str) -> None:
+def follower(
+    url: str,
+    name: str,
+    ref: str,
+    route_key: str | None,
+    threaded: bool,
+    stop: Any,
+    barrier: Any,
+    out: str,
+) -> None:
     """Follow ``ref`` until ``stop``; after every refresh check that no mix is held."""
     from msgflux.store import StateStore
 
@@ -132,8 +141,11 @@ def follower(url: str, name: str, ref: str, route_key: str | None, threaded: boo
                 weights = store.tag_weights(name, ref)
                 from msgflux.store._split import Router, primary
 
-                wanted = (Router(name, ref, weights).pick(route_key) if route_key is not None
-                          else primary(weights))
+                wanted = (
+                    Router(name, ref, weights).pick(route_key)
+                    if route_key is not None
+                    else primary(weights)
+                )
             final = follow.version.number
             if final == wanted:
                 break
@@ -141,8 +153,15 @@ def follower(url: str, name: str, ref: str, route_key: str | None, threaded: boo
         problem = mix_problem(module, follow.version.number)
         if problem:
             problems.append(problem)
-        result = {"problems": problems, "swaps": swaps, "checks": checks, "seen": sorted(seen),
-                  "final": final, "wanted": wanted, "errors": []}
+        result = {
+            "problems": problems,
+            "swaps": swaps,
+            "checks": checks,
+            "seen": sorted(seen),
+            "final": final,
+            "wanted": wanted,
+            "errors": [],
+        }
     except Exception:  # noqa: BLE001
         result = {"problems": problems, "errors": [traceback.format_exc()]}
     finally:
@@ -151,8 +170,9 @@ def follower(url: str, name: str, ref: str, route_key: str | None, threaded: boo
     _write(out, result)
 
 
-def guarded_racer(url: str, name: str, racer: int, rounds: int, versions: int,
-                  barriers: Any, out: str) -> None:
+def guarded_racer(
+    url: str, name: str, racer: int, rounds: int, versions: int, barriers: Any, out: str
+) -> None:
     """Each round: read the tag, wait for every racer, then move it with ``expected=``.
 
     Even racers move to one version, odd ones split between two; about a fifth
@@ -178,11 +198,11 @@ def guarded_racer(url: str, name: str, racer: int, rounds: int, versions: int,
         barriers[1].wait()
         try:
             if len(target) == 1:
-                store.tag(name, next(iter(target)), "production", expected=current,
-                          author=f"racer{racer}")
+                store.tag(
+                    name, next(iter(target)), "production", expected=current, author=f"racer{racer}"
+                )
             else:
-                store.split(name, "production", target, expected=current,
-                            author=f"racer{racer}")
+                store.split(name, "production", target, expected=current, author=f"racer{racer}")
             outcome = "won"
         except ProtectedTagError:
             outcome = "condition"
@@ -190,7 +210,8 @@ def guarded_racer(url: str, name: str, racer: int, rounds: int, versions: int,
             outcome = "conflict"
         except Exception:  # noqa: BLE001
             outcome = "error: " + traceback.format_exc()
-        outcomes.append({"round": round_, "target": {str(k): v for k, v in target.items()},
-                         "outcome": outcome})
+        outcomes.append(
+            {"round": round_, "target": {str(k): v for k, v in target.items()}, "outcome": outcome}
+        )
     store.close()
     _write(out, {"outcomes": outcomes})

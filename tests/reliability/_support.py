@@ -16,8 +16,20 @@ from msgflux.store.hashing import snapshot_hash, value_hash
 
 #: Every table of the store, in dump order (alembic_version included: a refused
 #: call must not touch the schema stamp either).
-TABLES = ("alembic_version", "names", "versions", "snapshots", "keys", "spans", "blobs", "tags",
-          "tag_events", "tag_splits", "tag_policies", "tag_audit")
+TABLES = (
+    "alembic_version",
+    "names",
+    "versions",
+    "snapshots",
+    "keys",
+    "spans",
+    "blobs",
+    "tags",
+    "tag_events",
+    "tag_splits",
+    "tag_policies",
+    "tag_audit",
+)
 
 
 def state_for(writer: int, index: int) -> dict[str, Any]:
@@ -49,7 +61,8 @@ def crash_state(seed: int, counter: int) -> dict[str, Any]:
     for key in range(size):
         # Every 3rd value is shared with other counters (deduplicated blobs).
         state[f"layer{key // 50}.param{key}"] = (
-            f"shared value {key}" if key % 3 == 0 else f"{digest}:{key}:" + "x" * (key % 64))
+            f"shared value {key}" if key % 3 == 0 else f"{digest}:{key}:" + "x" * (key % 64)
+        )
     return state
 
 

@@ -68,7 +68,8 @@ def reader(url: str, stop: Any, out: str) -> None:
             state = store.load(name, number)
             [(key_count,)] = store.query(
                 f"SELECT key_count FROM state_history WHERE name = {mark} AND version = {mark}",
-                [name, number])
+                [name, number],
+            )
             slowest = max(slowest, time.monotonic() - started)
         except NameNotFound:
             continue
@@ -77,8 +78,10 @@ def reader(url: str, stop: Any, out: str) -> None:
             continue
         actual = snapshot_hash({key: value_hash(value) for key, value in state.items()})
         if len(state) != key_count or actual != version.snapshot:
-            errors.append(f"{name}@{number}: {len(state)} keys of {key_count}, "
-                          f"hash {actual[:12]} vs {version.snapshot[:12]}")
+            errors.append(
+                f"{name}@{number}: {len(state)} keys of {key_count}, "
+                f"hash {actual[:12]} vs {version.snapshot[:12]}"
+            )
         if state != state_for(state["writer"], state["index"]):
             errors.append(f"{name}@{number}: content differs from what its writer saved")
         checked += 1
@@ -176,8 +179,10 @@ def one_name_writer(url: str, writer: int, rounds: int, barrier: Any, out: str) 
             barrier.abort()
             break
     store.close()
-    _write(out, {"distinct": distinct, "identical": identical, "conflicts": conflicts,
-                 "errors": errors})
+    _write(
+        out,
+        {"distinct": distinct, "identical": identical, "conflicts": conflicts, "errors": errors},
+    )
 
 
 def round_state(round_: int) -> dict[str, Any]:
@@ -209,8 +214,7 @@ def prune_gc_writer(url: str, seconds: float, ready: Any, out: str) -> None:
     _write(out, {"rounds": rounds, "errors": errors})
 
 
-def snapshot_reader(url: str, mode: str, seconds: float, ready: Any, folder: str,
-                    out: str) -> None:
+def snapshot_reader(url: str, mode: str, seconds: float, ready: Any, folder: str, out: str) -> None:
     """Read while the prune/gc writer runs; every read must show one whole state.
 
     ``mode`` "load": load by tag, by "latest" and diff against the parent;

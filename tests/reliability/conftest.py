@@ -32,8 +32,9 @@ def record(request: pytest.FixtureRequest, text: str) -> None:
     FIGURES[request.node.nodeid.split("::", 1)[-1]] = text
 
 
-def run_processes(targets: list[tuple[Callable[..., None], tuple[Any, ...]]],
-                  timeout: float) -> None:
+def run_processes(
+    targets: list[tuple[Callable[..., None], tuple[Any, ...]]], timeout: float
+) -> None:
     """Start every ``(function, args)`` in its own spawned process and wait for all."""
     processes = [SPAWN.Process(target=function, args=args) for function, args in targets]
     for process in processes:
@@ -66,15 +67,19 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for test, text in sorted(FIGURES.items()):
         terminalreporter.write_line(f"{test}: {text}")
     if BAD_INPUT_CASES:
-        per_backend = ", ".join(f"{backend} {count}" for backend, count
-                                in sorted(BAD_INPUT_CASES.items()))
+        per_backend = ", ".join(
+            f"{backend} {count}" for backend, count in sorted(BAD_INPUT_CASES.items())
+        )
         terminalreporter.write_line(
-            f"bad-input cases tried: {sum(BAD_INPUT_CASES.values())} ({per_backend})")
+            f"bad-input cases tried: {sum(BAD_INPUT_CASES.values())} ({per_backend})"
+        )
     if BAD_INPUT_CLI_CASES:
-        per_mode = ", ".join(f"{mode} {count}" for mode, count
-                             in sorted(BAD_INPUT_CLI_CASES.items()))
+        per_mode = ", ".join(
+            f"{mode} {count}" for mode, count in sorted(BAD_INPUT_CLI_CASES.items())
+        )
         terminalreporter.write_line(
-            f"bad-input CLI cases tried: {sum(BAD_INPUT_CLI_CASES.values())} ({per_mode})")
+            f"bad-input CLI cases tried: {sum(BAD_INPUT_CLI_CASES.values())} ({per_mode})"
+        )
 
 
 @pytest.fixture

@@ -35,11 +35,52 @@ EXAMPLES = {"sqlite": 200, "postgresql": 25}
 
 # -- hostile material -------------------------------------------------------------------
 
-HOSTILE_TEXT = ["", " ", ".", "..", "a.b", ".start", "end.", "'", '"', "`", "\n", "a\nb", "\t",
-                "'; DROP TABLE names; --", "\" OR 1=1 --", "%", "_", "%_%", "\\", "latest",
-                "head", "0", "-1", "007", "\x00", "a\x00b", "\ud800", "x\udfff", "é", "日本語",
-                "🙂", "\u202e", "\x7f", " lead", "trail ", "a:b", "x" * 201, "k" * 2000,
-                "NaN", "null", "abcd", "0" * 64, "ffff", "9" * 5000]
+HOSTILE_TEXT = [
+    "",
+    " ",
+    ".",
+    "..",
+    "a.b",
+    ".start",
+    "end.",
+    "'",
+    '"',
+    "`",
+    "\n",
+    "a\nb",
+    "\t",
+    "'; DROP TABLE names; --",
+    '" OR 1=1 --',
+    "%",
+    "_",
+    "%_%",
+    "\\",
+    "latest",
+    "head",
+    "0",
+    "-1",
+    "007",
+    "\x00",
+    "a\x00b",
+    "\ud800",
+    "x\udfff",
+    "é",
+    "日本語",
+    "🙂",
+    "\u202e",
+    "\x7f",
+    " lead",
+    "trail ",
+    "a:b",
+    "x" * 201,
+    "k" * 2000,
+    "NaN",
+    "null",
+    "abcd",
+    "0" * 64,
+    "ffff",
+    "9" * 5000,
+]
 MEGABYTE = "m" * 1_000_000
 
 
@@ -50,28 +91,70 @@ def _nested(depth: int) -> Any:
     return value
 
 
-HOSTILE_VALUES = [math.nan, math.inf, -math.inf, {1, 2}, b"bytes", bytearray(b"x"), object(),
-                  (1, 2), "\ud800", "a\x00b", ["\x00"], {"k": "\ud800"}, {1: "int key"},
-                  2**70, -(2**63) - 1, 2**63, -0.0, 1e308, 5e-324, MEGABYTE, _nested(99),
-                  _nested(100), _nested(101), _nested(150), [], {}, "", None, True, 1.0, 1,
-                  complex(1, 2), Path("x"), range(3), frozenset()]
+HOSTILE_VALUES = [
+    math.nan,
+    math.inf,
+    -math.inf,
+    {1, 2},
+    b"bytes",
+    bytearray(b"x"),
+    object(),
+    (1, 2),
+    "\ud800",
+    "a\x00b",
+    ["\x00"],
+    {"k": "\ud800"},
+    {1: "int key"},
+    2**70,
+    -(2**63) - 1,
+    2**63,
+    -0.0,
+    1e308,
+    5e-324,
+    MEGABYTE,
+    _nested(99),
+    _nested(100),
+    _nested(101),
+    _nested(150),
+    [],
+    {},
+    "",
+    None,
+    True,
+    1.0,
+    1,
+    complex(1, 2),
+    Path("x"),
+    range(3),
+    frozenset(),
+]
 
 texts = st.one_of(st.sampled_from(HOSTILE_TEXT), st.text(max_size=40))
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False,
-              allow_infinity=False), st.text(max_size=30)),
-    lambda children: st.one_of(st.lists(children, max_size=4),
-                               st.dictionaries(st.text(max_size=8), children, max_size=4)),
-    max_leaves=12)
-values = st.one_of(st.sampled_from(HOSTILE_VALUES), json_values,
-                   st.floats(), st.text(max_size=50))
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=30),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+values = st.one_of(st.sampled_from(HOSTILE_VALUES), json_values, st.floats(), st.text(max_size=50))
 keys = st.one_of(texts, st.text(min_size=1, max_size=2000), st.sampled_from([1, None, b"k"]))
 states = st.dictionaries(keys, values, max_size=4)
-refs = st.one_of(st.integers(min_value=-5, max_value=8), st.sampled_from(
-    [0, -1, 2**31, 2**70, -(2**70), True, False, None, 1.0, 1.5, [1], (1,), b"1"]), texts)
+refs = st.one_of(
+    st.integers(min_value=-5, max_value=8),
+    st.sampled_from([0, -1, 2**31, 2**70, -(2**70), True, False, None, 1.0, 1.5, [1], (1,), b"1"]),
+    texts,
+)
 
 
 # -- the harness ----------------------------------------------------------------------
+
 
 def same(a: Any, b: Any) -> bool:
     """Equal with types: 1, 1.0 and True differ, -0.0 and 0.0 differ; dict key order too at the top."""
@@ -124,28 +207,42 @@ def harness(store_url: str, request: pytest.FixtureRequest):
 
 def explore(harness: Harness, **strategies: Any):
     """Run the decorated body as a Hypothesis test with this backend's example count."""
+
     def decorate(body):
-        run = settings(deadline=None, database=None, max_examples=EXAMPLES[harness.backend],
-                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-                       )(given(**strategies)(body))
+        run = settings(
+            deadline=None,
+            database=None,
+            max_examples=EXAMPLES[harness.backend],
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )(given(**strategies)(body))
         run()
         return body
+
     return decorate
 
 
 # -- the tests ---------------------------------------------------------------------------
 
+
 def test_save_round_trips_or_refuses(harness):
     store = harness.store
 
-    @explore(harness, name=texts, state=states,
-             message=st.one_of(texts, st.none(), st.integers()),
-             author=st.one_of(st.none(), texts),
-             metadata=st.one_of(st.none(), st.dictionaries(st.text(max_size=5), values, max_size=2),
-                                st.sampled_from([[1], "meta", {"x": math.nan}, {1: 2}])))
+    @explore(
+        harness,
+        name=texts,
+        state=states,
+        message=st.one_of(texts, st.none(), st.integers()),
+        author=st.one_of(st.none(), texts),
+        metadata=st.one_of(
+            st.none(),
+            st.dictionaries(st.text(max_size=5), values, max_size=2),
+            st.sampled_from([[1], "meta", {"x": math.nan}, {1: 2}]),
+        ),
+    )
     def case(name, state, message, author, metadata):
-        result = harness.attempt(lambda: store.save(
-            name, state, message=message, author=author, metadata=metadata))
+        result = harness.attempt(
+            lambda: store.save(name, state, message=message, author=author, metadata=metadata)
+        )
         if isinstance(result, StoreError):
             return
         assert result.name == name and result.snapshot == expected_snapshot(state)
@@ -158,10 +255,28 @@ def test_version_references_resolve_or_refuse(harness, tmp_path):
     store = harness.store
     numbers = st.one_of(st.integers(), st.sampled_from([None, True, 1.5, "3", 2**70]))
 
-    @explore(harness, name=st.one_of(st.just("base"), texts), ref=refs, other=refs, tag=texts,
-             operation=st.sampled_from(["get", "load", "diff", "rollback", "tag", "untag", "log",
-                                        "tag_history", "prune", "export"]),
-             number=numbers)
+    @explore(
+        harness,
+        name=st.one_of(st.just("base"), texts),
+        ref=refs,
+        other=refs,
+        tag=texts,
+        operation=st.sampled_from(
+            [
+                "get",
+                "load",
+                "diff",
+                "rollback",
+                "tag",
+                "untag",
+                "log",
+                "tag_history",
+                "prune",
+                "export",
+            ]
+        ),
+        number=numbers,
+    )
     def case(name, ref, other, tag, operation, number):
         calls = {
             "get": lambda: store.get(name, ref),
@@ -173,8 +288,12 @@ def test_version_references_resolve_or_refuse(harness, tmp_path):
             "log": lambda: store.log(name, key=tag or None, limit=number),
             "tag_history": lambda: store.tag_history(name, tag),
             # keep the base history: only refusals or a keep_last that deletes nothing
-            "prune": lambda: store.prune(name, keep_last=number if not isinstance(number, int)
-                                         or isinstance(number, bool) or number < 1 else 10**6),
+            "prune": lambda: store.prune(
+                name,
+                keep_last=number
+                if not isinstance(number, int) or isinstance(number, bool) or number < 1
+                else 10**6,
+            ),
             "export": lambda: store.export_bundle(tmp_path / "export.json", names=[name, tag]),
         }
         result = harness.attempt(calls[operation])
@@ -186,8 +305,10 @@ def test_version_references_resolve_or_refuse(harness, tmp_path):
 def test_tampered_streams_are_refused_or_import_consistently(harness, tmp_path):
     """The streaming layout: change, drop, repeat or reorder 1-3 records of a real export."""
     harness.store.export_bundle(tmp_path / "original.json")
-    original = [json.loads(line) for line in
-                (tmp_path / "original.json").read_text(encoding="utf-8").splitlines()]
+    original = [
+        json.loads(line)
+        for line in (tmp_path / "original.json").read_text(encoding="utf-8").splitlines()
+    ]
     targets = paths_in(original)[1:]
 
     @explore(harness, data=st.data())
@@ -214,24 +335,50 @@ def test_tampered_streams_are_refused_or_import_consistently(harness, tmp_path):
             except (KeyError, IndexError, TypeError):
                 continue
         file = tmp_path / "stream.json"
-        file.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n"
-                                for record in tampered), encoding="utf-8", errors="surrogatepass")
+        file.write_text(
+            "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in tampered),
+            encoding="utf-8",
+            errors="surrogatepass",
+        )
         result = harness.attempt(lambda: harness.store.import_bundle(file))
         if not isinstance(result, StoreError):
             report = harness.store.verify()
             assert report.ok, str(report)
 
 
-MALFORMED = ['{"a": NaN}', '{"a": Infinity}', '{"a": 1, "a": 2}', "[1, 2]", '"text"',
-             '{"a": 1e999}', "{", '{"a": "\\ud800"}', '{"": 1}', "\ufeff{}", "[" * 5000,
-             "a = ", "a = 1\na = 2", "a = 1979-05-27T07:32:00Z", '"\\ud800" = 1', "x = [1, 'a'",
-             "a = nan", '"" = 1', "[[a]]\nb = 1", "a.b = 1\na = 2", "{}", "a = 1"]
+MALFORMED = [
+    '{"a": NaN}',
+    '{"a": Infinity}',
+    '{"a": 1, "a": 2}',
+    "[1, 2]",
+    '"text"',
+    '{"a": 1e999}',
+    "{",
+    '{"a": "\\ud800"}',
+    '{"": 1}',
+    "\ufeff{}",
+    "[" * 5000,
+    "a = ",
+    "a = 1\na = 2",
+    "a = 1979-05-27T07:32:00Z",
+    '"\\ud800" = 1',
+    "x = [1, 'a'",
+    "a = nan",
+    '"" = 1',
+    "[[a]]\nb = 1",
+    "a.b = 1\na = 2",
+    "{}",
+    "a = 1",
+]
 
 
 def test_malformed_files_are_refused_clearly(harness, tmp_path):
-    @explore(harness, text=st.one_of(st.sampled_from(MALFORMED), st.text(max_size=200)),
-             raw=st.one_of(st.none(), st.binary(max_size=50)),
-             suffix=st.sampled_from([".json", ".toml", ".JSON", ".txt", ""]))
+    @explore(
+        harness,
+        text=st.one_of(st.sampled_from(MALFORMED), st.text(max_size=200)),
+        raw=st.one_of(st.none(), st.binary(max_size=50)),
+        suffix=st.sampled_from([".json", ".toml", ".JSON", ".txt", ""]),
+    )
     def case(text, raw, suffix):
         path = tmp_path / f"state{suffix}"
         path.write_bytes(raw if raw is not None else text.encode("utf-8", "surrogatepass"))
@@ -249,8 +396,9 @@ def test_msgflux_save_and_load_round_trip_or_refuse(harness, tmp_path):
         for leftover in folder.iterdir():
             leftover.unlink()
         path = folder / f"state{suffix}"
-        result = harness.attempt(lambda: msgflux.save(state, path),
-                                 allowed=(SerializationError, StateValueError))
+        result = harness.attempt(
+            lambda: msgflux.save(state, path), allowed=(SerializationError, StateValueError)
+        )
         if isinstance(result, MsgfluxError):
             assert not path.exists(), "a refused save left a file"
             assert list(folder.iterdir()) == [], "a refused save left a temporary file"
@@ -262,11 +410,35 @@ def test_msgflux_save_and_load_round_trip_or_refuse(harness, tmp_path):
         assert same(loaded, state)
 
 
-BUNDLE_VALUES = st.one_of(st.sampled_from(
-    [None, 0, -1, 2**31, 2**70, "", "0" * 64, "f" * 64, "not a hash", [], {}, [["k", "0" * 64]],
-     {"type": "int", "text": "1"}, {"type": "float", "text": "1e999"}, True, 1.5, "\ud800",
-     "a\x00b", "'; DROP TABLE names; --", "9999-12-31T23:59:59-14:00", "2024-13-01", "{}"]),
-    json_values)
+BUNDLE_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            None,
+            0,
+            -1,
+            2**31,
+            2**70,
+            "",
+            "0" * 64,
+            "f" * 64,
+            "not a hash",
+            [],
+            {},
+            [["k", "0" * 64]],
+            {"type": "int", "text": "1"},
+            {"type": "float", "text": "1e999"},
+            True,
+            1.5,
+            "\ud800",
+            "a\x00b",
+            "'; DROP TABLE names; --",
+            "9999-12-31T23:59:59-14:00",
+            "2024-13-01",
+            "{}",
+        ]
+    ),
+    json_values,
+)
 
 
 def test_tampered_bundles_are_refused_or_import_consistently(harness, tmp_path):

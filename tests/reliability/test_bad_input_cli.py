@@ -61,48 +61,148 @@ EXAMPLES = 1000
 # A real argv holds no NUL and no lone surrogates except the ones os.fsdecode makes
 # of bytes that are not UTF-8 (U+DC80..U+DCFF): keep exactly what a shell can pass.
 _ARGV_SAFE = re.compile("[\x00\ud800-\udc7f\udd00-\udfff]")
-ARG_TEXT = sorted({_ARGV_SAFE.sub("", text) for text in HOSTILE_TEXT}
-                  | {"\udcff", "a\udc80b", "-x", "--", "-1", "--json", "x'; DROP TABLE names; --",
-                     "production", "base"})
+ARG_TEXT = sorted(
+    {_ARGV_SAFE.sub("", text) for text in HOSTILE_TEXT}
+    | {
+        "\udcff",
+        "a\udc80b",
+        "-x",
+        "--",
+        "-1",
+        "--json",
+        "x'; DROP TABLE names; --",
+        "production",
+        "base",
+    }
+)
 argv_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
 arg_texts = st.one_of(st.sampled_from(ARG_TEXT), st.text(argv_chars, max_size=30))
 names = st.one_of(st.just("base"), arg_texts)
 
 HUGE = str(2**70)
-REFS = ["1", "2", "0", "-1", "-0", HUGE, "-" + HUGE, "9" * 400, "1.0", "1e3", "0x1", " 1", "1 ",
-        "١", "latest", "LATEST", "head", "production", "x'; DROP TABLE names; --", "%", "_",
-        "0" * 64, "f" * 64, "g" * 64, "0" * 65, "zz", "abc", "ABCD", "04", "0430", "0430f8",
-        "fb73c6953a73e910c571d19668d3f6e314be7ad8c681a7e0d376648ed421e83e", "base:1",
-        "base:production", "nobody:1", ":", "base:", ":1", "a:b:c"]
+REFS = [
+    "1",
+    "2",
+    "0",
+    "-1",
+    "-0",
+    HUGE,
+    "-" + HUGE,
+    "9" * 400,
+    "1.0",
+    "1e3",
+    "0x1",
+    " 1",
+    "1 ",
+    "١",
+    "latest",
+    "LATEST",
+    "head",
+    "production",
+    "x'; DROP TABLE names; --",
+    "%",
+    "_",
+    "0" * 64,
+    "f" * 64,
+    "g" * 64,
+    "0" * 65,
+    "zz",
+    "abc",
+    "ABCD",
+    "04",
+    "0430",
+    "0430f8",
+    "fb73c6953a73e910c571d19668d3f6e314be7ad8c681a7e0d376648ed421e83e",
+    "base:1",
+    "base:production",
+    "nobody:1",
+    ":",
+    "base:",
+    ":1",
+    "a:b:c",
+]
 refs = st.one_of(st.sampled_from(REFS), st.integers(-5, 8).map(str), arg_texts)
 
-BAD_COUNTS = ["0", "-1", "1.5", "", "x", HUGE, "-" + HUGE, "1e3", " 3", "nan", "inf", "٣", "3",
-              "1"]
+BAD_COUNTS = ["0", "-1", "1.5", "", "x", HUGE, "-" + HUGE, "1e3", " 3", "nan", "inf", "٣", "3", "1"]
 counts = st.one_of(st.sampled_from(BAD_COUNTS), st.integers(-3, 5).map(str), arg_texts)
 HEADS = ["none", "NONE", "None", "null", "", "0", "-1", "1", "2", "3", HUGE, "1.5", "x", "٢"]
 heads = st.one_of(st.sampled_from(HEADS), arg_texts)
-METAS = ["score=0.71", "=1", "=", "k", "k=", "k==", "k=NaN", "k=Infinity", "k=[1, 2", "k={}",
-         'k={"a": NaN}', "k=null", "k=1e999", "k=" + "[" * 2000 + "]" * 2000, "k=" + HUGE * 20,
-         "a.b=1", "x'; DROP TABLE names; --=1", "k=\udcff", "k=a\nb", "\n=1", "k=" + "v" * 10_000]
+METAS = [
+    "score=0.71",
+    "=1",
+    "=",
+    "k",
+    "k=",
+    "k==",
+    "k=NaN",
+    "k=Infinity",
+    "k=[1, 2",
+    "k={}",
+    'k={"a": NaN}',
+    "k=null",
+    "k=1e999",
+    "k=" + "[" * 2000 + "]" * 2000,
+    "k=" + HUGE * 20,
+    "a.b=1",
+    "x'; DROP TABLE names; --=1",
+    "k=\udcff",
+    "k=a\nb",
+    "\n=1",
+    "k=" + "v" * 10_000,
+]
 GOOD_METAS = ["score=0.71", "dataset=dev-v2", "flags=[1, 2]", "note=null", "k=text with = sign"]
-metas = st.one_of(st.sampled_from(GOOD_METAS), st.sampled_from(METAS),
-                  st.tuples(arg_texts, arg_texts).map("=".join))
+metas = st.one_of(
+    st.sampled_from(GOOD_METAS),
+    st.sampled_from(METAS),
+    st.tuples(arg_texts, arg_texts).map("=".join),
+)
 
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30)),
-    lambda children: st.one_of(st.lists(children, max_size=4),
-                               st.dictionaries(st.text(max_size=8), children, max_size=4)),
-    max_leaves=12)
-state_values = st.one_of(st.sampled_from([2**70, -(2**63) - 1, "x" * 1_000_000, _nested(99),
-                                          _nested(101), _nested(400), [], {}, "", None]),
-                         json_values)
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+state_values = st.one_of(
+    st.sampled_from(
+        [
+            2**70,
+            -(2**63) - 1,
+            "x" * 1_000_000,
+            _nested(99),
+            _nested(101),
+            _nested(400),
+            [],
+            {},
+            "",
+            None,
+        ]
+    ),
+    json_values,
+)
 state_keys = st.one_of(st.sampled_from(HOSTILE_TEXT), st.text(max_size=2000))
 state_dicts = st.dictionaries(state_keys, state_values, max_size=4)
-TOML_TEXTS = ["a = 1979-05-27T07:32:00Z", "a = 1979-05-27", "a = 07:32:00", "a = nan",
-              "a = inf", "a = 1979-05-27T07:32:00", "a = [1979-05-27]", "a = 1\n[a]\nb = 2",
-              "a = 'x\n", 'a = """', "\ufeffa = 1", "a = 1\x00", "a.b.c = 1", "'' = 1",
-              "a = " + "[" * 1000 + "]" * 1000, 'a = "\\ud800"', "a = 1\r\nb = 2\r\n",
-              "k = '" + "t" * 100_000 + "'"]
+TOML_TEXTS = [
+    "a = 1979-05-27T07:32:00Z",
+    "a = 1979-05-27",
+    "a = 07:32:00",
+    "a = nan",
+    "a = inf",
+    "a = 1979-05-27T07:32:00",
+    "a = [1979-05-27]",
+    "a = 1\n[a]\nb = 2",
+    "a = 'x\n",
+    'a = """',
+    "\ufeffa = 1",
+    "a = 1\x00",
+    "a.b.c = 1",
+    "'' = 1",
+    "a = " + "[" * 1000 + "]" * 1000,
+    'a = "\\ud800"',
+    "a = 1\r\nb = 2\r\n",
+    "k = '" + "t" * 100_000 + "'",
+]
 NON_OBJECTS = ["[]", "null", "1", '"a"', "true", "[{}]", ""]
 # Mostly the two real formats, so that many files get as far as the store.
 SUFFIXES = [".json"] * 4 + [".toml"] * 3 + [".JSON", ".Toml", ".txt", "", ".json.bak", ".yaml"]
@@ -112,13 +212,16 @@ SUFFIXES = [".json"] * 4 + [".toml"] * 3 + [".JSON", ".Toml", ".txt", "", ".json
 def state_files(draw: st.DrawFn) -> tuple[str, bytes]:
     """A suffix and the bytes of a state file: valid, subtly wrong, or garbage."""
     suffix = draw(st.sampled_from(SUFFIXES), label="suffix")
-    kind = draw(st.sampled_from(["dict"] * 4 + ["malformed", "toml", "non-object", "truncated",
-                                               "binary"]), label="kind")
+    kind = draw(
+        st.sampled_from(["dict"] * 4 + ["malformed", "toml", "non-object", "truncated", "binary"]),
+        label="kind",
+    )
     if kind == "dict":  # json.dumps writes NaN/Infinity literals for non-finite floats
         state = draw(state_dicts, label="state")
         if suffix.lower().startswith(".toml") and draw(st.booleans(), label="as toml"):
             try:
                 import tomli_w
+
                 text = tomli_w.dumps(state)
             except (TypeError, ValueError, RecursionError):
                 text = json.dumps(state)
@@ -135,13 +238,14 @@ def state_files(draw: st.DrawFn) -> tuple[str, bytes]:
         text = draw(st.sampled_from(NON_OBJECTS), label="text")
     elif kind == "truncated":
         full = json.dumps({"prompt": "Be brief.", "nested": {"k": [1, 2.5, None]}})
-        text = full[:draw(st.integers(0, len(full) - 1), label="cut")]
+        text = full[: draw(st.integers(0, len(full) - 1), label="cut")]
     else:
         return suffix, draw(st.binary(max_size=64), label="bytes")
     return suffix, text.encode("utf-8", "surrogatepass")
 
 
 # -- the harness ------------------------------------------------------------------------
+
 
 @dataclass
 class Result:
@@ -164,8 +268,9 @@ def run_in_process(argv: list[str]) -> Result:
             code = main(argv)
         except SystemExit as stop:  # argparse: usage errors (2), --help/--version (0)
             code = stop.code if isinstance(stop.code, int) else 1
-    return Result(code, out.buffer.getvalue().decode("utf-8"),
-                  err.buffer.getvalue().decode("utf-8"))
+    return Result(
+        code, out.buffer.getvalue().decode("utf-8"), err.buffer.getvalue().decode("utf-8")
+    )
 
 
 SCRIPT = Path(sys.executable).with_name("msgflux-store")
@@ -177,10 +282,14 @@ def run_script(argv: list[str]) -> Result:
     program = str(SCRIPT) if SCRIPT.exists() else shutil.which("msgflux-store")
     assert program, "the msgflux-store console script is not installed"
     environment = {key: value for key, value in os.environ.items() if key not in _DROPPED}
-    done = subprocess.run([program, *argv], capture_output=True, check=False, env=environment,
-                          timeout=120)
-    return Result(done.returncode, done.stdout.decode("utf-8", "replace"),
-                  done.stderr.decode("utf-8", "replace"))
+    done = subprocess.run(
+        [program, *argv], capture_output=True, check=False, env=environment, timeout=120
+    )
+    return Result(
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
+    )
 
 
 _ERROR_LINE = re.compile(r"msgflux-store: error: \S")
@@ -189,8 +298,10 @@ _USAGE_ERROR_LINE = re.compile(r"^msgflux-store(?: [\w-]+)*: error: \S", re.MULT
 
 def check_contract(result: Result, argv: list[str]) -> None:
     """Exit 0, or a clean refusal: 2 with argparse's usage text, 3 with one error line."""
-    shown = f"msgflux-store {argv!r} -> {result.code}\nstdout: {result.out[:500]!r}\n" \
-            f"stderr: {result.err[:2000]!r}"
+    shown = (
+        f"msgflux-store {argv!r} -> {result.code}\nstdout: {result.out[:500]!r}\n"
+        f"stderr: {result.err[:2000]!r}"
+    )
     assert "Traceback" not in result.err, shown
     assert result.code in (0, 2, 3), shown
     if result.code == 0:
@@ -230,8 +341,9 @@ class Harness:
         check_contract(result, full)
         self.exits[result.code] += 1
         changed = dump(self.engine) != before
-        assert result.code == 0 or not changed, \
+        assert result.code == 0 or not changed, (
             f"refused call {full!r} changed the store: {result.err}"
+        )
         return result, changed
 
     def write(self, label: str, suffix: str, payload: bytes) -> Path:
@@ -250,19 +362,30 @@ class Harness:
 def harness(tmp_path: Path, request: pytest.FixtureRequest):
     opened = Harness(tmp_path)
     yield opened
-    record(request, f"{opened.exits.total()} CLI calls, "
-           + ", ".join(f"exit {code}: {count}" for code, count in sorted(opened.exits.items())))
+    record(
+        request,
+        f"{opened.exits.total()} CLI calls, "
+        + ", ".join(f"exit {code}: {count}" for code, count in sorted(opened.exits.items())),
+    )
     opened.close()
 
 
 def explore(**strategies: Any):
     """Run the decorated body right away as a Hypothesis test of EXAMPLES examples."""
+
     def decorate(body):
-        settings(deadline=None, database=None, max_examples=EXAMPLES,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                        HealthCheck.large_base_example],
-                 )(given(**strategies)(body))()
+        settings(
+            deadline=None,
+            database=None,
+            max_examples=EXAMPLES,
+            suppress_health_check=[
+                HealthCheck.too_slow,
+                HealthCheck.data_too_large,
+                HealthCheck.large_base_example,
+            ],
+        )(given(**strategies)(body))()
         return body
+
     return decorate
 
 
@@ -283,15 +406,20 @@ def _meta_value(text: str) -> Any:
 
 # -- the tests ---------------------------------------------------------------------------
 
+
 def test_save_round_trips_or_refuses(harness):
     """``save NAME FILE`` with hostile names, files, --meta, --expect-head, -m, --author."""
     labels = itertools.count()
 
-    @explore(name=names, file=state_files(),
-             meta=st.one_of(st.just([]), st.lists(metas, max_size=2)),
-             head=st.one_of(st.none(), st.none(), st.none(), heads),
-             message=st.one_of(st.none(), arg_texts),
-             author=st.one_of(st.none(), arg_texts), as_json=st.booleans())
+    @explore(
+        name=names,
+        file=state_files(),
+        meta=st.one_of(st.just([]), st.lists(metas, max_size=2)),
+        head=st.one_of(st.none(), st.none(), st.none(), heads),
+        message=st.one_of(st.none(), arg_texts),
+        author=st.one_of(st.none(), arg_texts),
+        as_json=st.booleans(),
+    )
     def case(name, file, meta, head, message, author, as_json):
         suffix, payload = file
         path = harness.write(f"state{next(labels)}", suffix, payload)
@@ -312,8 +440,11 @@ def test_save_round_trips_or_refuses(harness):
             assert list(loaded) == list(expected)
         if as_json:
             assert json.loads(result.out)["number"] == head_version.number
-        created = (json.loads(result.out)["created"] if as_json
-                   else not result.out.startswith("unchanged:"))
+        created = (
+            json.loads(result.out)["created"]
+            if as_json
+            else not result.out.startswith("unchanged:")
+        )
         if changed and created:  # a new version: its message, author and metadata as given
             assert head_version.message == (message or "")
             assert head_version.author == author
@@ -339,12 +470,33 @@ def test_version_references_resolve_or_refuse(harness):
     outputs.mkdir()
     suffixes = st.sampled_from([".toml", ".json", ".txt", ""])
 
-    @explore(operation=st.sampled_from(["show", "diff", "log", "tags", "tag-history", "tag",
-                                        "untag", "rollback", "checkout", "prune", "export",
-                                        "sql", "report"]),
-             name=names, ref=refs, other=st.one_of(st.none(), refs), tag=arg_texts,
-             count=st.one_of(st.none(), counts), head=st.one_of(st.none(), heads),
-             suffix=suffixes, as_json=st.booleans())
+    @explore(
+        operation=st.sampled_from(
+            [
+                "show",
+                "diff",
+                "log",
+                "tags",
+                "tag-history",
+                "tag",
+                "untag",
+                "rollback",
+                "checkout",
+                "prune",
+                "export",
+                "sql",
+                "report",
+            ]
+        ),
+        name=names,
+        ref=refs,
+        other=st.one_of(st.none(), refs),
+        tag=arg_texts,
+        count=st.one_of(st.none(), counts),
+        head=st.one_of(st.none(), heads),
+        suffix=suffixes,
+        as_json=st.booleans(),
+    )
     def case(operation, name, ref, other, tag, count, head, suffix, as_json):
         for leftover in outputs.iterdir():
             leftover.unlink()
@@ -358,13 +510,23 @@ def test_version_references_resolve_or_refuse(harness):
             "tag-history": ["tag-history", name, tag],
             "tag": ["tag", name, ref, tag, *(["--expect", head] if head is not None else [])],
             "untag": ["untag", name, tag, *(["--expect", head] if head is not None else [])],
-            "rollback": ["rollback", name, ref,
-                         *(["--expect-head", head] if head is not None else [])],
+            "rollback": [
+                "rollback",
+                name,
+                ref,
+                *(["--expect-head", head] if head is not None else []),
+            ],
             "checkout": ["checkout", name, ref, str(target)],
             "prune": ["prune", name, "--keep-last", _keep_last(count)],
             "export": ["export", str(target), name, *([tag] if tag else [])],
-            "sql": ["sql", "SELECT number FROM versions WHERE number = ?", "-p", ref,
-                    "--timeout", count or "5"],
+            "sql": [
+                "sql",
+                "SELECT number FROM versions WHERE number = ?",
+                "-p",
+                ref,
+                "--timeout",
+                count or "5",
+            ],
             "report": ["report", name, "-o", str(outputs / tag) if tag else "-"],
         }[operation]
         if as_json:
@@ -394,11 +556,33 @@ def test_version_references_resolve_or_refuse(harness):
             assert set(before_tags.values()) <= {v.number for v in store.log("base")}
 
 
-BUNDLE_VALUES = st.one_of(st.sampled_from(
-    [None, 0, -1, 2**70, "", "0" * 64, "f" * 64, "not a hash", [], {}, [["k", "0" * 64]],
-     {"type": "int", "text": "1"}, {"type": "float", "text": "NaN"}, True, 1.5, "a\x00b",
-     "'; DROP TABLE names; --", "9999-12-31T23:59:59-14:00", "2024-13-01", "{}"]),
-    json_values)
+BUNDLE_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            None,
+            0,
+            -1,
+            2**70,
+            "",
+            "0" * 64,
+            "f" * 64,
+            "not a hash",
+            [],
+            {},
+            [["k", "0" * 64]],
+            {"type": "int", "text": "1"},
+            {"type": "float", "text": "NaN"},
+            True,
+            1.5,
+            "a\x00b",
+            "'; DROP TABLE names; --",
+            "9999-12-31T23:59:59-14:00",
+            "2024-13-01",
+            "{}",
+        ]
+    ),
+    json_values,
+)
 
 
 def test_tampered_bundles_are_refused_or_import_exactly(harness):
@@ -412,23 +596,35 @@ def test_tampered_bundles_are_refused_or_import_exactly(harness):
     targets = paths_in(original)[1:]
     value_hashes = sorted(original["values"])
 
-    @explore(data=st.data(), suffix=st.sampled_from([".json", ".json", ".toml", ".txt"]),
-             rename=st.one_of(st.none(), arg_texts))
+    @explore(
+        data=st.data(),
+        suffix=st.sampled_from([".json", ".json", ".toml", ".txt"]),
+        rename=st.one_of(st.none(), arg_texts),
+    )
     def case(data, suffix, rename):
         tampered = copy.deepcopy(original)
         if rename is not None:  # a hostile name, often one the store lacks: the import writes
             tampered["names"][rename] = tampered["names"].pop("other")
-        how = data.draw(st.sampled_from(["untouched", "value text", "value hash", "anywhere"]),
-                        label="how")
+        how = data.draw(
+            st.sampled_from(["untouched", "value text", "value hash", "anywhere"]), label="how"
+        )
         if how == "value text":
             value = tampered["values"][data.draw(st.sampled_from(value_hashes), label="value")]
-            value["text"] = data.draw(st.one_of(st.sampled_from(
-                ["", " ", "NaN", "1e999", '"x"', "null", value["text"] + " "]),
-                st.text(max_size=20)), label="text")
+            value["text"] = data.draw(
+                st.one_of(
+                    st.sampled_from(["", " ", "NaN", "1e999", '"x"', "null", value["text"] + " "]),
+                    st.text(max_size=20),
+                ),
+                label="text",
+            )
         elif how == "value hash":
             digest = data.draw(st.sampled_from(value_hashes), label="value")
-            new = data.draw(st.sampled_from(["0" * 64, "F" * 64, digest[:12], digest + "0",
-                                             "x'; DROP TABLE names; --", ""]), label="new hash")
+            new = data.draw(
+                st.sampled_from(
+                    ["0" * 64, "F" * 64, digest[:12], digest + "0", "x'; DROP TABLE names; --", ""]
+                ),
+                label="new hash",
+            )
             tampered["values"][new] = tampered["values"].pop(digest)
         elif how == "anywhere":
             path = data.draw(st.sampled_from(targets), label="path")
@@ -454,29 +650,52 @@ def test_tampered_bundles_are_refused_or_import_exactly(harness):
         for name, history in tampered["names"].items():
             for version in history["versions"]:
                 pairs = tampered["snapshots"][version["snapshot"]]
-                wanted = {key: decode_value(tampered["values"][digest]["type"],
-                                            tampered["values"][digest]["text"])
-                          for key, digest in pairs}
+                wanted = {
+                    key: decode_value(
+                        tampered["values"][digest]["type"], tampered["values"][digest]["text"]
+                    )
+                    for key, digest in pairs
+                }
                 assert same(harness.store.load(name, version["number"]), wanted)
 
 
 USAGE_CASES = [
-    [], ["nope"], ["log"], ["log", "base", "--limit"], ["log", "base", "--limit", "0"],
-    ["log", "base", "--limit", "-1"], ["log", "base", "--limit", "1.5"],
-    ["log", "base", "--limit", HUGE + "x"], ["prune", "base"],
-    ["prune", "base", "--keep-last", "0"], ["prune", "base", "--keep-last", "-" + HUGE],
-    ["prune", "base", "--keep-last", "two"], ["save", "base"], ["save", "base", "f.toml", "--meta"],
-    ["save", "base", "f.toml", "--meta", "k"], ["save", "base", "f.toml", "--meta", "=v"],
+    [],
+    ["nope"],
+    ["log"],
+    ["log", "base", "--limit"],
+    ["log", "base", "--limit", "0"],
+    ["log", "base", "--limit", "-1"],
+    ["log", "base", "--limit", "1.5"],
+    ["log", "base", "--limit", HUGE + "x"],
+    ["prune", "base"],
+    ["prune", "base", "--keep-last", "0"],
+    ["prune", "base", "--keep-last", "-" + HUGE],
+    ["prune", "base", "--keep-last", "two"],
+    ["save", "base"],
+    ["save", "base", "f.toml", "--meta"],
+    ["save", "base", "f.toml", "--meta", "k"],
+    ["save", "base", "f.toml", "--meta", "=v"],
     ["save", "base", "f.toml", "--meta", "k=" + "[" * 5000],  # too deep for json.loads
     ["save", "base", "f.toml", "--meta", "k=" + "[" * 5000 + "]" * 5000],
     ["save", "base", "f.toml", "--expect-head", "x"],
-    ["save", "base", "f.toml", "--expect-head", "1.5"], ["rollback", "base", "1", "--expect-head"],
-    ["tag", "base", "1", "t", "--expect", "nan"], ["show", "base", "--format", "yaml"],
-    ["diff", "base"], ["diff", "base:1"], ["diff", "base:1", "2", "3"],
+    ["save", "base", "f.toml", "--expect-head", "1.5"],
+    ["rollback", "base", "1", "--expect-head"],
+    ["tag", "base", "1", "t", "--expect", "nan"],
+    ["show", "base", "--format", "yaml"],
+    ["diff", "base"],
+    ["diff", "base:1"],
+    ["diff", "base:1", "2", "3"],
     ["--color", "pink", "names"],
-    ["sql", "SELECT 1", "--timeout", "0"], ["sql", "SELECT 1", "--timeout", "nan"],
-    ["sql", "SELECT 1", "--timeout", "-inf"], ["db"], ["db", "drop"], ["show", "base", "-x"],
-    ["log", "base", "--limit=\udcff"], ["push"], ["pull", "--from"],
+    ["sql", "SELECT 1", "--timeout", "0"],
+    ["sql", "SELECT 1", "--timeout", "nan"],
+    ["sql", "SELECT 1", "--timeout", "-inf"],
+    ["db"],
+    ["db", "drop"],
+    ["show", "base", "-x"],
+    ["log", "base", "--limit=\udcff"],
+    ["push"],
+    ["pull", "--from"],
 ]
 
 
@@ -494,8 +713,11 @@ def test_refusals_round_trip_through_the_console_script(harness):
     when = harness.write("when", ".toml", b"a = 1979-05-27T07:32:00Z\n")
     garbage = harness.write("garbage", ".toml", bytes(range(256)))
     deep = harness.write("deep", ".json", ("[" * 100_000 + "]" * 100_000).encode())
-    good = harness.write("good", ".json", json.dumps({"k'; --": "\u202e日本語", "n": 2**70,
-                                                      "deep": _nested(60)}).encode())
+    good = harness.write(
+        "good",
+        ".json",
+        json.dumps({"k'; --": "\u202e日本語", "n": 2**70, "deep": _nested(60)}).encode(),
+    )
     harness.store.export_bundle(files / "bundle.json", ["base"])
     bundle = bundle_document(files / "bundle.json")
     next(iter(bundle["values"].values()))["text"] = "Be very brief."

@@ -47,8 +47,9 @@ print(peak)
 
 
 def _sha(value: object) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"),
-                                     ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    ).hexdigest()
 
 
 def _write_bundle(path: Path, versions: int) -> None:
@@ -62,11 +63,22 @@ def _write_bundle(path: Path, versions: int) -> None:
         lines.append({"kind": "value", "hash": hashes["prompt"], "type": "str", "text": prompt})
         lines.append({"kind": "value", "hash": hashes["k"], "type": "int", "text": str(number)})
         snapshot = _sha(hashes)
-        lines.append({"kind": "snapshot", "hash": snapshot,
-                      "entries": [[key, digest] for key, digest in hashes.items()]})
-        version = {"kind": "version", "name": "big", "number": number, "snapshot": snapshot,
-                   "created_at": "2026-11-27T10:00:00+00:00", "message": f"v{number}",
-                   "metadata": "{}"}
+        lines.append(
+            {
+                "kind": "snapshot",
+                "hash": snapshot,
+                "entries": [[key, digest] for key, digest in hashes.items()],
+            }
+        )
+        version = {
+            "kind": "version",
+            "name": "big",
+            "number": number,
+            "snapshot": snapshot,
+            "created_at": "2026-11-27T10:00:00+00:00",
+            "message": f"v{number}",
+            "metadata": "{}",
+        }
         if number > 1:
             version["parent"] = number - 1
         lines.append(version)
@@ -78,22 +90,30 @@ def _write_bundle(path: Path, versions: int) -> None:
 
 
 def _peak_mb(mode: str, target: str, path: Path, other: str = "") -> float:
-    done = subprocess.run([sys.executable, "-c", _CHILD, mode, target, str(path), other],
-                          capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, mode, target, str(path), other],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return int(done.stdout.split()[-1]) / 1024
 
 
 @pytest.mark.slow
-def test_export_import_and_copy_stay_within_a_bound(store_url: str, tmp_path: Path,
-                                                    request: pytest.FixtureRequest) -> None:
+def test_export_import_and_copy_stay_within_a_bound(
+    store_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     small, big = tmp_path / "small.json", tmp_path / "big.json"
     _write_bundle(small, 1)
     _write_bundle(big, VERSIONS)
     history_mb = big.stat().st_size / 2**20
     assert history_mb > 60
-    baseline = max(_peak_mb("import", str(tmp_path / "baseline.db"), small),
-                   _peak_mb("export", str(tmp_path / "baseline.db"), small))
+    baseline = max(
+        _peak_mb("import", str(tmp_path / "baseline.db"), small),
+        _peak_mb("export", str(tmp_path / "baseline.db"), small),
+    )
     # import into the backend under test, export from it, copy from it to a fresh SQLite file
     imported = _peak_mb("import", store_url, big)
     exported = _peak_mb("export", store_url, tmp_path / "out.json")
@@ -102,15 +122,21 @@ def test_export_import_and_copy_stay_within_a_bound(store_url: str, tmp_path: Pa
     reimported = _peak_mb("import", str(tmp_path / "again.db"), tmp_path / "out.json")
     from msgflux.store import StateStore
 
-    with StateStore(store_url) as source, StateStore(tmp_path / "again.db") as again, \
-            StateStore(tmp_path / "copy.db") as copy:
+    with (
+        StateStore(store_url) as source,
+        StateStore(tmp_path / "again.db") as again,
+        StateStore(tmp_path / "copy.db") as copy,
+    ):
         for other in (again, copy):
             assert [v.snapshot for v in other.log("big")] == [v.snapshot for v in source.log("big")]
             assert other.tags("big") == {"best": VERSIONS}
             assert other.load("big", 77)["prompt"].startswith("00000077 ")
     figures = {"import": imported, "export": exported, "copy": copied, "re-import": reimported}
-    record(request, f"{history_mb:.0f} MB history, largest version 0.5 MB: peak RSS "
-                    + ", ".join(f"{key} {value:.0f} MB" for key, value in figures.items())
-                    + f" (one-version baseline {baseline:.0f} MB)")
+    record(
+        request,
+        f"{history_mb:.0f} MB history, largest version 0.5 MB: peak RSS "
+        + ", ".join(f"{key} {value:.0f} MB" for key, value in figures.items())
+        + f" (one-version baseline {baseline:.0f} MB)",
+    )
     for operation, peak in figures.items():
         assert peak - baseline < BOUND_MB, (operation, peak, baseline)

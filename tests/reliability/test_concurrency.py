@@ -33,9 +33,16 @@ def test_writers_get_gapless_numbers_and_exact_content(store_url, names, reports
     reader = SPAWN.Process(target=_workers.reader, args=(store_url, stop, str(reports("reader"))))
     reader.start()
     started = time.monotonic()
-    run_processes([(_workers.stress_writer,
-                    (store_url, writer, SAVES, names, barrier, str(reports(f"w{writer}"))))
-                   for writer in range(WRITERS)], timeout=300)
+    run_processes(
+        [
+            (
+                _workers.stress_writer,
+                (store_url, writer, SAVES, names, barrier, str(reports(f"w{writer}"))),
+            )
+            for writer in range(WRITERS)
+        ],
+        timeout=300,
+    )
     elapsed = time.monotonic() - started
     stop.set()
     reader.join(60)
@@ -53,7 +60,9 @@ def test_writers_get_gapless_numbers_and_exact_content(store_url, names, reports
             by_name[name].append(number)
             assert snapshot == expected_snapshot(state_for(writer, index))
         for name, numbers in by_name.items():
-            assert sorted(numbers) == list(range(1, len(numbers) + 1)), f"gap or duplicate in {name}"
+            assert sorted(numbers) == list(range(1, len(numbers) + 1)), (
+                f"gap or duplicate in {name}"
+            )
             assert [version.number for version in store.log(name)] == sorted(numbers, reverse=True)
         assert sum(len(numbers) for numbers in by_name.values()) == WRITERS * SAVES
         for name, number, snapshot, writer, index in saved:
@@ -70,10 +79,13 @@ def test_writers_get_gapless_numbers_and_exact_content(store_url, names, reports
     assert not seen["errors"], seen["errors"][:3]
     assert seen["checked"] > 0
     slowest_save = max(result["slowest"] for result in results)
-    record(request, f"{WRITERS} writers x {SAVES} saves into {names} name(s): "
-                    f"{len(saved)} versions in {elapsed:.1f} s ({len(saved) / elapsed:.0f}/s), "
-                    f"slowest save {slowest_save:.2f} s; reader checked {seen['checked']} "
-                    f"versions, slowest read {seen['slowest']:.2f} s; 0 errors")
+    record(
+        request,
+        f"{WRITERS} writers x {SAVES} saves into {names} name(s): "
+        f"{len(saved)} versions in {elapsed:.1f} s ({len(saved) / elapsed:.0f}/s), "
+        f"slowest save {slowest_save:.2f} s; reader checked {seen['checked']} "
+        f"versions, slowest read {seen['slowest']:.2f} s; 0 errors",
+    )
     # Readers never wait for the write lock: a read is never as slow as the
     # longest lock queue the writers saw.
     assert seen["slowest"] < 5.0
@@ -86,9 +98,16 @@ def test_expected_head_lets_exactly_one_racer_win(store_url, reports, request):
     with StateStore(store_url) as store:
         store.save("cas", {"writer": -1, "round": -1})
     barrier = SPAWN.Barrier(racers)
-    run_processes([(_workers.cas_writer,
-                    (store_url, writer, rounds, barrier, str(reports(f"cas{writer}"))))
-                   for writer in range(racers)], timeout=180)
+    run_processes(
+        [
+            (
+                _workers.cas_writer,
+                (store_url, writer, rounds, barrier, str(reports(f"cas{writer}"))),
+            )
+            for writer in range(racers)
+        ],
+        timeout=180,
+    )
     results = [read_report(reports(f"cas{writer}")) for writer in range(racers)]
     assert not [error for result in results for error in result["errors"]]
     winners = {}
@@ -104,5 +123,8 @@ def test_expected_head_lets_exactly_one_racer_win(store_url, reports, request):
         for round_, (writer, number) in winners.items():
             assert number == round_ + 2
             assert store.load("cas", number) == {"writer": writer, "round": round_}
-    record(request, f"{racers} racers x {rounds} rounds: exactly 1 winner and "
-                    f"{racers - 1} ConflictError per round")
+    record(
+        request,
+        f"{racers} racers x {rounds} rounds: exactly 1 winner and "
+        f"{racers - 1} ConflictError per round",
+    )

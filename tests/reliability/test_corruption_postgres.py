@@ -17,14 +17,18 @@ from .conftest import record
 
 pytestmark = pytest.mark.postgres
 
-STATES = [{"prompt": "alpha", "tools": ["search"], "temperature": 0.1},
-          {"prompt": "alpha two", "tools": ["search"], "temperature": 0.2},
-          {"prompt": "alpha three", "tools": ["search"], "temperature": 0.3}]
+STATES = [
+    {"prompt": "alpha", "tools": ["search"], "temperature": 0.1},
+    {"prompt": "alpha two", "tools": ["search"], "temperature": 0.2},
+    {"prompt": "alpha three", "tools": ["search"], "temperature": 0.3},
+]
 
 
 def _problems(store: StateStore) -> set[tuple[str, str | None, int | None, str | None]]:
-    return {(problem.kind, problem.name, problem.version, problem.key)
-            for problem in store.verify().problems}
+    return {
+        (problem.kind, problem.name, problem.version, problem.key)
+        for problem in store.verify().problems
+    }
 
 
 def test_tampering_is_reported_with_name_version_and_key(postgres_url, request):
@@ -48,24 +52,38 @@ def test_tampering_is_reported_with_name_version_and_key(postgres_url, request):
 
     # 2. a span deleted: version 2 loses its prompt (the neighbours name the lost key)
     with engine.connect() as connection:
-        saved = connection.execute(sa.text(
-            "SELECT s.* FROM spans s JOIN keys k ON k.id = s.key_id "
-            "WHERE k.key = 'prompt' AND s.since = 2")).one()._asdict()
+        saved = (
+            connection.execute(
+                sa.text(
+                    "SELECT s.* FROM spans s JOIN keys k ON k.id = s.key_id "
+                    "WHERE k.key = 'prompt' AND s.since = 2"
+                )
+            )
+            .one()
+            ._asdict()
+        )
     run("DELETE FROM spans WHERE key_id = :k AND since = 2", k=saved["key_id"])
     assert _problems(store) == {("snapshot", "pipeline", 2, "prompt")}
-    run("INSERT INTO spans (name_id, key_id, since, until, position, blob_id, origin) "
-        "VALUES (:name_id, :key_id, :since, :until, :position, :blob_id, :origin)", **saved)
+    run(
+        "INSERT INTO spans (name_id, key_id, since, until, position, blob_id, origin) "
+        "VALUES (:name_id, :key_id, :since, :until, :position, :blob_id, :origin)",
+        **saved,
+    )
     assert store.verify().ok
 
     # 3. a snapshot hash changed
     run("UPDATE snapshots SET hash = :bad WHERE hash = :s", bad="0" * 64, s=snapshot_2)
     problems = store.verify().problems
     assert {(problem.kind, problem.name, problem.version) for problem in problems} == {
-        ("snapshot", "pipeline", 2)}
+        ("snapshot", "pipeline", 2)
+    }
     assert "snapshot hash mismatch" in problems[0].message
     run("UPDATE snapshots SET hash = :s WHERE hash = :bad", bad="0" * 64, s=snapshot_2)
     assert store.verify().ok
     store.close()
     engine.dispose()
-    record(request, "PostgreSQL: flipped value byte, deleted entry, edited snapshot hash: "
-                    "each reported with name, version (and key)")
+    record(
+        request,
+        "PostgreSQL: flipped value byte, deleted entry, edited snapshot hash: "
+        "each reported with name, version (and key)",
+    )

@@ -37,7 +37,10 @@ class _Child:
     def __init__(self, url: str, seed: int, start: int) -> None:
         self.process = subprocess.Popen(
             [sys.executable, str(WORKER), "crash", url, str(seed), str(start)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: list[str] = []
         self.ready = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -108,7 +111,10 @@ def test_sigkill_during_saves_never_leaves_a_half_written_version(store_url, req
                     loaded.add(counter)
     engine.dispose()
     versions = len(history)
-    record(request, f"{KILLS} SIGKILLs survived ({during_startup} during start-up/open) in "
-                    f"{time.monotonic() - started:.0f} s: {len(printed)} printed saves, "
-                    f"{versions} versions, all verified and loaded exactly")
+    record(
+        request,
+        f"{KILLS} SIGKILLs survived ({during_startup} during start-up/open) in "
+        f"{time.monotonic() - started:.0f} s: {len(printed)} printed saves, "
+        f"{versions} versions, all verified and loaded exactly",
+    )
     assert versions >= 20, "too few saves completed for the test to mean much"

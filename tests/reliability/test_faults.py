@@ -78,6 +78,7 @@ def _fail_at_spans(store: StateStore, make_error) -> list[int]:
 
 # -- read-only database ----------------------------------------------------------------
 
+
 @pytest.fixture
 def read_only_folder(tmp_path: Path) -> Iterator[Path]:
     """A folder holding a seeded store that nobody, root included, can write to."""
@@ -87,8 +88,11 @@ def read_only_folder(tmp_path: Path) -> Iterator[Path]:
     assert sorted(os.listdir(folder)) == ["store.db"], "WAL files left after close"
     paths = [folder / "store.db", folder]
     if os.geteuid() == 0:
-        if not shutil.which("chattr") or subprocess.run(
-                ["chattr", "+i", *map(str, paths)], capture_output=True).returncode != 0:
+        if (
+            not shutil.which("chattr")
+            or subprocess.run(["chattr", "+i", *map(str, paths)], capture_output=True).returncode
+            != 0
+        ):
             pytest.skip("running as root without chattr +i: cannot make a file read-only")
         undo = ["chattr", "-i", *map(str, paths)]
     else:
@@ -132,18 +136,23 @@ def test_readonly_error_injected_mid_save_changes_nothing(sqlite_path, request):
     before = dump(engine)
     with StateStore(sqlite_path) as store:
         fired = _fail_at_spans(
-            store, lambda: sqlite3.OperationalError("attempt to write a readonly database"))
+            store, lambda: sqlite3.OperationalError("attempt to write a readonly database")
+        )
         with pytest.raises(DatabaseError, match="saving 'pipeline': attempt to write a readonly"):
             store.save("pipeline", {"prompt": "new", "temperature": 1.0})
         assert fired == [1], "a read-only error is not retried"
         assert store.verify().ok
     assert dump(engine) == before
     engine.dispose()
-    record(request, "injected 'attempt to write a readonly database' at the spans insert: "
-                    "DatabaseError, dump unchanged")
+    record(
+        request,
+        "injected 'attempt to write a readonly database' at the spans insert: "
+        "DatabaseError, dump unchanged",
+    )
 
 
 # -- missing folder --------------------------------------------------------------------
+
 
 def test_missing_folder_is_refused_and_not_created(tmp_path):
     target = tmp_path / "no" / "such" / "folder" / "store.db"
@@ -153,6 +162,7 @@ def test_missing_folder_is_refused_and_not_created(tmp_path):
 
 
 # -- full disk -------------------------------------------------------------------------
+
 
 def test_disk_full_injected_mid_save_changes_nothing(sqlite_path, request):
     _seeded(sqlite_path)
@@ -173,11 +183,16 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MB tmpfs, when this machine allows mounting one (root in a privileged container)."""
     mount_point = tmp_path / "tiny"
     mount_point.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip()}); the injected "
-                    "SQLITE_FULL test covers this path")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({result.stderr.strip()}); the injected "
+            "SQLITE_FULL test covers this path"
+        )
     try:
         yield mount_point
     finally:
@@ -207,11 +222,15 @@ def test_real_full_disk_gives_a_clear_error_and_keeps_every_committed_version(ti
         assert [version.number for version in store.log("big")] == list(range(committed, 0, -1))
     assert structure_problems(engine) == []
     engine.dispose()
-    record(request, f"1 MB tmpfs: {committed} saves committed, then {type(error).__name__}: "
-                    f"{str(error)[:60]}...; dump unchanged, verify ok")
+    record(
+        request,
+        f"1 MB tmpfs: {committed} saves committed, then {type(error).__name__}: "
+        f"{str(error)[:60]}...; dump unchanged, verify ok",
+    )
 
 
 # -- lock held too long ------------------------------------------------------------------
+
 
 def test_lock_held_past_the_timeout_raises_lock_timeout(store_url, request):
     _seeded(store_url)
@@ -238,10 +257,13 @@ def test_lock_held_past_the_timeout_raises_lock_timeout(store_url, request):
         store.save("pipeline", {"prompt": "after", "temperature": 9.0})  # works once released
     after = dump(engine)
     engine.dispose()
-    assert after["versions"][:len(before["versions"])] == before["versions"]
+    assert after["versions"][: len(before["versions"])] == before["versions"]
     assert len(after["versions"]) == len(before["versions"]) + 1
-    record(request, f"lock held by another connection: LockTimeout after {waited:.2f} s "
-                    "(lock_timeout=0.5); reads and opening did not wait")
+    record(
+        request,
+        f"lock held by another connection: LockTimeout after {waited:.2f} s "
+        "(lock_timeout=0.5); reads and opening did not wait",
+    )
 
 
 def test_an_identical_save_does_not_take_the_write_lock(store_url, request):
@@ -268,11 +290,15 @@ def test_an_identical_save_does_not_take_the_write_lock(store_url, request):
         holder.rollback()
     assert dump(engine) == before
     engine.dispose()
-    record(request, "identical save while another writer holds the lock: answered from a "
-                    "read, no wait; a real change waits and times out")
+    record(
+        request,
+        "identical save while another writer holds the lock: answered from a "
+        "read, no wait; a real change waits and times out",
+    )
 
 
 # -- dropped PostgreSQL connection -----------------------------------------------------
+
 
 def _terminate_mid_save(store: StateStore, admin: sa.Engine, times: int) -> list[int]:
     """Kill the store's own backend mid-save, ``times`` times: after it locked the name and
@@ -310,8 +336,11 @@ def test_postgres_connection_dropped_mid_save_is_retried(postgres_url, request):
     assert len(after["versions"]) == 3 and structure_problems(engine) == []
     engine.dispose()
     admin.dispose()
-    record(request, "pg_terminate_backend mid-save (name locked): retried transparently, "
-                    "exactly one new version")
+    record(
+        request,
+        "pg_terminate_backend mid-save (name locked): retried transparently, "
+        "exactly one new version",
+    )
 
 
 @pytest.mark.postgres
@@ -328,5 +357,8 @@ def test_postgres_connection_dropped_every_time_gives_a_clear_error(postgres_url
     assert dump(engine) == before
     engine.dispose()
     admin.dispose()
-    record(request, f"backend killed on each of {len(killed)} attempts: "
-                    f"{type(caught.value).__name__} ({str(caught.value)[:70]}...), dump unchanged")
+    record(
+        request,
+        f"backend killed on each of {len(killed)} attempts: "
+        f"{type(caught.value).__name__} ({str(caught.value)[:70]}...), dump unchanged",
+    )

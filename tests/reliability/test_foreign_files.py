@@ -55,38 +55,63 @@ FOREIGN = {
 
 
 @pytest.mark.parametrize("kind", list(FOREIGN))
-def test_every_store_option_refuses_a_foreign_file_untouched(tmp_path: Path, kind: str,
-                                                             request: pytest.FixtureRequest) -> None:
+def test_every_store_option_refuses_a_foreign_file_untouched(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
     path = tmp_path / "app.db"
     FOREIGN[kind](path)
     before = _fingerprint(path)
-    options = [{}, {"migrate": False}, {"durability": "full"}, {"lock_timeout": 0.5},
-               {"query_timeout": 1}, {"migrate": False, "durability": "full"}]
+    options = [
+        {},
+        {"migrate": False},
+        {"durability": "full"},
+        {"lock_timeout": 0.5},
+        {"query_timeout": 1},
+        {"migrate": False, "durability": "full"},
+    ]
     for option in options:
         with pytest.raises(SchemaError, match="not a msgflux store"):
             StateStore(path, **option)
         with pytest.raises(SchemaError, match="not a msgflux store"):
             StateStore(str(path), **option)
         assert _fingerprint(path) == before, option
-    record(request, f"{kind}: {len(options) * 2} opens refused with SchemaError, bytes, "
-                    "journal mode and folder unchanged")
+    record(
+        request,
+        f"{kind}: {len(options) * 2} opens refused with SchemaError, bytes, "
+        "journal mode and folder unchanged",
+    )
 
 
 COMMANDS = [
-    ["names"], ["log", "p"], ["show", "p"], ["diff", "p", "1", "2"], ["tags", "p"],
-    ["tag-history", "p"], ["sql", "SELECT 1"], ["save", "p", "{state}"],
-    ["checkout", "p", "1", "{out}"], ["tag", "p", "1", "prod"], ["untag", "p", "prod"],
-    ["rollback", "p", "1"], ["verify"], ["prune", "p", "--keep-last", "1"], ["gc"],
-    ["export", "{out}"], ["import", "{bundle}"], ["push", "--to", "{other}"],
-    ["pull", "--from", "{other}"], ["report", "p", "-o", "{out}"], ["db", "upgrade"],
+    ["names"],
+    ["log", "p"],
+    ["show", "p"],
+    ["diff", "p", "1", "2"],
+    ["tags", "p"],
+    ["tag-history", "p"],
+    ["sql", "SELECT 1"],
+    ["save", "p", "{state}"],
+    ["checkout", "p", "1", "{out}"],
+    ["tag", "p", "1", "prod"],
+    ["untag", "p", "prod"],
+    ["rollback", "p", "1"],
+    ["verify"],
+    ["prune", "p", "--keep-last", "1"],
+    ["gc"],
+    ["export", "{out}"],
+    ["import", "{bundle}"],
+    ["push", "--to", "{other}"],
+    ["pull", "--from", "{other}"],
+    ["report", "p", "-o", "{out}"],
+    ["db", "upgrade"],
     ["db", "current"],
 ]
 
 
 @pytest.mark.parametrize("kind", ["app", "not sqlite"])
-def test_every_command_refuses_a_foreign_file_untouched(tmp_path: Path, kind: str,
-                                                        capsys: pytest.CaptureFixture[str],
-                                                        request: pytest.FixtureRequest) -> None:
+def test_every_command_refuses_a_foreign_file_untouched(
+    tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
+) -> None:
     files = tmp_path / "files"
     files.mkdir()
     with StateStore(files / "other.db") as other:
@@ -98,8 +123,12 @@ def test_every_command_refuses_a_foreign_file_untouched(tmp_path: Path, kind: st
     path = folder / "app.db"
     FOREIGN[kind](path)
     before = _fingerprint(path)
-    slots = {"state": str(files / "state.json"), "out": str(files / "out.json"),
-             "bundle": str(files / "bundle.json"), "other": str(files / "other.db")}
+    slots = {
+        "state": str(files / "state.json"),
+        "out": str(files / "out.json"),
+        "bundle": str(files / "bundle.json"),
+        "other": str(files / "other.db"),
+    }
     for command in COMMANDS:
         argv = ["--db", str(path), *[part.format(**slots) for part in command]]
         code = main(argv)
@@ -108,13 +137,18 @@ def test_every_command_refuses_a_foreign_file_untouched(tmp_path: Path, kind: st
         assert "not a msgflux store" in err, (command, err)
         assert _fingerprint(path) == before, command
         # and the foreign file as the other side of push/pull
-    for argv in (["--db", str(files / "other.db"), "push", "--to", str(path)],
-                 ["--db", str(files / "other.db"), "pull", "--from", str(path)]):
+    for argv in (
+        ["--db", str(files / "other.db"), "push", "--to", str(path)],
+        ["--db", str(files / "other.db"), "pull", "--from", str(path)],
+    ):
         assert main(argv) == 3
         assert "not a msgflux store" in capsys.readouterr().err
         assert _fingerprint(path) == before, argv
-    record(request, f"{kind}: {len(COMMANDS) + 2} commands exit 3 'not a msgflux store', "
-                    "file bytes and journal mode unchanged")
+    record(
+        request,
+        f"{kind}: {len(COMMANDS) + 2} commands exit 3 'not a msgflux store', "
+        "file bytes and journal mode unchanged",
+    )
 
 
 def test_only_a_new_or_empty_file_becomes_a_store(tmp_path: Path) -> None:

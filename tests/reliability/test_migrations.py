@@ -27,16 +27,27 @@ from .conftest import SPAWN, read_report, record, run_processes
 
 FIRST = "0001"
 # The content table of revisions 0001-0005 (0006 replaced it with key spans).
-_ENTRIES = sa.table("entries", sa.column("snapshot_id"), sa.column("key"),
-                    sa.column("position"), sa.column("blob_id"))
+_ENTRIES = sa.table(
+    "entries",
+    sa.column("snapshot_id"),
+    sa.column("key"),
+    sa.column("position"),
+    sa.column("blob_id"),
+)
 
 
 def _old_state(name_index: int, number: int) -> dict[str, Any]:
-    return {"prompt": f"name {name_index} version {number}", "temperature": number / 10,
-            "shared": "the same in every version", "tools": ["search", number]}
+    return {
+        "prompt": f"name {name_index} version {number}",
+        "temperature": number / 10,
+        "shared": "the same in every version",
+        "tools": ["search", number],
+    }
 
 
-def _create_at_first_revision(url: str, names: int = 3, versions: int = 4) -> dict[tuple[str, int], dict]:
+def _create_at_first_revision(
+    url: str, names: int = 3, versions: int = 4
+) -> dict[tuple[str, int], dict]:
     """Create the schema at revision 0001 and fill it by plain SQL, as a 0001 release would."""
     engine = raw_engine(url)
     when = datetime(2024, 1, 1, tzinfo=UTC)
@@ -49,36 +60,62 @@ def _create_at_first_revision(url: str, names: int = 3, versions: int = 4) -> di
         snapshot_ids: dict[str, int] = {}
         for name_index in range(names):
             name = f"old-{name_index}" if name_index else "old"
-            name_id = connection.execute(sa.insert(t.names).values(
-                name=name, head=versions, created_at=when)).inserted_primary_key[0]
+            name_id = connection.execute(
+                sa.insert(t.names).values(name=name, head=versions, created_at=when)
+            ).inserted_primary_key[0]
             for number in range(1, versions + 1):
                 state = _old_state(name_index, number)
                 expected[(name, number)] = state
                 snapshot = expected_snapshot(state)
                 if snapshot not in snapshot_ids:
-                    snapshot_ids[snapshot] = connection.execute(sa.insert(t.snapshots).values(
-                        hash=snapshot, key_count=len(state), created_at=when)
+                    snapshot_ids[snapshot] = connection.execute(
+                        sa.insert(t.snapshots).values(
+                            hash=snapshot, key_count=len(state), created_at=when
+                        )
                     ).inserted_primary_key[0]
                     for position, (key, value) in enumerate(state.items()):
                         digest = value_hash(value)
                         if digest not in blob_ids:
                             kind, text = encode_value(value)
-                            blob_ids[digest] = connection.execute(sa.insert(t.blobs).values(
-                                hash=digest, value_type=kind, text=text)).inserted_primary_key[0]
-                        connection.execute(sa.insert(_ENTRIES).values(
-                            snapshot_id=snapshot_ids[snapshot], key=key, position=position,
-                            blob_id=blob_ids[digest]))
-                connection.execute(sa.insert(t.versions).values(
-                    name_id=name_id, number=number, snapshot_id=snapshot_ids[snapshot],
-                    parent=number - 1 or None, created_at=when, message=f"v{number}",
-                    author="old release", metadata="{}"))
-            connection.execute(sa.insert(t.tags).values(name_id=name_id, tag="production",
-                                                        version=2))
-            connection.execute(sa.insert(t.tag_events).values(
-                name_id=name_id, tag="production", version=2, previous_version=None,
-                moved_at=when, author="old release"))
-        assert connection.exec_driver_sql(
-            "SELECT version_num FROM alembic_version").scalar() == FIRST
+                            blob_ids[digest] = connection.execute(
+                                sa.insert(t.blobs).values(hash=digest, value_type=kind, text=text)
+                            ).inserted_primary_key[0]
+                        connection.execute(
+                            sa.insert(_ENTRIES).values(
+                                snapshot_id=snapshot_ids[snapshot],
+                                key=key,
+                                position=position,
+                                blob_id=blob_ids[digest],
+                            )
+                        )
+                connection.execute(
+                    sa.insert(t.versions).values(
+                        name_id=name_id,
+                        number=number,
+                        snapshot_id=snapshot_ids[snapshot],
+                        parent=number - 1 or None,
+                        created_at=when,
+                        message=f"v{number}",
+                        author="old release",
+                        metadata="{}",
+                    )
+                )
+            connection.execute(
+                sa.insert(t.tags).values(name_id=name_id, tag="production", version=2)
+            )
+            connection.execute(
+                sa.insert(t.tag_events).values(
+                    name_id=name_id,
+                    tag="production",
+                    version=2,
+                    previous_version=None,
+                    moved_at=when,
+                    author="old release",
+                )
+            )
+        assert (
+            connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == FIRST
+        )
     engine.dispose()
     return expected
 
@@ -101,12 +138,17 @@ def test_store_at_first_revision_is_upgraded_with_every_version_intact(store_url
         assert store.get("old").number == 5
     engine = raw_engine(store_url)
     with engine.connect() as connection:
-        assert connection.exec_driver_sql(
-            "SELECT version_num FROM alembic_version").scalar() == head_revision()
+        assert (
+            connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            == head_revision()
+        )
     assert structure_problems(engine) == []
     engine.dispose()
-    record(request, f"0001 store with {len(expected)} versions upgraded to {head_revision()}: "
-                    "every version loads and hashes exactly")
+    record(
+        request,
+        f"0001 store with {len(expected)} versions upgraded to {head_revision()}: "
+        "every version loads and hashes exactly",
+    )
 
 
 @pytest.mark.slow
@@ -114,8 +156,13 @@ def test_concurrent_openers_of_an_old_store_upgrade_exactly_once(store_url, repo
     processes = 4
     _create_at_first_revision(store_url)
     barrier = SPAWN.Barrier(processes)
-    run_processes([(_workers.migrator, (store_url, barrier, str(reports(f"m{index}"))))
-                   for index in range(processes)], timeout=120)
+    run_processes(
+        [
+            (_workers.migrator, (store_url, barrier, str(reports(f"m{index}"))))
+            for index in range(processes)
+        ],
+        timeout=120,
+    )
     results = [read_report(reports(f"m{index}")) for index in range(processes)]
     assert not [result["error"] for result in results if "error" in result]
     befores = sorted(str(result["before"]) for result in results)
@@ -123,8 +170,11 @@ def test_concurrent_openers_of_an_old_store_upgrade_exactly_once(store_url, repo
     assert befores.count(head_revision()) == processes - 1, befores
     assert all(result["after"] == head_revision() for result in results)
     assert all(result["numbers"] == [4, 3, 2, 1] for result in results)
-    record(request, f"{processes} processes opened a 0001 store at once: befores {befores}, "
-                    f"all at {head_revision()}")
+    record(
+        request,
+        f"{processes} processes opened a 0001 store at once: befores {befores}, "
+        f"all at {head_revision()}",
+    )
 
 
 def _fingerprint(url: str) -> Any:
@@ -135,8 +185,10 @@ def _fingerprint(url: str) -> Any:
         finally:
             engine.dispose()
     folder = Path(url).parent
-    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
-            for name in sorted(os.listdir(folder))}
+    return {
+        name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        for name in sorted(os.listdir(folder))
+    }
 
 
 def test_newer_unknown_revision_is_refused_and_not_modified(store_url, request):
@@ -151,5 +203,8 @@ def test_newer_unknown_revision_is_refused_and_not_modified(store_url, request):
         with pytest.raises(SchemaError, match="'0099_from_future'.*newer release"):
             StateStore(store_url, migrate=migrate)
         assert _fingerprint(store_url) == before
-    record(request, "stamped '0099_from_future': SchemaError on open (migrate=True and False), "
-                    "bytes/dump unchanged")
+    record(
+        request,
+        "stamped '0099_from_future': SchemaError on open (migrate=True and False), "
+        "bytes/dump unchanged",
+    )

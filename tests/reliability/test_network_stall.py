@@ -84,7 +84,8 @@ def proxy(postgres_url: str) -> Iterator[tuple[_StallingProxy, str]]:
     url = make_url(postgres_url)
     stalling = _StallingProxy((url.host or "127.0.0.1", url.port or 5432))
     proxied = url.set(host="127.0.0.1", port=stalling.port).update_query_dict(
-        {"connect_timeout": "2"})
+        {"connect_timeout": "2"}
+    )
     try:
         yield stalling, proxied.render_as_string(hide_password=False)
     finally:
@@ -118,9 +119,11 @@ def test_a_stalled_server_gives_database_error_not_a_hang(proxy, postgres_url, r
     stalling.stall()
 
     timings = {}
-    for label, call in [("save", lambda: store.save("pipeline", {"prompt": "Be briefer."})),
-                        ("load", lambda: store.load("pipeline")),
-                        ("log", lambda: store.log("pipeline"))]:
+    for label, call in [
+        ("save", lambda: store.save("pipeline", {"prompt": "Be briefer."})),
+        ("load", lambda: store.load("pipeline")),
+        ("log", lambda: store.log("pipeline")),
+    ]:
         error, timings[label] = _call(call)
         assert isinstance(error, DatabaseError), f"{label}: {error!r}"
     store.close()
@@ -129,9 +132,13 @@ def test_a_stalled_server_gives_database_error_not_a_hang(proxy, postgres_url, r
     with StateStore(postgres_url) as direct:
         assert [version.number for version in direct.log("pipeline")] == [1]
         assert direct.verify().ok
-    record(request, "stalled network (proxy black-holes), lock_timeout=1, statement_timeout=1: "
-                    + ", ".join(f"{label} DatabaseError after {seconds:.1f} s"
-                                for label, seconds in timings.items()))
+    record(
+        request,
+        "stalled network (proxy black-holes), lock_timeout=1, statement_timeout=1: "
+        + ", ".join(
+            f"{label} DatabaseError after {seconds:.1f} s" for label, seconds in timings.items()
+        ),
+    )
 
 
 def test_reads_behind_an_access_exclusive_lock_time_out(postgres_url, request):
@@ -142,12 +149,16 @@ def test_reads_behind_an_access_exclusive_lock_time_out(postgres_url, request):
         holder = raw_engine(postgres_url)
         with holder.connect() as connection, connection.begin():
             connection.exec_driver_sql("LOCK TABLE versions IN ACCESS EXCLUSIVE MODE")
-            for label, call in [("load", lambda: store.load("pipeline")),
-                                ("load by tag", lambda: store.load("pipeline", "production")),
-                                ("log", lambda: store.log("pipeline")),
-                                ("query", lambda: store.query("SELECT count(*) FROM state_history"))]:
+            for label, call in [
+                ("load", lambda: store.load("pipeline")),
+                ("load by tag", lambda: store.load("pipeline", "production")),
+                ("log", lambda: store.log("pipeline")),
+                ("query", lambda: store.query("SELECT count(*) FROM state_history")),
+            ]:
                 error, seconds = _call(call)
                 assert isinstance(error, LockTimeout), f"{label}: {error!r}"
         holder.dispose()
         assert store.load("pipeline", "production") == {"prompt": "Be brief."}
-    record(request, f"load behind ACCESS EXCLUSIVE, lock_timeout=1: LockTimeout after {seconds:.1f} s")
+    record(
+        request, f"load behind ACCESS EXCLUSIVE, lock_timeout=1: LockTimeout after {seconds:.1f} s"
+    )

@@ -30,9 +30,16 @@ ROUNDS = 8
 def test_concurrent_saves_to_one_name_form_a_parent_chain(store_url, reports, request):
     StateStore(store_url).close()  # create the schema once, outside the race
     barrier = SPAWN.Barrier(WRITERS)
-    run_processes([(_workers.one_name_writer,
-                    (store_url, writer, ROUNDS, barrier, str(reports(f"w{writer}"))))
-                   for writer in range(WRITERS)], timeout=240)
+    run_processes(
+        [
+            (
+                _workers.one_name_writer,
+                (store_url, writer, ROUNDS, barrier, str(reports(f"w{writer}"))),
+            )
+            for writer in range(WRITERS)
+        ],
+        timeout=240,
+    )
     results = [read_report(reports(f"w{writer}")) for writer in range(WRITERS)]
     errors = [error for result in results for error in result["errors"]]
     assert not errors, f"{len(errors)} exception(s) escaped a writer, first:\n{errors[0]}"
@@ -51,8 +58,11 @@ def test_concurrent_saves_to_one_name_form_a_parent_chain(store_url, reports, re
         assert len({entry[0] for entry in distinct}) == WRITERS * ROUNDS
         for number, parent, snapshot, writer, round_ in distinct:
             assert parent == (number - 1 or None)
-            assert snapshot == by_number[number].snapshot == expected_snapshot(
-                state_for(writer, round_))
+            assert (
+                snapshot
+                == by_number[number].snapshot
+                == expected_snapshot(state_for(writer, round_))
+            )
             assert store.load("one", number) == state_for(writer, round_)
 
         # Identical saves: one version per round, the same one returned to every writer.
@@ -77,9 +87,12 @@ def test_concurrent_saves_to_one_name_form_a_parent_chain(store_url, reports, re
             assert int(found[2]) == head
         assert store.verify().ok
 
-    record(request, f"{WRITERS} writers x {ROUNDS} rounds on one name: {len(log)} versions, "
-                    f"every parent = number - 1; {WRITERS} identical saves gave 1 version each "
-                    f"round; {len(conflicts)} ConflictErrors each naming a real version")
+    record(
+        request,
+        f"{WRITERS} writers x {ROUNDS} rounds on one name: {len(log)} versions, "
+        f"every parent = number - 1; {WRITERS} identical saves gave 1 version each "
+        f"round; {len(conflicts)} ConflictErrors each naming a real version",
+    )
 
 
 def test_conflict_on_a_name_without_versions_names_no_phantom_version(store_url):

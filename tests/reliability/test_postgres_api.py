@@ -27,8 +27,13 @@ pytestmark = pytest.mark.postgres
 def test_full_api_tour_on_postgresql(postgres_url, tmp_path, request):
     store = StateStore(postgres_url)
     assert store.dialect == "postgresql"
-    v1 = store.save("pipeline", {"prompt": "Be brief.", "k": 3}, message="baseline",
-                    metadata={"score": 0.71}, author="ana")
+    v1 = store.save(
+        "pipeline",
+        {"prompt": "Be brief.", "k": 3},
+        message="baseline",
+        metadata={"score": 0.71},
+        author="ana",
+    )
     v2 = store.save("pipeline", {"prompt": "Be briefer.", "k": 3, "tools": ["search"]})
     assert (v1.number, v2.number, v2.parent) == (1, 2, 1)
     assert store.save("pipeline", {"prompt": "Be briefer.", "k": 3, "tools": ["search"]}) == v2
@@ -44,21 +49,26 @@ def test_full_api_tour_on_postgresql(postgres_url, tmp_path, request):
     history = store.query("SELECT name, version, key_count FROM state_history ORDER BY version")
     assert history.columns == ["name", "version", "key_count"]
     assert list(history) == [("pipeline", 1, 2), ("pipeline", 2, 3), ("pipeline", 3, 2)]
-    assert store.query("SELECT value FROM state_values WHERE version = %s AND key = %s",
-                       [2, "prompt"]) == [("Be briefer.",)]
+    assert store.query(
+        "SELECT value FROM state_values WHERE version = %s AND key = %s", [2, "prompt"]
+    ) == [("Be briefer.",)]
     assert ("pipeline", 2, "tools", "added") in store.query(
-        "SELECT name, version, key, change FROM state_changes")
+        "SELECT name, version, key, change FROM state_changes"
+    )
     assert store.query("SELECT tag, version FROM state_tags") == [("production", 1)]
     assert len(store.query("SELECT * FROM state_tag_history")) == 1
 
     # the read-only query: the database refuses, whatever the SQL tries
     engine = raw_engine(postgres_url)
     before = dump(engine)
-    for sql in ["DELETE FROM names", "UPDATE versions SET message = 'x'",
-                "CREATE TABLE evil (x int)", "DROP VIEW state_history",
-                "WITH d AS (DELETE FROM tags RETURNING *) SELECT * FROM d",
-                "SELECT set_config('default_transaction_read_only', 'off', false)"
-                "; DELETE FROM names"]:
+    for sql in [
+        "DELETE FROM names",
+        "UPDATE versions SET message = 'x'",
+        "CREATE TABLE evil (x int)",
+        "DROP VIEW state_history",
+        "WITH d AS (DELETE FROM tags RETURNING *) SELECT * FROM d",
+        "SELECT set_config('default_transaction_read_only', 'off', false); DELETE FROM names",
+    ]:
         with pytest.raises((ReadOnlyError, InvalidInputError)):
             store.query(sql)
     with pytest.raises(ReadOnlyError):
@@ -88,5 +98,8 @@ def test_full_api_tour_on_postgresql(postgres_url, tmp_path, request):
     assert store.verify().ok
     store.close()
     engine.dispose()
-    record(request, "save/get/log/diff/tag/rollback/views/read-only query/timeout/prune/gc/"
-                    "verify/export/import/copy_to on PostgreSQL: ok")
+    record(
+        request,
+        "save/get/log/diff/tag/rollback/views/read-only query/timeout/prune/gc/"
+        "verify/export/import/copy_to on PostgreSQL: ok",
+    )

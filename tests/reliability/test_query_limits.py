@@ -21,8 +21,10 @@ from ._support import dump, raw_engine
 from .conftest import record
 
 #: The issue's statement: 100 calls of one expensive function, ~20 s in all.
-EXPENSIVE = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<100) "
-             "SELECT sum(length(hex(randomblob(20000000)))) FROM c")
+EXPENSIVE = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<100) "
+    "SELECT sum(length(hex(randomblob(20000000)))) FROM c"
+)
 
 
 @pytest.fixture
@@ -40,30 +42,42 @@ def test_one_expensive_function_call_is_interrupted_through_the_api(seeded, requ
         elapsed = time.monotonic() - started
         assert elapsed < 10, f"a 1 s query limit took {elapsed:.1f} s"
         assert store.query("SELECT count(*) FROM state_history") == [(1,)]  # still usable
-    record(request, f"100 x hex(randomblob(20 MB)) with timeout=1: QueryTimeout after "
-                    f"{elapsed:.2f} s (was 20 s, not interrupted)")
+    record(
+        request,
+        f"100 x hex(randomblob(20 MB)) with timeout=1: QueryTimeout after "
+        f"{elapsed:.2f} s (was 20 s, not interrupted)",
+    )
 
 
 def test_one_expensive_function_call_is_interrupted_from_the_command_line(seeded, request):
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "msgflux.store", "--db", seeded, "sql",
-                           EXPENSIVE, "--timeout", "1"],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "msgflux.store", "--db", seeded, "sql", EXPENSIVE, "--timeout", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     elapsed = time.monotonic() - started
     assert done.returncode == 3, done.stderr
     assert "interrupted after 1 s" in done.stderr
     assert elapsed < 10, f"sql --timeout 1 took {elapsed:.1f} s"
-    record(request, f"sql --timeout 1 on the same statement: exit 3 after {elapsed:.2f} s "
-                    "(including interpreter start)")
+    record(
+        request,
+        f"sql --timeout 1 on the same statement: exit 3 after {elapsed:.2f} s "
+        "(including interpreter start)",
+    )
 
 
 def test_a_query_cannot_build_a_huge_value(seeded):
     engine = raw_engine(seeded)
     before = dump(engine)
     with StateStore(seeded) as store:
-        for sql in ("SELECT length(randomblob(1000000000))",
-                    "SELECT length(zeroblob(500000000))",
-                    "SELECT length(hex(zeroblob(100000000)))"):
+        for sql in (
+            "SELECT length(randomblob(1000000000))",
+            "SELECT length(zeroblob(500000000))",
+            "SELECT length(hex(zeroblob(100000000)))",
+        ):
             with pytest.raises(InvalidInputError, match="at most 128 MiB"):
                 store.query(sql, timeout=30)
         # Within the cap nothing changes.
@@ -72,9 +86,14 @@ def test_a_query_cannot_build_a_huge_value(seeded):
     engine.dispose()
 
 
-@pytest.mark.parametrize("sql", ["SELECT fts3_tokenizer('simple')",
-                                 "SELECT FTS3_Tokenizer('porter')",
-                                 "SELECT hex(fts3_tokenizer('unicode61'))"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT fts3_tokenizer('simple')",
+        "SELECT FTS3_Tokenizer('porter')",
+        "SELECT hex(fts3_tokenizer('unicode61'))",
+    ],
+)
 def test_fts3_tokenizer_is_not_callable(seeded, sql):
     # Plain SQLite returns the tokenizer's raw pointer (an address leak) and, with
     # two arguments, installs one from a pointer.

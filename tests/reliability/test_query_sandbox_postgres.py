@@ -34,14 +34,29 @@ def seeded(postgres_url: str) -> StateStore:
 
 def _reltuples(engine: sa.Engine) -> float:
     with engine.connect() as connection:
-        return float(connection.exec_driver_sql(
-            "SELECT reltuples FROM pg_class WHERE oid = 'versions'::regclass").scalar_one())
+        return float(
+            connection.exec_driver_sql(
+                "SELECT reltuples FROM pg_class WHERE oid = 'versions'::regclass"
+            ).scalar_one()
+        )
 
 
-NOT_QUERIES = ["ANALYZE versions", "ANALYZE", "analyze verbose versions",
-               "  ANALYZE versions (number)", "VACUUM versions", "COPY (SELECT 1) TO STDOUT",
-               "COPY versions TO STDOUT", "SET search_path = public", "SHOW search_path",
-               "LISTEN evil", "NOTIFY evil", "CHECKPOINT", "DISCARD ALL", "LOAD 'plugin'"]
+NOT_QUERIES = [
+    "ANALYZE versions",
+    "ANALYZE",
+    "analyze verbose versions",
+    "  ANALYZE versions (number)",
+    "VACUUM versions",
+    "COPY (SELECT 1) TO STDOUT",
+    "COPY versions TO STDOUT",
+    "SET search_path = public",
+    "SHOW search_path",
+    "LISTEN evil",
+    "NOTIFY evil",
+    "CHECKPOINT",
+    "DISCARD ALL",
+    "LOAD 'plugin'",
+]
 
 
 def test_statements_that_are_not_queries_are_refused(seeded):
@@ -102,7 +117,8 @@ def test_copy_and_a_lost_connection_raise_store_errors(seeded, postgres_url, req
             terminated = connection.exec_driver_sql(
                 "SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a "
                 "WHERE a.wait_event = 'PgSleep' AND a.pid IN (SELECT l.pid FROM pg_locks l "
-                "WHERE l.relation = 'versions'::regclass)").scalar_one()
+                "WHERE l.relation = 'versions'::regclass)"
+            ).scalar_one()
             if terminated:
                 break
             time.sleep(0.05)
@@ -113,7 +129,10 @@ def test_copy_and_a_lost_connection_raise_store_errors(seeded, postgres_url, req
     assert "connection" in str(outcome[0])
     assert seeded.query("SELECT count(*) FROM state_history") == [(5,)]  # the store recovers
     seeded.close()
-    record(request, "query() on PostgreSQL: ANALYZE, COPY, SET and other non-queries refused "
-                    "with statistics unchanged; pg_terminate_backend/pg_cancel_backend (also "
-                    "via query_to_xml) refused with the target alive; a terminated query "
-                    "raises DatabaseError")
+    record(
+        request,
+        "query() on PostgreSQL: ANALYZE, COPY, SET and other non-queries refused "
+        "with statistics unchanged; pg_terminate_backend/pg_cancel_backend (also "
+        "via query_to_xml) refused with the target alive; a terminated query "
+        "raises DatabaseError",
+    )

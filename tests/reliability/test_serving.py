@@ -33,26 +33,47 @@ def _served_history(url: str, name: str = "svc") -> None:
 
 # -- followers never hold a mix ----------------------------------------------------------------
 
+
 @pytest.mark.slow
-def test_followers_never_hold_a_mix_while_processes_move_tags(store_url: str, reports: Any,
-                                                              request: Any) -> None:
+def test_followers_never_hold_a_mix_while_processes_move_tags(
+    store_url: str, reports: Any, request: Any
+) -> None:
     _served_history(store_url)
     movers, moves = 3, 40
-    follower_specs = [("production", None, False), ("production", "user-1", False),
-                      ("production", "user-2", True), ("latest", None, False)]
+    follower_specs = [
+        ("production", None, False),
+        ("production", "user-1", False),
+        ("production", "user-2", True),
+        ("latest", None, False),
+    ]
     stop = SPAWN.Event()
     barrier = SPAWN.Barrier(movers + 1 + len(follower_specs))
-    followers = [SPAWN.Process(target=workers.follower, args=(
-        store_url, "svc", ref, key, threaded, stop, barrier, str(reports(f"f{index}"))))
-        for index, (ref, key, threaded) in enumerate(follower_specs)]
+    followers = [
+        SPAWN.Process(
+            target=workers.follower,
+            args=(store_url, "svc", ref, key, threaded, stop, barrier, str(reports(f"f{index}"))),
+        )
+        for index, (ref, key, threaded) in enumerate(follower_specs)
+    ]
     for process in followers:
         process.start()
     try:
         run_processes(
-            [(workers.mover, (store_url, "svc", VERSIONS, moves, seed, barrier,
-                              str(reports(f"m{seed}")))) for seed in range(movers)]
-            + [(workers.saver, (store_url, "svc", VERSIONS + 1, 20, barrier,
-                                str(reports("saver"))))], timeout=240)
+            [
+                (
+                    workers.mover,
+                    (store_url, "svc", VERSIONS, moves, seed, barrier, str(reports(f"m{seed}"))),
+                )
+                for seed in range(movers)
+            ]
+            + [
+                (
+                    workers.saver,
+                    (store_url, "svc", VERSIONS + 1, 20, barrier, str(reports("saver"))),
+                )
+            ],
+            timeout=240,
+        )
     finally:
         stop.set()
         for process in followers:
@@ -77,15 +98,19 @@ def test_followers_never_hold_a_mix_while_processes_move_tags(store_url: str, re
         final = store.tag_weights("svc", "production")
         last = events[-1]
         assert final == (last.weights or {last.version: 1.0})
-    record(request, f"{movers} movers x {moves} moves ({sum(r['moves'] for r in moved)} done, "
-                    f"{sum(r['conflicts'] for r in moved)} CAS conflicts) and a saver of 20 "
-                    f"versions; {len(results)} followers made "
-                    f"{sum(r['checks'] for r in results)} checks and "
-                    f"{sum(r['swaps'] for r in results)} swaps, never a mix; all ended on the "
-                    "final target")
+    record(
+        request,
+        f"{movers} movers x {moves} moves ({sum(r['moves'] for r in moved)} done, "
+        f"{sum(r['conflicts'] for r in moved)} CAS conflicts) and a saver of 20 "
+        f"versions; {len(results)} followers made "
+        f"{sum(r['checks'] for r in results)} checks and "
+        f"{sum(r['swaps'] for r in results)} swaps, never a mix; all ended on the "
+        "final target",
+    )
 
 
 # -- a database that goes away -----------------------------------------------------------------
+
 
 class _Proxy:
     """A TCP proxy on 127.0.0.1 that can be stopped (every connection cut) and restarted."""
@@ -178,7 +203,8 @@ class _Requests:
     def stop(self) -> list[int]:
         deadline = time.monotonic() + 30  # let at least one request see the last version
         while self.follower.version.number not in self.served[-1:] and (
-                time.monotonic() < deadline):
+            time.monotonic() < deadline
+        ):
             time.sleep(0.005)
         self._stop.set()
         self._thread.join()
@@ -218,16 +244,19 @@ def proxy(postgres_url: str) -> Iterator[tuple[_Proxy, str]]:
 
 
 def test_postgres_away_and_back_follower_serves_throughout(
-        postgres_url: str, proxy: tuple[_Proxy, str], tmp_path: Path,
-        caplog: pytest.LogCaptureFixture, request: Any) -> None:
+    postgres_url: str,
+    proxy: tuple[_Proxy, str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    request: Any,
+) -> None:
     tcp, via_proxy = proxy
     _served_history(postgres_url)
     direct = StateStore(postgres_url)
     cache = tmp_path / "prod.json"
     caplog.set_level(logging.INFO, logger="msgflux.store.follow")
     module = workers.make_module()
-    follower = Follower(via_proxy, module, "svc", "production", cache=cache,
-                        retry_interval=0.05)
+    follower = Follower(via_proxy, module, "svc", "production", cache=cache, retry_interval=0.05)
     requests = _Requests(follower)
     direct.tag("svc", 2, "production")
     _refresh_until(follower, 2)
@@ -247,8 +276,7 @@ def test_postgres_away_and_back_follower_serves_throughout(
     # Started while away: the cache, then the database when it returns.
     tcp.stop()
     module = workers.make_module()
-    follower = Follower(via_proxy, module, "svc", "production", cache=cache,
-                        retry_interval=0.05)
+    follower = Follower(via_proxy, module, "svc", "production", cache=cache, retry_interval=0.05)
     assert follower.version.number == 3 and follower.serving_from_cache
     requests = _Requests(follower)
     direct.tag("svc", 4, "production")
@@ -259,14 +287,17 @@ def test_postgres_away_and_back_follower_serves_throughout(
     assert requests.problems == [] and served == [3, 4]
     follower.close()
     direct.close()
-    record(request, "PostgreSQL behind a proxy cut twice: served 1 -> 2, kept 2 while away "
-                    "(one warning), 3 on return; started from the cache at 3 while away, 4 on "
-                    "return; request threads never saw a mix")
+    record(
+        request,
+        "PostgreSQL behind a proxy cut twice: served 1 -> 2, kept 2 while away "
+        "(one warning), 3 on return; started from the cache at 3 while away, 4 on "
+        "return; request threads never saw a mix",
+    )
 
 
-def test_sqlite_away_and_back_follower_serves_throughout(tmp_path: Path, request: Any,
-                                                         caplog: pytest.LogCaptureFixture
-                                                         ) -> None:
+def test_sqlite_away_and_back_follower_serves_throughout(
+    tmp_path: Path, request: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     folder = tmp_path / "db"
     folder.mkdir()
     path = folder / "s.db"
@@ -289,15 +320,20 @@ def test_sqlite_away_and_back_follower_serves_throughout(tmp_path: Path, request
     assert requests.problems == [] and served == [1, 5] and not follower.serving_from_cache
     follower.close()
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
-    record(request, "SQLite folder gone at start: served version 1 from the cache (one "
-                    "warning), swapped to 5 when it returned; request thread never saw a mix")
+    record(
+        request,
+        "SQLite folder gone at start: served version 1 from the cache (one "
+        "warning), swapped to 5 when it returned; request thread never saw a mix",
+    )
 
 
 # -- races on guarded and split tags -----------------------------------------------------------
 
+
 @pytest.mark.slow
-def test_guarded_split_races_have_one_winner_per_round(store_url: str, reports: Any,
-                                                       request: Any) -> None:
+def test_guarded_split_races_have_one_winner_per_round(
+    store_url: str, reports: Any, request: Any
+) -> None:
     racers, rounds, versions = 4, 12, 8
     with StateStore(store_url) as store:
         for number in range(1, versions + 1):
@@ -305,11 +341,21 @@ def test_guarded_split_races_have_one_winner_per_round(store_url: str, reports: 
         store.tag("svc", 5, "production")
         store.protect("svc", "production", where="score>=0.3", author="ops")
     barriers = (SPAWN.Barrier(racers), SPAWN.Barrier(racers))
-    run_processes([(workers.guarded_racer, (store_url, "svc", racer, rounds, versions, barriers,
-                                            str(reports(f"r{racer}"))))
-                   for racer in range(racers)], timeout=240)
-    outcomes = [outcome for racer in range(racers)
-                for outcome in read_report(reports(f"r{racer}"))["outcomes"]]
+    run_processes(
+        [
+            (
+                workers.guarded_racer,
+                (store_url, "svc", racer, rounds, versions, barriers, str(reports(f"r{racer}"))),
+            )
+            for racer in range(racers)
+        ],
+        timeout=240,
+    )
+    outcomes = [
+        outcome
+        for racer in range(racers)
+        for outcome in read_report(reports(f"r{racer}"))["outcomes"]
+    ]
     assert [o for o in outcomes if o["outcome"].startswith("error")] == []
     winners = []
     for round_ in range(rounds):
@@ -331,8 +377,11 @@ def test_guarded_split_races_have_one_winner_per_round(store_url: str, reports: 
         last = winners[-1]["target"]
         assert store.tag_weights("svc", "production") == {int(n): w for n, w in last.items()}
     conditions = sum(o["outcome"] == "condition" for o in outcomes)
-    record(request, f"{racers} racers x {rounds} rounds on a protected tag with a condition: "
-                    f"{len(winners)} winners (one per round with a valid target), "
-                    f"{conditions} condition refusals, "
-                    f"{len(outcomes) - len(winners) - conditions} CAS conflicts; every refusal "
-                    "audited, every recorded move satisfies the condition")
+    record(
+        request,
+        f"{racers} racers x {rounds} rounds on a protected tag with a condition: "
+        f"{len(winners)} winners (one per round with a valid target), "
+        f"{conditions} condition refusals, "
+        f"{len(outcomes) - len(winners) - conditions} CAS conflicts; every refusal "
+        "audited, every recorded move satisfies the condition",
+    )

@@ -46,5 +46,8 @@ def test_wal_shrinks_after_a_long_lived_reader_finishes(sqlite_path, request):
     assert store.load("big") == _state(count)
     assert store.verify().ok
     store.close()
-    record(request, f"WAL under a long-lived reader: grew to {grown / 2**20:.0f} MiB, "
-                    f"{shrunk / 2**20:.1f} MiB after the next save once the reader finished")
+    record(
+        request,
+        f"WAL under a long-lived reader: grew to {grown / 2**20:.0f} MiB, "
+        f"{shrunk / 2**20:.1f} MiB after the next save once the reader finished",
+    )

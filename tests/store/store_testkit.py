@@ -18,18 +18,42 @@ from sqlalchemy.pool import NullPool
 from msgflux import nn
 from msgflux.store import StateStore
 
-TABLES = ("names", "versions", "snapshots", "keys", "spans", "blobs", "tags", "tag_events",
-          "tag_splits", "tag_policies", "tag_audit", "annotations", "name_events")
-VIEWS = ("state_history", "state_values", "state_changes", "state_tags", "state_tag_history",
-         "state_tag_policies", "state_tag_audit", "state_annotations", "state_name_events",
-         "state_blame")
+TABLES = (
+    "names",
+    "versions",
+    "snapshots",
+    "keys",
+    "spans",
+    "blobs",
+    "tags",
+    "tag_events",
+    "tag_splits",
+    "tag_policies",
+    "tag_audit",
+    "annotations",
+    "name_events",
+)
+VIEWS = (
+    "state_history",
+    "state_values",
+    "state_changes",
+    "state_tags",
+    "state_tag_history",
+    "state_tag_policies",
+    "state_tag_audit",
+    "state_annotations",
+    "state_name_events",
+    "state_blame",
+)
 
 
 # -- the documented hashing rules, restated ------------------------------------------------
 
+
 def canon(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
 
 
 def expected_value_hash(value: Any) -> str:
@@ -37,11 +61,13 @@ def expected_value_hash(value: Any) -> str:
 
 
 def expected_snapshot(state: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canon({key: expected_value_hash(value)
-                                 for key, value in state.items()})).hexdigest()
+    return hashlib.sha256(
+        canon({key: expected_value_hash(value) for key, value in state.items()})
+    ).hexdigest()
 
 
 # -- SQL helpers -----------------------------------------------------------------------------
+
 
 def sql(store: StateStore, text: str) -> str:
     """Write queries with ``?`` placeholders; PostgreSQL (psycopg) wants ``%s``."""
@@ -87,6 +113,7 @@ def dump_store(store: StateStore) -> dict[str, list[str]]:
 
 # -- modules of the README -------------------------------------------------------------------
 
+
 class Analyzer(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -112,8 +139,8 @@ class Pipeline(nn.Module):
         return x + " | " + self.analyzer.instructions
 
 
-
 # -- bundles -----------------------------------------------------------------------------------
+
 
 def bundle_document(path: Any) -> dict[str, Any]:
     """A bundle file (any format) as one version-1 document, to inspect or tamper with."""

@@ -37,18 +37,31 @@ ENCODED = Callable[[Any], tuple[str, str]]
 
 
 def _encoded(value: Any) -> tuple[str, str]:
-    kinds = {str: "str", int: "int", float: "float", bool: "bool", type(None): "null",
-             list: "list", dict: "dict"}
+    kinds = {
+        str: "str",
+        int: "int",
+        float: "float",
+        bool: "bool",
+        type(None): "null",
+        list: "list",
+        dict: "dict",
+    }
     kind = kinds[type(value)]
-    return kind, value if kind == "str" else json.dumps(value, separators=(",", ":"),
-                                                         sort_keys=True, ensure_ascii=False)
+    return kind, value if kind == "str" else json.dumps(
+        value, separators=(",", ":"), sort_keys=True, ensure_ascii=False
+    )
 
 
-def _bundle(name: str, versions: list[dict[str, Any]], tags: dict[str, int] | None = None,
-            raw_values: dict[str, tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+def _bundle(
+    name: str,
+    versions: list[dict[str, Any]],
+    tags: dict[str, int] | None = None,
+    raw_values: dict[str, tuple[str, str]] | None = None,
+) -> list[dict[str, Any]]:
     """A hand-made version-2 bundle with correct hashes; ``versions`` hold ``state`` and fields."""
-    records: list[dict[str, Any]] = [{"format": "msgflux-store-bundle", "format_version": 2,
-                                      "names": {name: len(versions)}}]
+    records: list[dict[str, Any]] = [
+        {"format": "msgflux-store-bundle", "format_version": 2, "names": {name: len(versions)}}
+    ]
     for index, spec in enumerate(versions, start=1):
         state = spec["state"]
         hashes = {key: expected_value_hash(value) for key, value in state.items()}
@@ -56,11 +69,22 @@ def _bundle(name: str, versions: list[dict[str, Any]], tags: dict[str, int] | No
             kind, text = (raw_values or {}).get(key) or _encoded(value)
             records.append({"kind": "value", "hash": hashes[key], "type": kind, "text": text})
         snapshot = expected_snapshot(state)
-        records.append({"kind": "snapshot", "hash": snapshot,
-                        "entries": [[key, digest] for key, digest in hashes.items()]})
-        version = {"kind": "version", "name": name, "number": spec.get("number", index),
-                   "snapshot": snapshot, "created_at": "2026-11-27T10:00:00+00:00",
-                   "message": spec.get("message", ""), "metadata": spec.get("metadata", "{}")}
+        records.append(
+            {
+                "kind": "snapshot",
+                "hash": snapshot,
+                "entries": [[key, digest] for key, digest in hashes.items()],
+            }
+        )
+        version = {
+            "kind": "version",
+            "name": name,
+            "number": spec.get("number", index),
+            "snapshot": snapshot,
+            "created_at": "2026-11-27T10:00:00+00:00",
+            "message": spec.get("message", ""),
+            "metadata": spec.get("metadata", "{}"),
+        }
         parent = spec.get("parent", index - 1 if index > 1 else None)
         if parent is not None:
             version["parent"] = parent
@@ -85,48 +109,66 @@ NESTED_900 = json.loads("[" * 900 + "]" * 900)
 BAD: dict[str, tuple[list[dict[str, Any]], str]] = {
     "NaN in metadata": (
         _bundle("bad", [{"state": {"k": 1}, "metadata": '{"score": NaN}'}]),
-        r"'bad' version 1.*NaN"),
+        r"'bad' version 1.*NaN",
+    ),
     "Infinity in metadata": (
         _bundle("bad", [{"state": {"k": 1}, "metadata": '{"score": [1, -Infinity]}'}]),
-        r"'bad' version 1.*Infinity"),
+        r"'bad' version 1.*Infinity",
+    ),
     "metadata nested 100,000 deep": (
-        _bundle("bad", [{"state": {"k": 1},
-                         "metadata": '{"a":' * 100_000 + "1" + "}" * 100_000}]),
-        r"'bad' version 1.*nested deeper than 100"),
+        _bundle("bad", [{"state": {"k": 1}, "metadata": '{"a":' * 100_000 + "1" + "}" * 100_000}]),
+        r"'bad' version 1.*nested deeper than 100",
+    ),
     "metadata nested 102 deep": (
         _bundle("bad", [{"state": {"k": 1}, "metadata": '{"a":' * 102 + "1" + "}" * 102}]),
-        r"'bad' version 1.*deeper than 100"),
+        r"'bad' version 1.*deeper than 100",
+    ),
     "value nested 900 deep": (
         _bundle("bad", [{"state": {"deep": NESTED_900}}]),
-        r"'bad' version 1, key 'deep'.*nested deeper than 100"),
+        r"'bad' version 1, key 'deep'.*nested deeper than 100",
+    ),
     "NaN in a value": (
         _bundle("bad", [{"state": {"score": 0.5}}], raw_values={"score": ("float", "NaN")}),
-        r"'bad' version 1, key 'score'"),
+        r"'bad' version 1, key 'score'",
+    ),
     "NUL in a top-level string": (
         _bundle("bad", [{"state": {"prompt": "a\x00b"}}]),
-        r"'bad' version 1, key 'prompt'.*NUL"),
+        r"'bad' version 1, key 'prompt'.*NUL",
+    ),
     "version 2147483647": (
         _bundle("bad", [{"state": {"k": 1}, "number": 2_147_483_647, "parent": None}]),
-        r"version number 2147483647 is out of range"),
+        r"version number 2147483647 is out of range",
+    ),
     "version 0": (
         _bundle("bad", [{"state": {"k": 1}, "number": 0, "parent": None}]),
-        r"version number 0 is out of range"),
+        r"version number 0 is out of range",
+    ),
     "parent is itself": (
         _bundle("bad", [{"state": {"k": 1}}, {"state": {"k": 2}, "parent": 2}]),
-        r"'bad' version 2.*parent 2 of version 2 is not an earlier version"),
+        r"'bad' version 2.*parent 2 of version 2 is not an earlier version",
+    ),
     "parent is later": (
         _bundle("bad", [{"state": {"k": 1}, "parent": 5}]),
-        r"'bad' version 1.*parent 5"),
+        r"'bad' version 1.*parent 5",
+    ),
     "numbers go back": (
-        _bundle("bad", [{"state": {"k": 1}, "number": 3, "parent": None},
-                        {"state": {"k": 2}, "number": 2, "parent": 1}]),
-        r"'bad' version 2: version numbers must increase"),
+        _bundle(
+            "bad",
+            [
+                {"state": {"k": 1}, "number": 3, "parent": None},
+                {"state": {"k": 2}, "number": 2, "parent": 1},
+            ],
+        ),
+        r"'bad' version 2: version numbers must increase",
+    ),
     "tag like a hash": (
         _bundle("bad", [{"state": {"k": 1}}], tags={"2463cae0": 1}),
-        r"tag '2463cae0' is not allowed"),
+        r"tag '2463cae0' is not allowed",
+    ),
     "NUL in a message": (
         _bundle("bad", [{"state": {"k": 1}, "message": "a\x00b"}]),
-        r"'bad' version 1: message contains a NUL"),
+        r"'bad' version 1: message contains a NUL",
+    ),
 }
 
 
@@ -142,20 +184,27 @@ def _as_document(records: list[dict[str, Any]]) -> dict[str, Any]:
         elif record["kind"] == "snapshot":
             snapshots[record["hash"]] = record["entries"]
         else:
-            history = names.setdefault(record["name"], {"versions": [], "tags": {},
-                                                        "tag_history": []})
+            history = names.setdefault(
+                record["name"], {"versions": [], "tags": {}, "tag_history": []}
+            )
             if record["kind"] == "version":
                 history["versions"].append(fields)
             else:
                 history["tags"] = record["tags"]
-    return {"format": "msgflux-store-bundle", "format_version": 1, "names": names,
-            "snapshots": snapshots, "values": values}
+    return {
+        "format": "msgflux-store-bundle",
+        "format_version": 1,
+        "names": names,
+        "snapshots": snapshots,
+        "values": values,
+    }
 
 
 @pytest.mark.parametrize("layout", ["stream", "document"])
 @pytest.mark.parametrize("case", list(BAD))
-def test_a_bundle_breaking_a_save_rule_is_refused_whole(store: StateStore, tmp_path: Path,
-                                                        case: str, layout: str) -> None:
+def test_a_bundle_breaking_a_save_rule_is_refused_whole(
+    store: StateStore, tmp_path: Path, case: str, layout: str
+) -> None:
     records, message = BAD[case]
     path = tmp_path / "bad.json"
     # a good name first: it must not be written either
@@ -187,12 +236,20 @@ def test_a_bad_history_is_refused_by_copy_and_pull_too(store: StateStore, tmp_pa
         assert dump_store(store) == before
 
 
-def test_a_save_past_the_largest_version_number_is_refused(store: StateStore,
-                                                           tmp_path: Path) -> None:
+def test_a_save_past_the_largest_version_number_is_refused(
+    store: StateStore, tmp_path: Path
+) -> None:
     path = tmp_path / "high.json"
-    write_records(path, _bundle("p", [
-        {"state": {"k": 0}, "number": 1_999_999_999, "parent": None},
-        {"state": {"k": 1}, "number": 2_000_000_000, "parent": 1_999_999_999}]))
+    write_records(
+        path,
+        _bundle(
+            "p",
+            [
+                {"state": {"k": 0}, "number": 1_999_999_999, "parent": None},
+                {"state": {"k": 1}, "number": 2_000_000_000, "parent": 1_999_999_999},
+            ],
+        ),
+    )
     assert store.import_bundle(path) == {"p": [1_999_999_999, 2_000_000_000]}
     with pytest.raises(InvalidInputError, match="out of range"):
         store.save("p", {"k": 2})
@@ -202,11 +259,21 @@ def test_a_save_past_the_largest_version_number_is_refused(store: StateStore,
     assert store.load("p") == {"k": 1} and store.load("p", "latest") == {"k": 1}
 
 
-@pytest.mark.parametrize("damage", ["no end record", "cut mid-line", "wrong count",
-                                    "snapshot of another version", "missing value",
-                                    "records after the end", "a name in two blocks"])
-def test_a_damaged_stream_is_refused_and_nothing_is_written(store: StateStore, tmp_path: Path,
-                                                            damage: str) -> None:
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "no end record",
+        "cut mid-line",
+        "wrong count",
+        "snapshot of another version",
+        "missing value",
+        "records after the end",
+        "a name in two blocks",
+    ],
+)
+def test_a_damaged_stream_is_refused_and_nothing_is_written(
+    store: StateStore, tmp_path: Path, damage: str
+) -> None:
     with StateStore(tmp_path / "source.db") as source:
         for index in range(5):
             source.save("p", {"prompt": f"v{index}", "fixed": "same"})
@@ -219,7 +286,7 @@ def test_a_damaged_stream_is_refused_and_nothing_is_written(store: StateStore, t
         path.write_text("".join(lines[:-1]), encoding="utf-8")
     elif damage == "cut mid-line":
         text = "".join(lines)
-        path.write_text(text[:len(text) * 2 // 3], encoding="utf-8")
+        path.write_text(text[: len(text) * 2 // 3], encoding="utf-8")
     elif damage == "wrong count":
         records[-1]["records"] += 1
         path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
@@ -235,11 +302,16 @@ def test_a_damaged_stream_is_refused_and_nothing_is_written(store: StateStore, t
         path.write_text("".join(lines) + json.dumps(records[1]) + "\n", encoding="utf-8")
     else:
         q_version = next(i for i, r in enumerate(records) if r.get("name") == "q")
-        records.insert(q_version + 1, {**records[q_version - 1], "number": 99, "parent": 5}
-                       if records[q_version - 1].get("kind") == "version" else records[2])
+        records.insert(
+            q_version + 1,
+            {**records[q_version - 1], "number": 99, "parent": 5}
+            if records[q_version - 1].get("kind") == "version"
+            else records[2],
+        )
         moved = [r for r in records if r.get("name") != "p" or r.get("kind") != "tags"]
-        moved.insert(-1, next(r for r in records if r.get("name") == "p"
-                              and r.get("kind") == "tags"))
+        moved.insert(
+            -1, next(r for r in records if r.get("name") == "p" and r.get("kind") == "tags")
+        )
         write_records(path, moved)
     store.save("existing", {"k": 0})
     before = dump_store(store)
@@ -249,6 +321,7 @@ def test_a_damaged_stream_is_refused_and_nothing_is_written(store: StateStore, t
 
 
 # -- tags only move forward in time (issue 8, item 5) ---------------------------------------
+
 
 def _tick() -> None:
     time.sleep(0.002)  # distinct move times, whatever the clock's resolution
@@ -283,8 +356,9 @@ def test_an_older_bundle_never_reverts_tags(store: StateStore, tmp_path: Path) -
     assert dump_store(store) == before
 
 
-def test_a_newer_bundle_moves_tags_forward_with_their_times(store: StateStore,
-                                                            tmp_path: Path) -> None:
+def test_a_newer_bundle_moves_tags_forward_with_their_times(
+    store: StateStore, tmp_path: Path
+) -> None:
     with StateStore(tmp_path / "source.db") as source:
         for index in range(1, 4):
             source.save("p", {"prompt": f"v{index}"})
@@ -303,9 +377,9 @@ def test_a_newer_bundle_moves_tags_forward_with_their_times(store: StateStore,
     store.import_bundle(tmp_path / "newer.json")
     assert store.tags("p") == {"prod": 2}
     # the moves are copied as they happened: times and authors of the source
-    assert [(e.tag, e.version, e.previous_version, e.moved_at, e.author)
-            for e in store.tag_history("p")] == [
-        (e.tag, e.version, e.previous_version, e.moved_at, e.author) for e in source_history]
+    assert [
+        (e.tag, e.version, e.previous_version, e.moved_at, e.author) for e in store.tag_history("p")
+    ] == [(e.tag, e.version, e.previous_version, e.moved_at, e.author) for e in source_history]
 
 
 def test_a_local_move_after_the_bundle_is_kept(store: StateStore, tmp_path: Path) -> None:
@@ -333,11 +407,13 @@ def test_a_local_move_after_the_bundle_is_kept(store: StateStore, tmp_path: Path
 
 def test_refused_imports_are_store_errors_with_one_line(store: StateStore, tmp_path: Path) -> None:
     path = tmp_path / "b.json"
-    for content in ('{"format": "msgflux-store-bundle", "format_version": 2}\n' + "[" * 50_000,
-                    '{"format": "msgflux-store-bundle", "format_version": 2}\n{"kind": 1}\n',
-                    '{"format": "msgflux-store-bundle", "format_version": 3}\n',
-                    '{"format": "msgflux-store-bundle", "format_version": 2}\n'
-                    '{"kind": "end", "records": 0, "kind": "end"}\n'):
+    for content in (
+        '{"format": "msgflux-store-bundle", "format_version": 2}\n' + "[" * 50_000,
+        '{"format": "msgflux-store-bundle", "format_version": 2}\n{"kind": 1}\n',
+        '{"format": "msgflux-store-bundle", "format_version": 3}\n',
+        '{"format": "msgflux-store-bundle", "format_version": 2}\n'
+        '{"kind": "end", "records": 0, "kind": "end"}\n',
+    ):
         path.write_text(content, encoding="utf-8")
         with pytest.raises(StoreError) as caught:
             store.import_bundle(path)
@@ -345,8 +421,9 @@ def test_refused_imports_are_store_errors_with_one_line(store: StateStore, tmp_p
     assert store.names() == []
 
 
-def test_a_conflict_found_late_in_the_stream_writes_nothing(store: StateStore,
-                                                            tmp_path: Path) -> None:
+def test_a_conflict_found_late_in_the_stream_writes_nothing(
+    store: StateStore, tmp_path: Path
+) -> None:
     with StateStore(tmp_path / "source.db") as source:
         source.save("a", {"x": 1})
         source.save("z", {"y": 1})

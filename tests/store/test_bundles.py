@@ -12,10 +12,19 @@ from msgflux.store import ConflictError, IntegrityError, InvalidInputError, Stat
 
 
 def _history(store: StateStore) -> None:
-    store.save("pipeline", {"prompt": "one", "k": 1}, message="baseline", author="ana",
-               metadata={"score": 0.71})
-    store.save("pipeline", {"prompt": "two\nlines", "k": 1.5, "cfg": {"a": [True, None]}},
-               message="second", metadata={"score": 0.78, "run": "r2"})
+    store.save(
+        "pipeline",
+        {"prompt": "one", "k": 1},
+        message="baseline",
+        author="ana",
+        metadata={"score": 0.71},
+    )
+    store.save(
+        "pipeline",
+        {"prompt": "two\nlines", "k": 1.5, "cfg": {"a": [True, None]}},
+        message="second",
+        metadata={"score": 0.78, "run": "r2"},
+    )
     store.save("pipeline", {"prompt": "three", "k": 1}, message="third", author="bo")
     store.tag("pipeline", 1, "production", author="ana")
     store.tag("pipeline", 2, "production", author="bo")
@@ -28,15 +37,21 @@ def _history(store: StateStore) -> None:
 
 
 def _everything(store: StateStore) -> dict[str, object]:
-    return {name: {"log": store.log(name), "tags": store.tags(name),
-                   "tag_history": store.tag_history(name),
-                   "content": {v.number: store.load(name, v.number) for v in store.log(name)}}
-            for name in store.names()}
+    return {
+        name: {
+            "log": store.log(name),
+            "tags": store.tags(name),
+            "tag_history": store.tag_history(name),
+            "content": {v.number: store.load(name, v.number) for v in store.log(name)},
+        }
+        for name in store.names()
+    }
 
 
 @pytest.mark.parametrize("suffix", [".json", ".toml"])
 def test_export_then_import_into_a_fresh_store_keeps_everything(
-        store: StateStore, tmp_path: Path, suffix: str) -> None:
+    store: StateStore, tmp_path: Path, suffix: str
+) -> None:
     _history(store)
     path = tmp_path / f"bundle{suffix}"
     assert store.export_bundle(path) == {"agent": 1, "pipeline": 3}
@@ -45,10 +60,15 @@ def test_export_then_import_into_a_fresh_store_keeps_everything(
         assert _everything(fresh) == _everything(store)
         assert fresh.get("pipeline", 2).metadata == {"score": 0.78, "run": "r2"}
         assert fresh.get("pipeline", 1).author == "ana"
-        assert [(e.tag, e.previous_version, e.version, e.author)
-                for e in fresh.tag_history("pipeline")] == [
-            ("production", None, 1, "ana"), ("production", 1, 2, "bo"),
-            ("staging", None, 3, None), ("staging", 3, None, "cy"), ("canary", None, 3, None)]
+        assert [
+            (e.tag, e.previous_version, e.version, e.author) for e in fresh.tag_history("pipeline")
+        ] == [
+            ("production", None, 1, "ana"),
+            ("production", 1, 2, "bo"),
+            ("staging", None, 3, None),
+            ("staging", 3, None, "cy"),
+            ("canary", None, 3, None),
+        ]
         assert fresh.verify().ok
         # the same bundle again: a no-op
         before = dump_store(fresh)
@@ -77,8 +97,9 @@ def test_import_fast_forwards_an_older_copy(store: StateStore, tmp_path: Path) -
         assert clone.load("p") == {"x": 2} and clone.tags("p") == {"production": 2}
 
 
-def test_a_conflicting_bundle_is_refused_and_nothing_is_written(store: StateStore,
-                                                                tmp_path: Path) -> None:
+def test_a_conflicting_bundle_is_refused_and_nothing_is_written(
+    store: StateStore, tmp_path: Path
+) -> None:
     with StateStore(tmp_path / "source.db") as source:
         source.save("a", {"x": 1})
         source.save("b", {"y": 1})
@@ -95,7 +116,8 @@ def test_a_conflicting_bundle_is_refused_and_nothing_is_written(store: StateStor
 
 @pytest.mark.parametrize("tamper", ["value", "snapshot"])
 def test_a_bundle_with_a_wrong_hash_is_refused_and_nothing_is_written(
-        store: StateStore, tmp_path: Path, tamper: str) -> None:
+    store: StateStore, tmp_path: Path, tamper: str
+) -> None:
     store.save("p", {"prompt": "Be brief.", "k": 1})
     path = tmp_path / "b.json"
     store.export_bundle(path)
@@ -125,8 +147,7 @@ def test_an_unreadable_bundle_is_invalid_input(store: StateStore, tmp_path: Path
         store.import_bundle(tmp_path / "missing.json")
 
 
-def test_copy_to_between_sqlite_and_postgresql_both_ways(tmp_path: Path,
-                                                         postgres_url: str) -> None:
+def test_copy_to_between_sqlite_and_postgresql_both_ways(tmp_path: Path, postgres_url: str) -> None:
     with StateStore(tmp_path / "local.db") as local, StateStore(postgres_url) as shared:
         _history(local)
         assert local.copy_to(shared) == {"agent": [2], "pipeline": [1, 2, 3]}

@@ -32,8 +32,7 @@ def test_each_distinct_value_is_stored_once(store: StateStore, db: sa.Engine) ->
     assert count(db, "spans") == 7  # one per key of each name: nothing has changed yet
 
 
-def test_saving_the_latest_content_again_writes_nothing(store: StateStore,
-                                                        db: sa.Engine) -> None:
+def test_saving_the_latest_content_again_writes_nothing(store: StateStore, db: sa.Engine) -> None:
     store.save("p", {"x": 1})
     latest = store.save("p", {"x": 2, "y": [1]}, message="second", metadata={"score": 1})
     before = dump(db)
@@ -47,8 +46,7 @@ def test_saving_the_latest_content_again_writes_nothing(store: StateStore,
     assert scored.message == "second" and scored.metadata == {"score": 9}
 
 
-def test_expected_head_none_means_the_name_must_be_new(store: StateStore,
-                                                       db: sa.Engine) -> None:
+def test_expected_head_none_means_the_name_must_be_new(store: StateStore, db: sa.Engine) -> None:
     first = store.save("p", {"x": 1}, expected_head=None)
     assert first.number == 1
     before = dump(db)

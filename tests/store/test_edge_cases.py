@@ -31,12 +31,12 @@ def test_copy_to_leaves_a_tag_alone_when_its_version_was_pruned_here(tmp_path: P
     for number in range(1, 4):
         source.save("p", {"k": number})
     source.copy_to(target)
-    target.prune("p", keep_last=1)                       # versions 1 and 2 gone here
+    target.prune("p", keep_last=1)  # versions 1 and 2 gone here
     source.tag("p", 2, "prod")
     source.save("p", {"k": 4})
-    assert source.copy_to(target) == {"p": [4]}          # the new version still arrives
+    assert source.copy_to(target) == {"p": [4]}  # the new version still arrives
     assert target.load("p") == {"k": 4}
-    assert "prod" not in target.tags("p")                # nothing here to point it at
+    assert "prod" not in target.tags("p")  # nothing here to point it at
 
 
 def test_copy_to_removes_tags_removed_at_the_source_and_records_it(tmp_path: Path) -> None:
@@ -47,8 +47,9 @@ def test_copy_to_removes_tags_removed_at_the_source_and_records_it(tmp_path: Pat
     source.untag("p", "prod")
     source.copy_to(target)
     assert target.tags("p") == {}
-    assert [(event.tag, event.version, event.previous_version)
-            for event in target.tag_history("p")][-1] == ("prod", None, 1)
+    assert [
+        (event.tag, event.version, event.previous_version) for event in target.tag_history("p")
+    ][-1] == ("prod", None, 1)
 
 
 def test_expected_head_save_repeated_after_success_returns_that_version(store: StateStore) -> None:
@@ -85,7 +86,8 @@ def test_other_postgresql_drivers_are_refused_with_the_one_to_use() -> None:
 
 
 def test_refused_import_of_a_bundle_with_an_unstorable_key_writes_nothing(
-        store: StateStore, tmp_path: Path) -> None:
+    store: StateStore, tmp_path: Path
+) -> None:
     import json
 
     store.save("p", {"k": 1})
@@ -100,4 +102,3 @@ def test_refused_import_of_a_bundle_with_an_unstorable_key_writes_nothing(
     with pytest.raises(InvalidInputError, match="NUL"):
         other.import_bundle(path)
     assert dump_store(other) == before
-

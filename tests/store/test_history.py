@@ -21,12 +21,16 @@ def saved(store: StateStore, pipeline: Pipeline) -> StateStore:
 
 # -- prefix sub-trees ------------------------------------------------------------------------------
 
+
 def test_load_with_a_prefix_returns_only_that_branch(saved: StateStore) -> None:
     assert saved.load("pipeline", 1, prefix="retriever.") == {
-        "retriever.query_template": "Find: {q}", "retriever.top_k": 5}
+        "retriever.query_template": "Find: {q}",
+        "retriever.top_k": 5,
+    }
     assert saved.load("pipeline", prefix="analyzer.") == {
         "analyzer.instructions": "Answer in one sentence.",
-        "analyzer.expected_output": "JSON format"}
+        "analyzer.expected_output": "JSON format",
+    }
     assert saved.load("pipeline", prefix="nothing.") == {}
 
 
@@ -64,12 +68,15 @@ def test_load_into_strict_refuses_a_state_that_does_not_fit(store: StateStore) -
 
 def test_diff_with_a_prefix_compares_only_that_branch(saved: StateStore) -> None:
     diff = saved.diff("pipeline", 1, 2, prefix="retriever.")
-    assert diff.changed == {"retriever.query_template": ("Find: {q}", "Search: {q}"),
-                            "retriever.top_k": (5, 8)}
+    assert diff.changed == {
+        "retriever.query_template": ("Find: {q}", "Search: {q}"),
+        "retriever.top_k": (5, 8),
+    }
     assert diff.added == {} and diff.removed == {}
 
 
 # -- rollback --------------------------------------------------------------------------------------
+
 
 def test_rollback_appends_a_version_equal_to_the_old_one(saved: StateStore) -> None:
     saved.save("pipeline", {"flux": "gone"}, message="broken")
@@ -89,7 +96,11 @@ def test_rollback_by_tag_with_a_message(saved: StateStore) -> None:
     saved.tag("pipeline", 1, "production")
     back = saved.rollback("pipeline", "production", message="revert", metadata={"why": "bug"})
     assert (back.number, back.parent, back.message, back.metadata) == (
-        3, 2, "revert", {"why": "bug"})
+        3,
+        2,
+        "revert",
+        {"why": "bug"},
+    )
 
 
 def test_rollback_to_the_head_content_writes_nothing(saved: StateStore) -> None:
@@ -99,6 +110,7 @@ def test_rollback_to_the_head_content_writes_nothing(saved: StateStore) -> None:
 
 
 # -- diff ------------------------------------------------------------------------------------------
+
 
 def test_diff_reports_added_removed_and_changed_with_values(store: StateStore) -> None:
     store.save("p", {"keep": 1, "change": "old", "drop": [1, 2], "type": 1})
@@ -158,6 +170,7 @@ def test_diff_without_b_compares_with_the_parent(store: StateStore) -> None:
 
 # -- log -------------------------------------------------------------------------------------------
 
+
 def test_log_is_newest_first_with_a_limit(store: StateStore) -> None:
     for step in range(5):
         store.save("p", {"step": step}, message=f"step {step}")
@@ -171,15 +184,15 @@ def test_log_is_newest_first_with_a_limit(store: StateStore) -> None:
 
 
 def test_log_of_a_key_lists_the_versions_that_changed_it(store: StateStore) -> None:
-    store.save("p", {"other": 1})                      # 1: key absent
-    store.save("p", {"other": 1, "key": "a"})          # 2: added
-    store.save("p", {"other": 2, "key": "a"})          # 3: unchanged
-    store.save("p", {"other": 2, "key": "b"})          # 4: changed
-    store.save("p", {"other": 2, "key": 1})            # 5: changed
-    store.save("p", {"other": 2, "key": 1.0})          # 6: changed (int -> float)
-    store.save("p", {"other": 3})                      # 7: removed
-    store.save("p", {"other": 4})                      # 8: still absent
-    store.save("p", {"other": 4, "key": "a"})          # 9: added again
+    store.save("p", {"other": 1})  # 1: key absent
+    store.save("p", {"other": 1, "key": "a"})  # 2: added
+    store.save("p", {"other": 2, "key": "a"})  # 3: unchanged
+    store.save("p", {"other": 2, "key": "b"})  # 4: changed
+    store.save("p", {"other": 2, "key": 1})  # 5: changed
+    store.save("p", {"other": 2, "key": 1.0})  # 6: changed (int -> float)
+    store.save("p", {"other": 3})  # 7: removed
+    store.save("p", {"other": 4})  # 8: still absent
+    store.save("p", {"other": 4, "key": "a"})  # 9: added again
     assert [v.number for v in store.log("p", key="key")] == [9, 7, 6, 5, 4, 2]
     assert [v.number for v in store.log("p", key="key", limit=3)] == [9, 7, 6]
     assert [v.number for v in store.log("p", key="other")] == [8, 7, 3, 1]

@@ -38,8 +38,9 @@ def test_prune_touches_only_its_name(store: StateStore) -> None:
         store.prune("p", keep_last=0)
 
 
-def test_gc_removes_only_unreferenced_snapshots_and_values(store: StateStore,
-                                                           db: sa.Engine) -> None:
+def test_gc_removes_only_unreferenced_snapshots_and_values(
+    store: StateStore, db: sa.Engine
+) -> None:
     _five(store)
     store.save("twin", {"shared": "kept everywhere", "step": 2, "only2": "xx"})  # = p@2
     store.tag("p", 1, "production")
@@ -49,10 +50,18 @@ def test_gc_removes_only_unreferenced_snapshots_and_values(store: StateStore,
     result = store.gc()
     assert (result.snapshots, result.blobs) == (1, 2)  # p@3: 3 and "xxx", nothing else
     assert (count(db, "snapshots"), count(db, "blobs")) == (4, 9)
-    assert scalar(db, "SELECT count(*) FROM blobs WHERE hash = :h",
-                  {"h": expected_value_hash("xxx")}) == 0
-    assert scalar(db, "SELECT count(*) FROM blobs WHERE hash = :h",
-                  {"h": expected_value_hash("kept everywhere")}) == 1
+    assert (
+        scalar(db, "SELECT count(*) FROM blobs WHERE hash = :h", {"h": expected_value_hash("xxx")})
+        == 0
+    )
+    assert (
+        scalar(
+            db,
+            "SELECT count(*) FROM blobs WHERE hash = :h",
+            {"h": expected_value_hash("kept everywhere")},
+        )
+        == 1
+    )
     for number in (1, 4, 5):
         state = store.load("p", number)
         assert state["step"] == number
@@ -75,6 +84,7 @@ def test_rollback_to_a_version_whose_content_was_collected_elsewhere(store: Stat
 
 # -- verify ----------------------------------------------------------------------------------------
 
+
 def _three_versions(store: StateStore) -> None:
     for step in (1, 2, 3):
         store.save("p", {"prompt": f"prompt {step}", "shared": "Be brief.", "top_k": step})
@@ -94,13 +104,19 @@ def test_verify_of_a_clean_store_is_ok(store: StateStore) -> None:
 def test_verify_reports_a_flipped_byte_in_a_value(store: StateStore, db: sa.Engine) -> None:
     _three_versions(store)
     store.save("q", {"copy": "Be brief."})
-    execute(db, "UPDATE blobs SET text = :t WHERE hash = :h",
-            {"t": "Be brieg.", "h": expected_value_hash("Be brief.")})
+    execute(
+        db,
+        "UPDATE blobs SET text = :t WHERE hash = :h",
+        {"t": "Be brieg.", "h": expected_value_hash("Be brief.")},
+    )
     report = store.verify()
     assert not report.ok
     assert {(p.kind, p.name, p.version, p.key) for p in report.problems} == {
-        ("value", "p", 1, "shared"), ("value", "p", 2, "shared"), ("value", "p", 3, "shared"),
-        ("value", "q", 1, "copy")}
+        ("value", "p", 1, "shared"),
+        ("value", "p", 2, "shared"),
+        ("value", "p", 3, "shared"),
+        ("value", "q", 1, "copy"),
+    }
     assert "p:2 key 'shared'" in str(report)
 
 
@@ -113,22 +129,30 @@ def test_verify_reports_a_flipped_byte_in_json_text(store: StateStore, db: sa.En
 
 def test_verify_reports_a_deleted_span_with_its_key(store: StateStore, db: sa.Engine) -> None:
     _three_versions(store)
-    execute(db, "DELETE FROM spans WHERE since = 2 AND key_id = "
-                "(SELECT id FROM keys WHERE key = 'prompt')")
+    execute(
+        db,
+        "DELETE FROM spans WHERE since = 2 AND key_id = (SELECT id FROM keys WHERE key = 'prompt')",
+    )
     problems = store.verify().problems
     assert [(p.kind, p.name, p.version, p.key) for p in problems] == [
-        ("snapshot", "p", 2, "prompt")]
+        ("snapshot", "p", 2, "prompt")
+    ]
     assert "key missing" in problems[0].message
 
 
 def test_verify_reports_a_changed_snapshot_hash(store: StateStore, db: sa.Engine) -> None:
     _three_versions(store)
     store.save("q", {"prompt": "prompt 3", "shared": "Be brief.", "top_k": 3})  # shares p@3
-    execute(db, "UPDATE snapshots SET hash = :new WHERE hash = :old",
-            {"new": "0" * 64, "old": store.get("p", 3).snapshot})
+    execute(
+        db,
+        "UPDATE snapshots SET hash = :new WHERE hash = :old",
+        {"new": "0" * 64, "old": store.get("p", 3).snapshot},
+    )
     problems = store.verify().problems
     assert [(p.kind, p.name, p.version) for p in problems] == [
-        ("snapshot", "p", 3), ("snapshot", "q", 1)]
+        ("snapshot", "p", 3),
+        ("snapshot", "q", 1),
+    ]
     assert all("snapshot hash mismatch" in p.message for p in problems)
 
 

@@ -82,8 +82,9 @@ def test_downgrade_to_base_then_upgrade_to_head(store: StateStore, engine: sa.En
         assert reopened.query("SELECT name, version FROM state_history") == [("p", 1)]
 
 
-def test_an_unknown_revision_is_refused_and_left_untouched(store: StateStore,
-                                                           engine: sa.Engine) -> None:
+def test_an_unknown_revision_is_refused_and_left_untouched(
+    store: StateStore, engine: sa.Engine
+) -> None:
     store.save("p", {"x": 1})
     store.close()
     with engine.begin() as connection:
@@ -101,6 +102,7 @@ def _database_at_0001_with_data(engine: sa.Engine) -> dict[str, object]:
     state = {"prompt": "Be brief.", "k": 3}
     now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     with engine.begin() as connection:
+
         def run(statement: str, **params: object) -> None:
             query = sa.text(statement)
             if "w" in params:  # written as the store writes times on each backend
@@ -109,22 +111,39 @@ def _database_at_0001_with_data(engine: sa.Engine) -> dict[str, object]:
 
         # No explicit ids: the database hands them out, as for any SQL-written data.
         for value in state.values():
-            run("INSERT INTO blobs (hash, value_type, text) VALUES (:h, :t, :x)",
-                h=expected_value_hash(value), t=type(value).__name__,
-                x=value if isinstance(value, str) else str(value))
-        run("INSERT INTO snapshots (hash, key_count, created_at) VALUES (:h, 2, :w)",
-            h=expected_snapshot(state), w=now)
+            run(
+                "INSERT INTO blobs (hash, value_type, text) VALUES (:h, :t, :x)",
+                h=expected_value_hash(value),
+                t=type(value).__name__,
+                x=value if isinstance(value, str) else str(value),
+            )
+        run(
+            "INSERT INTO snapshots (hash, key_count, created_at) VALUES (:h, 2, :w)",
+            h=expected_snapshot(state),
+            w=now,
+        )
         for position, (key, value) in enumerate(state.items()):
-            run("INSERT INTO entries (snapshot_id, key, position, blob_id) SELECT s.id, :k, :p, "
+            run(
+                "INSERT INTO entries (snapshot_id, key, position, blob_id) SELECT s.id, :k, :p, "
                 "b.id FROM snapshots s, blobs b WHERE b.hash = :h",
-                k=key, p=position, h=expected_value_hash(value))
+                k=key,
+                p=position,
+                h=expected_value_hash(value),
+            )
         run("INSERT INTO names (name, head, created_at) VALUES ('legacy', 1, :w)", w=now)
-        run("INSERT INTO versions (name_id, number, snapshot_id, parent, created_at, message, "
+        run(
+            "INSERT INTO versions (name_id, number, snapshot_id, parent, created_at, message, "
             "author, metadata) SELECT n.id, 1, s.id, NULL, :w, 'old', 'ana', :m "
-            "FROM names n, snapshots s", w=now, m='{"score":0.5}')
+            "FROM names n, snapshots s",
+            w=now,
+            m='{"score":0.5}',
+        )
         run("INSERT INTO tags (name_id, tag, version) SELECT id, 'production', 1 FROM names")
-        run("INSERT INTO tag_events (name_id, tag, version, previous_version, moved_at, author) "
-            "SELECT id, 'production', 1, NULL, :w, 'ana' FROM names", w=now)
+        run(
+            "INSERT INTO tag_events (name_id, tag, version, previous_version, moved_at, author) "
+            "SELECT id, 'production', 1, NULL, :w, 'ana' FROM names",
+            w=now,
+        )
     return state
 
 
@@ -146,12 +165,17 @@ def test_opening_an_older_database_upgrades_it_with_data_intact(engine: sa.Engin
         assert dump_tables(engine, like=before) == before
         version = store.get("legacy", "production")
         assert (version.number, version.message, version.author, version.metadata) == (
-            1, "old", "ana", {"score": 0.5})
+            1,
+            "old",
+            "ana",
+            {"score": 0.5},
+        )
         assert version.created_at == datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
         assert store.load("legacy") == state and list(store.load("legacy")) == ["prompt", "k"]
         assert store.verify().ok
         assert store.query("SELECT name, version, key_count FROM state_history") == [
-            ("legacy", 1, 2)]
+            ("legacy", 1, 2)
+        ]
         assert store.save("legacy", {"prompt": "Be briefer.", "k": 3}).number == 2
 
 

@@ -37,8 +37,10 @@ SQLITE_ONLY = [
     "ATTACH DATABASE '{tmp}/evil.db' AS evil",
     "SELECT load_extension('{tmp}/evil')",
     "WITH d AS (SELECT 1) DELETE FROM versions",
-    ("WITH d AS (SELECT 1) INSERT INTO tag_events (name_id, tag, moved_at) "
-     "SELECT 1, 'x', '2024-01-01' FROM d"),
+    (
+        "WITH d AS (SELECT 1) INSERT INTO tag_events (name_id, tag, moved_at) "
+        "SELECT 1, 'x', '2024-01-01' FROM d"
+    ),
     "REPLACE INTO tags (name_id, tag, version) VALUES (1, 'x', 1)",
     "VACUUM",
     "REINDEX",
@@ -65,8 +67,12 @@ def full(store: StateStore) -> StateStore:
     return store
 
 
-def _refused(store: StateStore, db: sa.Engine, statement: str,
-             errors: tuple[type[Exception], ...] = (ReadOnlyError,)) -> None:
+def _refused(
+    store: StateStore,
+    db: sa.Engine,
+    statement: str,
+    errors: tuple[type[Exception], ...] = (ReadOnlyError,),
+) -> None:
     before = dump(db)
     with pytest.raises(errors):
         store.query(statement)
@@ -77,19 +83,22 @@ def _refused(store: StateStore, db: sa.Engine, statement: str,
 def test_reads_work(full: StateStore) -> None:
     rows = full.query("SELECT count(*) FROM state_values")
     assert rows == [(4,)] and rows.columns[0]
-    assert full.query("WITH x AS (SELECT version FROM state_history) SELECT max(version) FROM x") \
-        == [(2,)]
+    assert full.query(
+        "WITH x AS (SELECT version FROM state_history) SELECT max(version) FROM x"
+    ) == [(2,)]
 
 
 @pytest.mark.parametrize("statement", WRITES)
-def test_writes_and_schema_changes_are_refused(full: StateStore, db: sa.Engine,
-                                               statement: str) -> None:
+def test_writes_and_schema_changes_are_refused(
+    full: StateStore, db: sa.Engine, statement: str
+) -> None:
     _refused(full, db, statement)
 
 
 @pytest.mark.parametrize("statement", SQLITE_ONLY)
 def test_sqlite_settings_attach_extensions_and_cte_writes_are_refused(
-        tmp_path: Path, statement: str) -> None:
+    tmp_path: Path, statement: str
+) -> None:
     with StateStore(tmp_path / "s.db") as store:
         store.save("p", {"x": 1})
         engine = sa.create_engine(store.url)
@@ -101,8 +110,9 @@ def test_sqlite_settings_attach_extensions_and_cte_writes_are_refused(
 
 
 @pytest.mark.parametrize("statement", POSTGRES_ONLY)
-def test_postgresql_cte_writes_and_side_effects_are_refused(postgres_url: str,
-                                                            statement: str) -> None:
+def test_postgresql_cte_writes_and_side_effects_are_refused(
+    postgres_url: str, statement: str
+) -> None:
     with StateStore(postgres_url) as store:
         store.save("p", {"x": 1})
         engine = sa.create_engine(store.url)
@@ -114,28 +124,36 @@ def test_postgresql_cte_writes_and_side_effects_are_refused(postgres_url: str,
 
 def test_query_only_off_then_a_write_is_refused(full: StateStore, db: sa.Engine) -> None:
     # Two statements in one call are refused outright (no "; COMMIT; DROP ...").
-    _refused(full, db, "PRAGMA query_only = 0; DELETE FROM versions", (InvalidInputError,
-                                                                       ReadOnlyError))
+    _refused(
+        full, db, "PRAGMA query_only = 0; DELETE FROM versions", (InvalidInputError, ReadOnlyError)
+    )
     if full.dialect == "sqlite":
         _refused(full, db, "PRAGMA query_only = 0")
     _refused(full, db, "DELETE FROM versions")  # and the next call is refused as well
 
 
-@pytest.mark.parametrize(("statement", "first_is_refused"), [
-    ("SELECT 1; SELECT 2", False),
-    ("SELECT 1 FROM state_tags; COMMIT; DELETE FROM tags", False),
-    ("COMMIT; DELETE FROM tag_events", False),
-    ("SELECT 1; DELETE FROM versions", False),
-    ("DELETE FROM versions; SELECT 1", True),
-])
-def test_multiple_statements_are_refused(full: StateStore, db: sa.Engine, statement: str,
-                                         first_is_refused: bool) -> None:
+@pytest.mark.parametrize(
+    ("statement", "first_is_refused"),
+    [
+        ("SELECT 1; SELECT 2", False),
+        ("SELECT 1 FROM state_tags; COMMIT; DELETE FROM tags", False),
+        ("COMMIT; DELETE FROM tag_events", False),
+        ("SELECT 1; DELETE FROM versions", False),
+        ("DELETE FROM versions; SELECT 1", True),
+    ],
+)
+def test_multiple_statements_are_refused(
+    full: StateStore, db: sa.Engine, statement: str, first_is_refused: bool
+) -> None:
     # On PostgreSQL the statement is prepared server-side, which holds one statement only:
     # "COMMIT; DELETE ..." can never end the read-only transaction.
     before = dump(db)
     # A write (or COMMIT) first may be refused as such before the second statement is seen.
-    refusals = (InvalidInputError, ReadOnlyError) if not statement.startswith("SELECT") else (
-        InvalidInputError,)
+    refusals = (
+        (InvalidInputError, ReadOnlyError)
+        if not statement.startswith("SELECT")
+        else (InvalidInputError,)
+    )
     with pytest.raises(refusals):
         full.query(statement)
     assert dump(db) == before
@@ -145,8 +163,11 @@ def test_multiple_statements_are_refused(full: StateStore, db: sa.Engine, statem
 def test_a_runaway_query_is_interrupted(full: StateStore) -> None:
     started = time.monotonic()
     with pytest.raises(QueryTimeout):
-        full.query("WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c "
-                   "WHERE n < 1000000000) SELECT count(*) FROM c", timeout=0.5)
+        full.query(
+            "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c "
+            "WHERE n < 1000000000) SELECT count(*) FROM c",
+            timeout=0.5,
+        )
     assert time.monotonic() - started < 5
     assert full.query("SELECT count(*) FROM state_history") == [(2,)]  # still usable
 
@@ -172,8 +193,9 @@ SERVER_FILE_ACCESS = [
 
 
 @pytest.mark.parametrize("statement", SERVER_FILE_ACCESS)
-def test_postgres_query_cannot_touch_server_files(postgres_url: str, tmp_path: Path,
-                                                  statement: str) -> None:
+def test_postgres_query_cannot_touch_server_files(
+    postgres_url: str, tmp_path: Path, statement: str
+) -> None:
     with StateStore(postgres_url) as store:
         store.save("pipeline", {"prompt": "x"})
         with pytest.raises((ReadOnlyError, InvalidInputError)):
@@ -190,7 +212,8 @@ def test_postgres_query_refuses_a_superuser_session(postgres_url: str) -> None:
 
     schema_options = make_url(postgres_url).query["options"]
     superuser = make_url(os.environ["MSGFLUX_TEST_POSTGRES_URL"]).update_query_dict(
-        {"options": schema_options})
+        {"options": schema_options}
+    )
     with StateStore(postgres_url) as store:
         store.save("pipeline", {"prompt": "x"})
     with StateStore(superuser) as store:

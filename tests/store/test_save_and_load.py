@@ -22,8 +22,7 @@ from msgflux.store import ChangeSummary, InvalidInputError, StateStore, Version
 def test_readme_usage_versions_a_module(store: StateStore, pipeline: Pipeline) -> None:
     v1 = store.save("pipeline", pipeline, message="baseline", metadata={"score": 0.71})
     pipeline.analyzer.instructions.data = "Answer in one sentence."
-    v2 = store.save("pipeline", pipeline, message="shorter", author="ana",
-                    metadata={"score": 0.78})
+    v2 = store.save("pipeline", pipeline, message="shorter", author="ana", metadata={"score": 0.78})
     pipeline.retriever.top_k = 8
     v3 = store.save("pipeline", pipeline.state_dict(), message="wider")
 
@@ -59,13 +58,24 @@ def test_version_numbers_are_contiguous_per_name(store: StateStore) -> None:
 def test_version_has_exactly_the_documented_attributes(store: StateStore) -> None:
     before = datetime.now(UTC)
     store.save("p", {"x": 1})
-    version = store.save("p", {"x": 2}, message="second", author="ana",
-                         metadata={"score": 0.5, "tags": ["a"]})
+    version = store.save(
+        "p", {"x": 2}, message="second", author="ana", metadata={"score": 0.5, "tags": ["a"]}
+    )
     after = datetime.now(UTC)
 
     assert [field.name for field in dataclasses.fields(Version)] == [
-        "name", "number", "snapshot", "parent", "created_at", "message", "author", "metadata",
-        "tags", "created", "changes"]
+        "name",
+        "number",
+        "snapshot",
+        "parent",
+        "created_at",
+        "message",
+        "author",
+        "metadata",
+        "tags",
+        "created",
+        "changes",
+    ]
     assert version.created and version.changes == ChangeSummary(changed=("x",))
     assert version.name == "p"
     assert version.number == 2
@@ -128,24 +138,36 @@ def test_snapshot_hash_is_exactly_the_documented_rule(store: StateStore) -> None
 
 def test_value_hash_column_is_exactly_the_documented_rule(store: StateStore) -> None:
     store.save("p", STATE)
-    rows = store.query(sql(store, "SELECT key, value_hash FROM state_values WHERE name = ?"),
-                       ("p",))
+    rows = store.query(
+        sql(store, "SELECT key, value_hash FROM state_values WHERE name = ?"), ("p",)
+    )
     assert dict(rows) == {key: expected_value_hash(value) for key, value in STATE.items()}
 
 
 def test_int_float_and_bool_hash_differently(store: StateStore) -> None:
-    snapshots = {store.save(f"n{index}", {"x": value}).snapshot
-                 for index, value in enumerate([1, 1.0, True, "1"])}
+    snapshots = {
+        store.save(f"n{index}", {"x": value}).snapshot
+        for index, value in enumerate([1, 1.0, True, "1"])
+    }
     assert len(snapshots) == 4
 
 
 # -- exact round trips --------------------------------------------------------------------------
 
+
 def test_values_round_trip_with_their_types(store: StateStore) -> None:
     state = {
-        "int": 1, "float": 1.0, "bool": True, "str": "1", "none": None,
-        "big": 2**62, "negative_zero": -0.0, "tiny": 5e-324, "empty": "",
-        "multi": "line one\nline two\n", "list": [1, 1.0, True, "1", None, [], {}],
+        "int": 1,
+        "float": 1.0,
+        "bool": True,
+        "str": "1",
+        "none": None,
+        "big": 2**62,
+        "negative_zero": -0.0,
+        "tiny": 5e-324,
+        "empty": "",
+        "multi": "line one\nline two\n",
+        "list": [1, 1.0, True, "1", None, [], {}],
         "dict": {"z": [1, {"y": 1.5}], "a": {"deep": [False]}},
         "unicode": "日本語 \u2028 🎉",
     }
@@ -157,36 +179,48 @@ def test_values_round_trip_with_their_types(store: StateStore) -> None:
     assert type(loaded["float"]) is float
     assert type(loaded["bool"]) is bool
     assert type(loaded["str"]) is str
-    assert [type(item) for item in loaded["list"]] == [int, float, bool, str, type(None),
-                                                       list, dict]
+    assert [type(item) for item in loaded["list"]] == [
+        int,
+        float,
+        bool,
+        str,
+        type(None),
+        list,
+        dict,
+    ]
     assert math.copysign(1, loaded["negative_zero"]) == -1
     assert type(loaded["dict"]["z"][1]["y"]) is float
     # The canonical JSON is identical too: no type was lost or changed anywhere.
     assert {k: expected_value_hash(v) for k, v in loaded.items()} == {
-        k: expected_value_hash(v) for k, v in state.items()}
+        k: expected_value_hash(v) for k, v in state.items()
+    }
 
 
 class _Opaque:
     pass
 
 
-@pytest.mark.parametrize(("state", "named"), [
-    ({"ok": 1, "obj": _Opaque()}, "obj"),
-    ({"ok": 1, "when": datetime(2024, 1, 1)}, "when"),
-    ({"ok": 1, "raw": b"bytes"}, "raw"),
-    ({"ok": 1, "pair": (1, 2)}, "pair"),
-    ({"ok": 1, "members": {1, 2}}, "members"),
-    ({"ok": 1, "score": float("nan")}, "score"),
-    ({"ok": 1, "limit": float("inf")}, "limit"),
-    ({"ok": 1, "floor": -math.inf}, "floor"),
-    ({"ok": 1, "cfg": {"inner": [1, float("nan")]}}, "cfg"),
-    ({"ok": 1, "cfg": {1: "int key"}}, "cfg"),
-    ({"ok": 1, 7: "x"}, "7"),
-    ({"ok": 1, None: "x"}, "None"),
-    ({"ok": 1, "": "x"}, "''"),
-])
+@pytest.mark.parametrize(
+    ("state", "named"),
+    [
+        ({"ok": 1, "obj": _Opaque()}, "obj"),
+        ({"ok": 1, "when": datetime(2024, 1, 1)}, "when"),
+        ({"ok": 1, "raw": b"bytes"}, "raw"),
+        ({"ok": 1, "pair": (1, 2)}, "pair"),
+        ({"ok": 1, "members": {1, 2}}, "members"),
+        ({"ok": 1, "score": float("nan")}, "score"),
+        ({"ok": 1, "limit": float("inf")}, "limit"),
+        ({"ok": 1, "floor": -math.inf}, "floor"),
+        ({"ok": 1, "cfg": {"inner": [1, float("nan")]}}, "cfg"),
+        ({"ok": 1, "cfg": {1: "int key"}}, "cfg"),
+        ({"ok": 1, 7: "x"}, "7"),
+        ({"ok": 1, None: "x"}, "None"),
+        ({"ok": 1, "": "x"}, "''"),
+    ],
+)
 def test_unstorable_values_and_keys_are_refused_and_nothing_is_written(
-        store: StateStore, state: dict[Any, Any], named: str) -> None:
+    store: StateStore, state: dict[Any, Any], named: str
+) -> None:
     store.save("p", {"ok": 0})
     before = dump_store(store)
     with pytest.raises(InvalidInputError) as caught:

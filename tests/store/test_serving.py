@@ -71,13 +71,18 @@ def refresh_until_swapped(follower: Follower) -> None:
 
 # -- following ---------------------------------------------------------------------------------
 
+
 def test_follow_loads_the_tag_at_once_and_swaps_when_it_moves(store: StateStore) -> None:
     history(store)
     store.tag("p", 2, "production")
     module = Wide()
     changes: list[tuple[int | None, int]] = []
-    with store.follow(module, "p", "production", on_change=lambda old, new: changes.append(
-            (old.number if old else None, new.number))) as follower:
+    with store.follow(
+        module,
+        "p",
+        "production",
+        on_change=lambda old, new: changes.append((old.number if old else None, new.number)),
+    ) as follower:
         assert follower.version.number == 2 and holds(module) == 2
         assert isinstance(follower.version, Version) and "production" in follower.version.tags
         assert follower.refresh() is False
@@ -95,8 +100,9 @@ def test_a_swapped_in_version_is_exactly_what_the_store_reads(store: StateStore)
     # the values it loads must be the store's, type for type (1, 1.0 and True differ).
     values = {"n": 1, "x": 1.0, "flag": True, "none": None, "deep": {"a": [1, 2.5, "s"]}}
     store.save("typed", {key: "" if key != "n" else 0 for key in values})
-    store.save("typed", values, message="second", author="ana",
-               metadata={"score": 0.9, "notes": ["a", 1]})
+    store.save(
+        "typed", values, message="second", author="ana", metadata={"score": 0.9, "notes": ["a", 1]}
+    )
     store.tag("typed", 1, "production")
     module = nn.Module()
     for key in values:
@@ -115,8 +121,9 @@ def test_refresh_when_nothing_changed_reads_no_table(store: StateStore) -> None:
     history(store)
     store.tag("p", 1, "production")
     statements: list[str] = []
-    sa.event.listen(store._engine, "before_cursor_execute",
-                    lambda *args: statements.append(args[2]))
+    sa.event.listen(
+        store._engine, "before_cursor_execute", lambda *args: statements.append(args[2])
+    )
     with store.follow(Wide(), "p", "production") as follower:
         statements.clear()
         traced: list[str] = []
@@ -138,8 +145,11 @@ def test_follow_latest_follows_saves_and_a_pinned_version_never_moves(store: Sta
     history(store, 2)
     latest, pinned, by_hash = Wide(), Wide(), Wide()
     snapshot = store.get("p", 1).snapshot
-    with store.follow(latest, "p") as following, store.follow(pinned, "p", 1) as fixed, \
-            store.follow(by_hash, "p", snapshot[:10]) as hashed:
+    with (
+        store.follow(latest, "p") as following,
+        store.follow(pinned, "p", 1) as fixed,
+        store.follow(by_hash, "p", snapshot[:10]) as hashed,
+    ):
         assert (holds(latest), holds(pinned), holds(by_hash)) == (2, 1, 1)
         store.save("p", state_of(3))
         refresh_until_swapped(following)
@@ -232,6 +242,7 @@ def test_concurrent_requests_in_pins_never_see_a_mix(store: StateStore) -> None:
 
 # -- the cache -------------------------------------------------------------------------------
 
+
 def test_the_cache_holds_the_loaded_version_and_its_hash(store: StateStore, tmp_path: Path) -> None:
     history(store)
     store.tag("p", 2, "production")
@@ -253,7 +264,8 @@ def _write_cache(store: StateStore, cache: Path) -> None:
 
 
 def test_a_follower_started_while_the_database_is_away_serves_its_cache(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     folder = tmp_path / "db"
     folder.mkdir()
     cache = tmp_path / "prod.json"
@@ -262,9 +274,12 @@ def test_a_follower_started_while_the_database_is_away_serves_its_cache(
         store.tag("p", 4, "production")
     folder.rename(tmp_path / "away")
     module = Wide()
-    with caplog.at_level(logging.WARNING, logger="msgflux.store.follow"), Follower(
-            folder / "s.db", module, "p", "production", cache=cache,
-            retry_interval=0.01) as follower:
+    with (
+        caplog.at_level(logging.WARNING, logger="msgflux.store.follow"),
+        Follower(
+            folder / "s.db", module, "p", "production", cache=cache, retry_interval=0.01
+        ) as follower,
+    ):
         assert holds(module) == 2 and follower.version.number == 2
         assert follower.serving_from_cache
         for _ in range(20):
@@ -307,9 +322,11 @@ def test_a_cache_that_does_not_match_is_refused(tmp_path: Path, tamper: str) -> 
 
 def test_follow_refuses_bad_arguments(store: StateStore, tmp_path: Path) -> None:
     history(store, 1)
-    for kwargs, message in (({"cache": tmp_path / "c.toml"}, ".json"),
-                            ({"route_key": 1.5}, "route_key"),
-                            ({"retry_interval": 0}, "retry_interval")):
+    for kwargs, message in (
+        ({"cache": tmp_path / "c.toml"}, ".json"),
+        ({"route_key": 1.5}, "route_key"),
+        ({"retry_interval": 0}, "retry_interval"),
+    ):
         with pytest.raises(InvalidInputError, match=message):
             Follower(store, Wide(), "p", **kwargs)
     with pytest.raises(VersionNotFound, match="has versions 1"):
@@ -318,17 +335,23 @@ def test_follow_refuses_bad_arguments(store: StateStore, tmp_path: Path) -> None
 
 # -- guarded tags ------------------------------------------------------------------------------
 
+
 def _audit(store: StateStore) -> list[tuple[Any, ...]]:
-    return [tuple(row) for row in store.query(
-        "SELECT tag, action, version, author, reason FROM state_tag_audit ORDER BY at")]
+    return [
+        tuple(row)
+        for row in store.query(
+            "SELECT tag, action, version, author, reason FROM state_tag_audit ORDER BY at"
+        )
+    ]
 
 
 def test_a_protected_tag_needs_expected_and_every_refusal_is_audited(store: StateStore) -> None:
     history(store)
     store.tag("p", 1, "production")
     store.protect("p", "production", author="ops")
-    assert store.query("SELECT name, tag, require_expected, condition, author "
-                       "FROM state_tag_policies") == [("p", "production", True, None, "ops")]
+    assert store.query(
+        "SELECT name, tag, require_expected, condition, author FROM state_tag_policies"
+    ) == [("p", "production", True, None, "ops")]
     before = dump_store(store)
     with pytest.raises(ProtectedTagError, match="needs expected="):
         store.tag("p", 2, "production", author="mallory")
@@ -336,7 +359,9 @@ def test_a_protected_tag_needs_expected_and_every_refusal_is_audited(store: Stat
         store.tag("p", 2, "production", expected=3, author="bob")
     after = dump_store(store)
     assert {table for table in before if before[table] != after[table]} == {
-        "tag_audit", "state_tag_audit"}
+        "tag_audit",
+        "state_tag_audit",
+    }
     assert store.tag("p", 2, "production", expected=1, author="ana").number == 2
     with pytest.raises(ProtectedTagError, match="force=True"):
         store.untag("p", "production")
@@ -353,7 +378,8 @@ def test_a_protected_tag_needs_expected_and_every_refusal_is_audited(store: Stat
         ("production", "refused", 2, "bob"),
         ("production", "refused", None, None),
         ("production", "forced-untag", 2, "ops"),
-        ("production", "unprotect", None, "ops")]
+        ("production", "unprotect", None, "ops"),
+    ]
     assert "needs expected=" in audit[1][4] and "not 3" in audit[2][4]
     assert store.query("SELECT * FROM state_tag_policies") == []
 
@@ -375,10 +401,14 @@ def test_a_condition_is_checked_on_the_target_version(store: StateStore) -> None
     assert store.tag("p", 4, "staging", expected=None).number == 4
     refused = [row for row in _audit(store) if row[1] == "refused"]
     # a refused split is recorded with its heaviest version (ties: the lowest) and its weights
-    assert [(row[0], row[2]) for row in refused] == [("production", 2), ("production", 1),
-                                                    ("staging", 3)]
+    assert [(row[0], row[2]) for row in refused] == [
+        ("production", 2),
+        ("production", 1),
+        ("staging", 3),
+    ]
     assert store.query("SELECT weights FROM state_tag_audit WHERE weights IS NOT NULL") == [
-        ('{"1":0.5,"3":0.5}',)]
+        ('{"1":0.5,"3":0.5}',)
+    ]
 
 
 def test_protect_refuses_bad_input_and_writes_nothing(store: StateStore) -> None:
@@ -396,28 +426,37 @@ def test_protect_refuses_bad_input_and_writes_nothing(store: StateStore) -> None
 
 # -- traffic splits ----------------------------------------------------------------------------
 
+
 def test_a_split_routes_each_key_to_one_version_deterministically(store: StateStore) -> None:
     history(store)
     assert store.split("p", "production", {2: 0.9, "3": 0.1}, author="ana") == {2: 0.9, 3: 0.1}
     assert store.tag_weights("p", "production") == {2: 0.9, 3: 0.1}
     assert store.tags("p") == {"production": 2} and store.get("p", "production").number == 2
-    picks = {user: store.load("p", "production", route_key=f"user-{user}")["k0"]
-             for user in range(200)}
-    assert picks == {user: store.load("p", "production", route_key=f"user-{user}")["k0"]
-                     for user in range(200)}
+    picks = {
+        user: store.load("p", "production", route_key=f"user-{user}")["k0"] for user in range(200)
+    }
+    assert picks == {
+        user: store.load("p", "production", route_key=f"user-{user}")["k0"] for user in range(200)
+    }
     shares = {value: list(picks.values()).count(value) for value in set(picks.values())}
     assert set(shares) == {"v2:0", "v3:0"} and 150 < shares["v2:0"] < 196
     assert store.load("p", "production")["k0"] == "v2:0"  # no key: the heaviest version
     assert sorted(store.query("SELECT name, tag, version, weight FROM state_tags")) == [
-        ("p", "production", 2, 0.9), ("p", "production", 3, 0.1)]
+        ("p", "production", 2, 0.9),
+        ("p", "production", 3, 0.1),
+    ]
     store.tag("p", 4, "production")  # one version: the split ends
     assert store.tag_weights("p", "production") == {4: 1.0}
     assert store.query("SELECT version, weight FROM state_tags") == [(4, 1.0)]
     events = store.tag_history("p", "production")
     assert [(event.version, event.weights) for event in events] == [
-        (2, {2: 0.9, 3: 0.1}), (4, None)]
+        (2, {2: 0.9, 3: 0.1}),
+        (4, None),
+    ]
     assert store.query("SELECT weights FROM state_tag_history ORDER BY moved_at") == [
-        ('{"2":0.9,"3":0.1}',), (None,)]
+        ('{"2":0.9,"3":0.1}',),
+        (None,),
+    ]
 
 
 def test_split_compare_and_swap_and_prune_keep_the_split(store: StateStore) -> None:
@@ -437,12 +476,22 @@ def test_split_compare_and_swap_and_prune_keep_the_split(store: StateStore) -> N
         store.tag_weights("p", "production")
 
 
-@pytest.mark.parametrize(("weights", "message"), [
-    ({2: 1.0}, "at least two"), ({2: 0.5, 3: 0.4}, "sum to 1"), ({2: -0.5, 3: 1.5}, "positive"),
-    ({2: float("nan"), 3: 0.5}, "positive"), ({2: True, 3: 0.5}, "positive"),
-    ({2: 0.5, "2": 0.5}, "already lists"), ([2, 3], "dict"), ({2: 0.5, 9: 0.5}, "not found")])
-def test_bad_splits_are_refused_and_nothing_is_written(store: StateStore, weights: Any,
-                                                       message: str) -> None:
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ({2: 1.0}, "at least two"),
+        ({2: 0.5, 3: 0.4}, "sum to 1"),
+        ({2: -0.5, 3: 1.5}, "positive"),
+        ({2: float("nan"), 3: 0.5}, "positive"),
+        ({2: True, 3: 0.5}, "positive"),
+        ({2: 0.5, "2": 0.5}, "already lists"),
+        ([2, 3], "dict"),
+        ({2: 0.5, 9: 0.5}, "not found"),
+    ],
+)
+def test_bad_splits_are_refused_and_nothing_is_written(
+    store: StateStore, weights: Any, message: str
+) -> None:
     history(store)
     before = dump_store(store)
     with pytest.raises((InvalidInputError, VersionNotFound), match=message):
@@ -455,13 +504,13 @@ def test_a_follower_with_a_route_key_serves_its_version_of_the_split(store: Stat
     store.tag("p", 1, "production")
     keys = {store.load("p", "production", route_key=key)["k0"] for key in ("a", "b")}
     assert keys == {"v1:0"}
-    followers = {key: store.follow(Wide(), "p", "production", route_key=key)
-                 for key in map(str, range(30))}
+    followers = {
+        key: store.follow(Wide(), "p", "production", route_key=key) for key in map(str, range(30))
+    }
     store.split("p", "production", {3: 0.5, 4: 0.5})
     for key, follower in followers.items():
         until(lambda follower=follower: follower.version.number != 1 or follower.refresh())
-        assert holds(follower.module) == int(store.load(
-            "p", "production", route_key=key)["k0"][1])
+        assert holds(follower.module) == int(store.load("p", "production", route_key=key)["k0"][1])
         follower.close()
     assert {follower.version.number for follower in followers.values()} == {3, 4}
 
@@ -474,41 +523,62 @@ def test_route_points_are_fixed_by_the_documented_hash() -> None:
     router = Router("p", "production", {12: 0.9, 13: 0.1})
     point = route_point("p", "production", "user-7")
     assert router.pick("user-7") == (12 if point < 0.9 else 13)
-    assert Router("p", "t", {1: 0.5, 2: 0.5}).pick(7) == Router("p", "t", {1: 0.5, 2: 0.5}).pick("7")
+    assert Router("p", "t", {1: 0.5, 2: 0.5}).pick(7) == Router("p", "t", {1: 0.5, 2: 0.5}).pick(
+        "7"
+    )
 
 
 # -- the condition parser ----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "metadata", "expected"), [
-    ("score>=0.8", {"score": 0.8}, True),
-    ("score>=0.8", {"score": 0.79}, False),
-    ("score > 0.8", {"score": 1}, True),
-    ("score<1", {"score": True}, False),  # a bool is not a number
-    ("score>=0.8", {}, False),
-    ("score>=0.8", {"score": "0.9"}, False),
-    ("dataset == dev-v2", {"dataset": "dev-v2"}, True),
-    ('dataset = "dev-v2"', {"dataset": "dev-v2"}, True),
-    ("dataset != dev-v2", {"dataset": "dev-v3"}, True),
-    ("dataset != dev-v2", {}, False),  # a missing key makes every comparison false
-    ("eval.score >= 0.5 and eval.n > 100", {"eval": {"score": 0.6, "n": 200}}, True),
-    ("eval.score >= 0.5 AND eval.n > 100", {"eval": {"score": 0.6, "n": 50}}, False),
-    ("reviewed == true", {"reviewed": True}, True),
-    ("reviewed == true", {"reviewed": 1}, False),
-    ("n == 1", {"n": 1.0}, True),
-])
+
+@pytest.mark.parametrize(
+    ("text", "metadata", "expected"),
+    [
+        ("score>=0.8", {"score": 0.8}, True),
+        ("score>=0.8", {"score": 0.79}, False),
+        ("score > 0.8", {"score": 1}, True),
+        ("score<1", {"score": True}, False),  # a bool is not a number
+        ("score>=0.8", {}, False),
+        ("score>=0.8", {"score": "0.9"}, False),
+        ("dataset == dev-v2", {"dataset": "dev-v2"}, True),
+        ('dataset = "dev-v2"', {"dataset": "dev-v2"}, True),
+        ("dataset != dev-v2", {"dataset": "dev-v3"}, True),
+        ("dataset != dev-v2", {}, False),  # a missing key makes every comparison false
+        ("eval.score >= 0.5 and eval.n > 100", {"eval": {"score": 0.6, "n": 200}}, True),
+        ("eval.score >= 0.5 AND eval.n > 100", {"eval": {"score": 0.6, "n": 50}}, False),
+        ("reviewed == true", {"reviewed": True}, True),
+        ("reviewed == true", {"reviewed": 1}, False),
+        ("n == 1", {"n": 1.0}, True),
+    ],
+)
 def test_conditions(text: str, metadata: dict[str, Any], expected: bool) -> None:
     assert parse_condition(text).matches(metadata) is expected
 
 
-@pytest.mark.parametrize("text", ["", "   ", "score", "score >", "> 1", "a..b > 1", "x=>1",
-                                  "score >= 1 and", None, 3, "a" * 2000])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "score",
+        "score >",
+        "> 1",
+        "a..b > 1",
+        "x=>1",
+        "score >= 1 and",
+        None,
+        3,
+        "a" * 2000,
+    ],
+)
 def test_bad_conditions_are_refused(text: Any) -> None:
     with pytest.raises(InvalidInputError, match="condition"):
         parse_condition(text)
 
 
-def test_a_split_tag_moved_by_an_import_is_no_longer_a_split(store: StateStore,
-                                                             tmp_path: Path) -> None:
+def test_a_split_tag_moved_by_an_import_is_no_longer_a_split(
+    store: StateStore, tmp_path: Path
+) -> None:
     history(store)
     with StateStore(tmp_path / "other.db") as other:
         store.copy_to(other)

@@ -19,15 +19,21 @@ def _big_history(store: StateStore, versions: int = 120) -> dict[int, dict[str, 
     rng = random.Random(3)
     saved: dict[int, dict[str, str]] = {}
     for step in range(versions):
-        state = {"prompt": "".join(rng.choices(string.ascii_letters, k=20_000)),
-                 "shared": "Be brief.", "step": str(step)}
+        state = {
+            "prompt": "".join(rng.choices(string.ascii_letters, k=20_000)),
+            "shared": "Be brief.",
+            "step": str(step),
+        }
         saved[store.save("p", state).number] = state
     return saved
 
 
 def _file_size(path: Path) -> int:
-    return sum(Path(f"{path}{suffix}").stat().st_size for suffix in ("", "-wal")
-               if Path(f"{path}{suffix}").exists())
+    return sum(
+        Path(f"{path}{suffix}").stat().st_size
+        for suffix in ("", "-wal")
+        if Path(f"{path}{suffix}").exists()
+    )
 
 
 def test_gc_with_vacuum_shrinks_the_sqlite_file_and_keeps_every_version(tmp_path: Path) -> None:
@@ -57,8 +63,7 @@ def test_gc_with_vacuum_shrinks_the_sqlite_file_and_keeps_every_version(tmp_path
         assert store.get("p").parent == 120
 
 
-def test_gc_with_vacuum_on_both_backends_returns_sizes_and_keeps_content(
-        store: StateStore) -> None:
+def test_gc_with_vacuum_on_both_backends_returns_sizes_and_keeps_content(store: StateStore) -> None:
     saved = _big_history(store, versions=40)
     store.prune("p", keep_last=3)
     result = store.gc(vacuum=True)
@@ -106,12 +111,18 @@ def test_postgres_vacuum_ran_on_the_stores_tables(postgres_url: str) -> None:
     engine = sa.create_engine(postgres_url)
     try:
         with engine.connect() as connection:
-            vacuumed = set(connection.exec_driver_sql(
-                "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() "
-                "AND last_vacuum IS NOT NULL").scalars())
-            tables = set(connection.exec_driver_sql(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                "AND tablename <> 'alembic_version'").scalars())
+            vacuumed = set(
+                connection.exec_driver_sql(
+                    "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+                    "AND last_vacuum IS NOT NULL"
+                ).scalars()
+            )
+            tables = set(
+                connection.exec_driver_sql(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                    "AND tablename <> 'alembic_version'"
+                ).scalars()
+            )
     finally:
         engine.dispose()
     assert tables and tables <= vacuumed
@@ -119,8 +130,10 @@ def test_postgres_vacuum_ran_on_the_stores_tables(postgres_url: str) -> None:
 
 def _save_many(path: str, count: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     with StateStore(path, lock_timeout=60) as store:
-        numbers = [store.save("q", {"i": index, "text": f"writer {index}"}).number
-                   for index in range(count)]
+        numbers = [
+            store.save("q", {"i": index, "text": f"writer {index}"}).number
+            for index in range(count)
+        ]
     queue.put(numbers)
 
 
@@ -142,5 +155,7 @@ def test_writers_wait_for_a_vacuum_and_lose_nothing(tmp_path: Path) -> None:
         for version in store.log("q"):
             assert version.parent == (version.number - 1 if version.number > 1 else None)
             assert store.load("q", version.number) == {
-                "i": version.number - 1, "text": f"writer {version.number - 1}"}
+                "i": version.number - 1,
+                "text": f"writer {version.number - 1}",
+            }
         assert store.verify().ok

@@ -25,8 +25,9 @@ def _rows(db: sa.Engine, table: str) -> int:
     return count(db, table)
 
 
-def test_a_one_key_change_writes_two_span_rows_however_many_keys(store: StateStore,
-                                                                 db: sa.Engine) -> None:
+def test_a_one_key_change_writes_two_span_rows_however_many_keys(
+    store: StateStore, db: sa.Engine
+) -> None:
     for keys in (10, 2_000):
         name = f"k{keys}"
         state = {f"layer{index}.prompt": f"text {index}" for index in range(keys)}
@@ -39,21 +40,26 @@ def test_a_one_key_change_writes_two_span_rows_however_many_keys(store: StateSto
         assert _rows(db, "spans") - spans_before == 1
         assert _rows(db, "blobs") - blobs_before == 1
         with db.connect() as connection:
-            closed = connection.execute(sa.text(
-                "SELECT s.since, s.until FROM spans s JOIN keys k ON k.id = s.key_id "
-                "JOIN names n ON n.id = s.name_id "
-                "WHERE n.name = :n AND k.key = 'layer3.prompt' ORDER BY s.since"),
-                {"n": name}).all()
+            closed = connection.execute(
+                sa.text(
+                    "SELECT s.since, s.until FROM spans s JOIN keys k ON k.id = s.key_id "
+                    "JOIN names n ON n.id = s.name_id "
+                    "WHERE n.name = :n AND k.key = 'layer3.prompt' ORDER BY s.since"
+                ),
+                {"n": name},
+            ).all()
         assert [tuple(row) for row in closed] == [(1, 2), (2, None)]
         assert store.load(name) == state
 
 
 def test_key_order_survives_adds_removals_and_reorders(store: StateStore) -> None:
-    states = [{"a": 1, "b": 2, "c": 3},
-              {"a": 1, "c": 3},                 # removal keeps the others' positions
-              {"a": 1, "c": 3, "d": 4},         # an append
-              {"d": 5, "a": 1, "c": 3},         # a reorder (and a change) renumbers
-              {"e": 5, "d": 5, "a": 1, "c": 3}]  # a new key in front
+    states = [
+        {"a": 1, "b": 2, "c": 3},
+        {"a": 1, "c": 3},  # removal keeps the others' positions
+        {"a": 1, "c": 3, "d": 4},  # an append
+        {"d": 5, "a": 1, "c": 3},  # a reorder (and a change) renumbers
+        {"e": 5, "d": 5, "a": 1, "c": 3},
+    ]  # a new key in front
     for state in states:
         store.save("p", state)
     for number, state in enumerate(states, start=1):
@@ -71,15 +77,20 @@ def test_blame_names_the_version_that_set_each_value(store: StateStore) -> None:
     store.save("p", {"k": 2, "prompt": "v2", "fixed": "x", "new": 0}, author="di", message="k")
     blame = {line.key: line for line in store.blame("p")}
     assert {key: line.version for key, line in blame.items()} == {
-        "k": 4, "prompt": 2, "fixed": 1, "new": 3}
+        "k": 4,
+        "prompt": 2,
+        "fixed": 1,
+        "new": 3,
+    }
     assert (blame["prompt"].author, blame["prompt"].message) == ("bo", "prompt")
     assert blame["k"].value == 2 and blame["fixed"].value == "x"
     assert [line.key for line in store.blame("p")] == ["k", "prompt", "fixed", "new"]
     assert [line.version for line in store.blame("p", 2, key="k")] == [1]
     assert [line.key for line in store.blame("p", prefix="pro")] == ["prompt"]
     # the view agrees, row for row
-    rows = store.query("SELECT key, since_version FROM state_blame WHERE name = 'p' "
-                       "AND version = 4 ORDER BY key")
+    rows = store.query(
+        "SELECT key, since_version FROM state_blame WHERE name = 'p' AND version = 4 ORDER BY key"
+    )
     assert [tuple(row) for row in rows] == [("fixed", 1), ("k", 4), ("new", 3), ("prompt", 2)]
     with pytest.raises(InvalidInputError, match=r"p@4 has no key 'promt' \(did you mean"):
         store.blame("p", key="promt")
@@ -93,8 +104,9 @@ def test_blame_after_a_prune_names_the_first_kept_version(store: StateStore) -> 
     store.prune("p", keep_last=2)
     store.gc()
     assert {line.key: line.version for line in store.blame("p")} == {"fixed": 4, "n": 5}
-    assert store.query("SELECT since_version FROM state_blame WHERE key = 'fixed' "
-                       "AND version = 5") == [(4,)]
+    assert store.query(
+        "SELECT since_version FROM state_blame WHERE key = 'fixed' AND version = 5"
+    ) == [(4,)]
 
 
 def test_a_rollback_is_blamed_for_the_values_it_brings_back(store: StateStore) -> None:
@@ -143,8 +155,9 @@ def test_load_at_refuses_a_moment_whose_version_was_pruned(store: StateStore) ->
     # at times[1] version 2 was the latest, unless 3 followed within the same instant:
     # with 3 gone, that cannot be known, so the store says so instead of guessing
     for moment in times[1:4]:
-        with pytest.raises(VersionNotFound,
-                           match=r"may have been pruned \(versions 3..4 are gone\)"):
+        with pytest.raises(
+            VersionNotFound, match=r"may have been pruned \(versions 3..4 are gone\)"
+        ):
             store.load("p", at=moment)
     assert store.load("p", at=times[4])["n"] == 5
     assert store.load("p", at=times[5])["n"] == 6
@@ -202,6 +215,7 @@ def timezone_plus(hours: int) -> Any:
 
 # -- the migration ------------------------------------------------------------------------
 
+
 def _alembic(url: Any, action: str, revision: str) -> None:
     engine = sa.create_engine(resolve_url(url))
     try:
@@ -216,9 +230,18 @@ def _alembic(url: Any, action: str, revision: str) -> None:
 def _history(store: StateStore) -> dict[tuple[str, int], dict[str, Any]]:
     """Several names, tags, a shared snapshot, a rollback, removed keys and a pruned range."""
     for number in range(1, 9):
-        store.save("pipeline", {"prompt": f"p{number % 3}", "k": number // 3,
-                                "tools": ["search", number % 2], "fixed": "x"},
-                   author="ana", message=f"step {number}", metadata={"score": number / 10})
+        store.save(
+            "pipeline",
+            {
+                "prompt": f"p{number % 3}",
+                "k": number // 3,
+                "tools": ["search", number % 2],
+                "fixed": "x",
+            },
+            author="ana",
+            message=f"step {number}",
+            metadata={"score": number / 10},
+        )
     store.save("pipeline", {"prompt": "short", "fixed": "x"})  # two keys removed
     store.rollback("pipeline", 2)
     store.tag("pipeline", 3, "production")
@@ -226,33 +249,45 @@ def _history(store: StateStore) -> dict[tuple[str, int], dict[str, Any]]:
     store.save("agent", {"k": 1, "instructions": "Be kind.", "extra": None})
     store.save("copy", store.load("pipeline", 5))  # the same snapshot under another name
     store.prune("pipeline", keep_last=4)  # keeps 3 (tagged) and 7..10
-    return {(name, version.number): store.load(name, version.number)
-            for name in store.names() for version in store.log(name)}
+    return {
+        (name, version.number): store.load(name, version.number)
+        for name in store.names()
+        for version in store.log(name)
+    }
 
 
 # The rows of versions whose parent survives: there state_changes means what it did
 # before 0006 (a pruned parent's versions are compared with the nearest surviving
 # ancestor since 0006, not shown as all added; test_views checks those).
-_KEPT_PARENT = ("JOIN state_history h ON h.name = c.name AND h.version = c.version "
-                "WHERE h.parent_version IS NULL OR EXISTS (SELECT 1 FROM state_history p "
-                "WHERE p.name = h.name AND p.version = h.parent_version)")
+_KEPT_PARENT = (
+    "JOIN state_history h ON h.name = c.name AND h.version = c.version "
+    "WHERE h.parent_version IS NULL OR EXISTS (SELECT 1 FROM state_history p "
+    "WHERE p.name = h.name AND p.version = h.parent_version)"
+)
 _VIEWS = {
     "state_values": "SELECT name, version, key, value, value_type, value_hash FROM state_values",
     "state_changes": "SELECT c.name, c.version, c.key, c.change, c.old_value, c.new_value "
-                     f"FROM state_changes c {_KEPT_PARENT}",
+    f"FROM state_changes c {_KEPT_PARENT}",
     "state_history": "SELECT name, version, snapshot, parent_version, message, author, "
-                     "metadata, key_count FROM state_history",
+    "metadata, key_count FROM state_history",
     "state_tags": "SELECT name, tag, version FROM state_tags",
 }
 
 
 def _observe(store: StateStore) -> dict[str, Any]:
-    seen: dict[str, Any] = {name: sorted(tuple(row) for row in store.query(sql))
-                            for name, sql in _VIEWS.items()}
-    seen["loads"] = {(name, version.number): list(store.load(name, version.number).items())
-                     for name in store.names() for version in store.log(name)}
-    seen["hashes"] = {(name, version.number): version.snapshot
-                      for name in store.names() for version in store.log(name)}
+    seen: dict[str, Any] = {
+        name: sorted(tuple(row) for row in store.query(sql)) for name, sql in _VIEWS.items()
+    }
+    seen["loads"] = {
+        (name, version.number): list(store.load(name, version.number).items())
+        for name in store.names()
+        for version in store.log(name)
+    }
+    seen["hashes"] = {
+        (name, version.number): version.snapshot
+        for name in store.names()
+        for version in store.log(name)
+    }
     return seen
 
 
@@ -274,8 +309,11 @@ def test_migration_0006_round_trips_a_real_history(store_url: str) -> None:
                 rows = sorted(tuple(row) for row in connection.execute(sa.text(_VIEWS[view])))
                 assert rows == at_head[view], view
             assert connection.execute(sa.text("SELECT COUNT(*) FROM entries")).scalar() == sum(
-                len(state) for state in {at_head["hashes"][key]: state
-                                         for key, state in expected.items()}.values())
+                len(state)
+                for state in {
+                    at_head["hashes"][key]: state for key, state in expected.items()
+                }.values()
+            )
         engine.dispose()
     # ...and up again, in place: every load, hash, view row and verify() identical.
     with StateStore(store_url) as store:
@@ -289,8 +327,12 @@ def test_migration_0006_round_trips_a_real_history(store_url: str) -> None:
 def test_migration_0006_of_a_store_written_at_0005_by_plain_sql(store_url: str) -> None:
     """A 0005 store written without this release's code, with a gap left by a prune."""
     _alembic(store_url, "upgrade", "0005")
-    states = [{"prompt": "a", "k": 1}, {"prompt": "b", "k": 1}, {"k": 1, "prompt": "a"},
-              {"prompt": "c"}]
+    states = [
+        {"prompt": "a", "k": 1},
+        {"prompt": "b", "k": 1},
+        {"k": 1, "prompt": "a"},
+        {"prompt": "c"},
+    ]
     engine = sa.create_engine(resolve_url(store_url))
     now = datetime(2025, 1, 1, tzinfo=UTC)
     from store_testkit import expected_value_hash
@@ -298,38 +340,60 @@ def test_migration_0006_of_a_store_written_at_0005_by_plain_sql(store_url: str) 
     from msgflux.store.hashing import encode_value
 
     with engine.begin() as connection:
+
         def one(sql: str, **params: Any) -> Any:
             query = sa.text(sql)
             if "w" in params:
                 query = query.bindparams(sa.bindparam("w", type_=sa.DateTime(timezone=True)))
             return connection.execute(query, params).scalar()
 
-        name_id = one("INSERT INTO names (name, head, created_at) VALUES ('old', 4, :w) "
-                      "RETURNING id", w=now)
+        name_id = one(
+            "INSERT INTO names (name, head, created_at) VALUES ('old', 4, :w) RETURNING id", w=now
+        )
         for number, state in enumerate(states, start=1):
             if number == 2:
                 continue  # pruned
             snapshot = expected_snapshot(state)
             snapshot_id = one("SELECT id FROM snapshots WHERE hash = :h", h=snapshot)
             if snapshot_id is None:
-                snapshot_id = one("INSERT INTO snapshots (hash, key_count, created_at) "
-                                  "VALUES (:h, :c, :w) RETURNING id", h=snapshot,
-                                  c=len(state), w=now)
+                snapshot_id = one(
+                    "INSERT INTO snapshots (hash, key_count, created_at) "
+                    "VALUES (:h, :c, :w) RETURNING id",
+                    h=snapshot,
+                    c=len(state),
+                    w=now,
+                )
                 for position, (key, value) in enumerate(state.items()):
                     kind, text = encode_value(value)
-                    blob_id = one("SELECT id FROM blobs WHERE hash = :h",
-                                  h=expected_value_hash(value))
+                    blob_id = one(
+                        "SELECT id FROM blobs WHERE hash = :h", h=expected_value_hash(value)
+                    )
                     if blob_id is None:
-                        blob_id = one("INSERT INTO blobs (hash, value_type, text) "
-                                      "VALUES (:h, :t, :x) RETURNING id",
-                                      h=expected_value_hash(value), t=kind, x=text)
-                    one("INSERT INTO entries (snapshot_id, key, position, blob_id) "
+                        blob_id = one(
+                            "INSERT INTO blobs (hash, value_type, text) "
+                            "VALUES (:h, :t, :x) RETURNING id",
+                            h=expected_value_hash(value),
+                            t=kind,
+                            x=text,
+                        )
+                    one(
+                        "INSERT INTO entries (snapshot_id, key, position, blob_id) "
                         "VALUES (:s, :k, :p, :b) RETURNING snapshot_id",
-                        s=snapshot_id, k=key, p=position, b=blob_id)
-            one("INSERT INTO versions (name_id, number, snapshot_id, parent, created_at, "
+                        s=snapshot_id,
+                        k=key,
+                        p=position,
+                        b=blob_id,
+                    )
+            one(
+                "INSERT INTO versions (name_id, number, snapshot_id, parent, created_at, "
                 "message, author, metadata) VALUES (:n, :v, :s, :p, :w, '', NULL, '{}') "
-                "RETURNING id", n=name_id, v=number, s=snapshot_id, p=number - 1 or None,
-                w=now + timedelta(minutes=number))
+                "RETURNING id",
+                n=name_id,
+                v=number,
+                s=snapshot_id,
+                p=number - 1 or None,
+                w=now + timedelta(minutes=number),
+            )
     engine.dispose()
     with StateStore(store_url) as store:
         assert store.verify().ok
@@ -338,10 +402,14 @@ def test_migration_0006_of_a_store_written_at_0005_by_plain_sql(store_url: str) 
                 assert store.load("old", number) == state
                 assert store.get("old", number).snapshot == expected_snapshot(state)
         # version 3's parent (2) is gone: compared with 1, whose content it has
-        assert sorted(store.query(
-            "SELECT version, key, change, against_version FROM state_changes")) == [
-            (1, "k", "added", None), (1, "prompt", "added", None),
-            (4, "k", "removed", 3), (4, "prompt", "changed", 3)]
+        assert sorted(
+            store.query("SELECT version, key, change, against_version FROM state_changes")
+        ) == [
+            (1, "k", "added", None),
+            (1, "prompt", "added", None),
+            (4, "k", "removed", 3),
+            (4, "prompt", "changed", 3),
+        ]
         assert store.load("old", at=now + timedelta(minutes=3, seconds=30)) == states[2]
         with pytest.raises(VersionNotFound, match="pruned"):  # was it 1, or the lost 2?
             store.load("old", at=now + timedelta(minutes=1, seconds=30))

@@ -32,20 +32,30 @@ from msgflux.store import StateStore
 NAMES = st.sampled_from(["pipeline", "agent"])
 TAGS = st.sampled_from(["production", "staging", "canary"])
 KEYS = st.sampled_from(["prompt", "analyzer.instructions", "retriever.top_k", "cfg"])
-SCALARS = (st.none() | st.booleans() | st.integers(-3, 3)
-           | st.floats(allow_nan=False, allow_infinity=False, width=32)
-           | st.sampled_from(["", "a", "Be brief.", "line\nline", "1", "é"]))
-VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=2)
-                      | st.dictionaries(st.sampled_from(["x", "y"]), inner, max_size=2),
-                      max_leaves=4)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.floats(allow_nan=False, allow_infinity=False, width=32)
+    | st.sampled_from(["", "a", "Be brief.", "line\nline", "1", "é"])
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=2)
+        | st.dictionaries(st.sampled_from(["x", "y"]), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
 STATES = st.dictionaries(KEYS, VALUES, max_size=4)
 
 
 def _stored_text(value: Any) -> str:
     if type(value) is str:
         return value
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 class StoreMachine(RuleBasedStateMachine):
@@ -140,7 +150,8 @@ class StoreMachine(RuleBasedStateMachine):
         fresh = StateStore(self.folder / f"import{self.imports}.db")
         copied = fresh.import_bundle(bundle)
         assert {name: sorted(numbers) for name, numbers in copied.items()} == {
-            name: sorted(versions) for name, versions in self.versions.items()}
+            name: sorted(versions) for name, versions in self.versions.items()
+        }
         self.store.close()
         self.store = fresh
 
@@ -157,32 +168,44 @@ class StoreMachine(RuleBasedStateMachine):
                 state = versions[version.number]
                 assert version.snapshot == expected_snapshot(state)
                 assert sorted(version.tags) == sorted(
-                    tag for tag, number in self.tags[name].items() if number == version.number)
+                    tag for tag, number in self.tags[name].items() if number == version.number
+                )
                 loaded = store.load(name, version.number)
                 assert list(loaded) == list(state)
                 assert {k: expected_value_hash(v) for k, v in loaded.items()} == {
-                    k: expected_value_hash(v) for k, v in state.items()}
-                expected_rows += [(name, version.number, key, _stored_text(value),
-                                   expected_value_hash(value)) for key, value in state.items()]
+                    k: expected_value_hash(v) for k, v in state.items()
+                }
+                expected_rows += [
+                    (name, version.number, key, _stored_text(value), expected_value_hash(value))
+                    for key, value in state.items()
+                ]
         rows = store.query("SELECT name, version, key, value, value_hash FROM state_values")
         assert sorted(rows) == sorted(expected_rows)
         changes, blame = self._expected_changes_and_blame()
-        assert sorted(store.query(
-            "SELECT name, version, key, change, old_value, new_value FROM state_changes")) \
+        assert (
+            sorted(
+                store.query(
+                    "SELECT name, version, key, change, old_value, new_value FROM state_changes"
+                )
+            )
             == changes
-        assert sorted(store.query(
-            "SELECT name, version, key, since_version FROM state_blame")) == blame
+        )
+        assert (
+            sorted(store.query("SELECT name, version, key, since_version FROM state_blame"))
+            == blame
+        )
         for name, versions in self.versions.items():
             head = max(versions)
             assert sorted((line.key, line.version) for line in store.blame(name)) == sorted(
-                (key, since) for (n, number, key, since) in blame
-                if n == name and number == head)
+                (key, since) for (n, number, key, since) in blame if n == name and number == head
+            )
         report = store.verify()
         assert report.ok, str(report)
 
 
-def _changes_between(name: str, number: int, old: dict[str, Any] | None,
-                     new: dict[str, Any]) -> list[tuple[Any, ...]]:
+def _changes_between(
+    name: str, number: int, old: dict[str, Any] | None, new: dict[str, Any]
+) -> list[tuple[Any, ...]]:
     """The documented ``state_changes`` rows of a version against an earlier version's content."""
     old = old or {}
     rows = []
@@ -190,16 +213,18 @@ def _changes_between(name: str, number: int, old: dict[str, Any] | None,
         if key not in old:
             rows.append((name, number, key, "added", None, _stored_text(value)))
         elif expected_value_hash(old[key]) != expected_value_hash(value):
-            rows.append((name, number, key, "changed", _stored_text(old[key]),
-                         _stored_text(value)))
-    rows += [(name, number, key, "removed", _stored_text(value), None)
-             for key, value in old.items() if key not in new]
+            rows.append((name, number, key, "changed", _stored_text(old[key]), _stored_text(value)))
+    rows += [
+        (name, number, key, "removed", _stored_text(value), None)
+        for key, value in old.items()
+        if key not in new
+    ]
     return rows
 
 
-def _model_changes_and_blame(versions_of: dict[str, dict[int, dict[str, Any]]],
-                             every: dict[str, dict[int, dict[str, Any]]]
-                             ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+def _model_changes_and_blame(
+    versions_of: dict[str, dict[int, dict[str, Any]]], every: dict[str, dict[int, dict[str, Any]]]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     changes: list[tuple[Any, ...]] = []
     blame: list[tuple[Any, ...]] = []
     for name, versions in versions_of.items():
@@ -208,19 +233,23 @@ def _model_changes_and_blame(versions_of: dict[str, dict[int, dict[str, Any]]],
             # against the parent, or the nearest surviving ancestor if it was pruned
             earlier = [n for n in versions if n < number]
             against = max(earlier) if earlier else None
-            changes += _changes_between(name, number,
-                                        versions[against] if against else None, state)
+            changes += _changes_between(name, number, versions[against] if against else None, state)
             for key, value in state.items():
                 since = number  # walk back while the key held this very value
-                while (since - 1 in history and key in history[since - 1]
-                       and expected_value_hash(history[since - 1][key])
-                       == expected_value_hash(value)):
+                while (
+                    since - 1 in history
+                    and key in history[since - 1]
+                    and expected_value_hash(history[since - 1][key]) == expected_value_hash(value)
+                ):
                     since -= 1
                 blame.append((name, number, key, min(n for n in versions if n >= since)))
     return sorted(changes), sorted(blame)
 
 
 StoreMachine.TestCase.settings = settings(
-    max_examples=30, stateful_step_count=30, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    max_examples=30,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 test_store_state_machine = StoreMachine.TestCase

@@ -129,8 +129,10 @@ def test_an_unknown_hash_prefix_lists_what_exists(three: StateStore) -> None:
     unknown = next(p for p in ("abcdef", "012345", "fedcba") if p not in used)
     with pytest.raises(VersionNotFound) as caught:
         three.get("pipeline", unknown)
-    assert str(caught.value) == (f"version {unknown!r} of 'pipeline' not found (no such tag or "
-                                 "snapshot): 'pipeline' has versions 1..3 and no tags")
+    assert str(caught.value) == (
+        f"version {unknown!r} of 'pipeline' not found (no such tag or "
+        "snapshot): 'pipeline' has versions 1..3 and no tags"
+    )
 
 
 def test_not_found_messages_list_versions_and_tags(three: StateStore) -> None:
@@ -147,15 +149,19 @@ def test_not_found_messages_list_versions_and_tags(three: StateStore) -> None:
     three.prune("pipeline", keep_last=1)
     three.save("pipeline", {"prompt": "four"})
     three.save("pipeline", {"prompt": "five"})
-    with pytest.raises(VersionNotFound,
-                       match="'pipeline' has versions 2..5 and tags production, staging"):
+    with pytest.raises(
+        VersionNotFound, match="'pipeline' has versions 2..5 and tags production, staging"
+    ):
         three.get("pipeline", 1)
 
 
 def test_unknown_names_list_the_names_that_exist(three: StateStore) -> None:
     three.save("agent", {"x": 1})
-    with pytest.raises(NameNotFound, match=r"no history named 'pipelin' \(did you mean "
-                                           r"'pipeline'\?\): the store has agent, pipeline"):
+    with pytest.raises(
+        NameNotFound,
+        match=r"no history named 'pipelin' \(did you mean "
+        r"'pipeline'\?\): the store has agent, pipeline",
+    ):
         three.load("pipelin")
     with pytest.raises(VersionNotFound):  # NameNotFound is a VersionNotFound
         three.get("nope", 1)
@@ -168,6 +174,7 @@ def test_malformed_references_are_refused(three: StateStore) -> None:
 
 
 # -- one rule for references (issue 8, item 8) ----------------------------------------------
+
 
 def _state_whose_hash_starts(predicate: object, salt: str = "") -> dict[str, str]:
     for attempt in counter():
@@ -211,9 +218,13 @@ def test_a_digit_string_that_is_both_a_version_and_a_prefix_is_ambiguous(store: 
     other = _state_whose_hash_starts(lambda h: h.startswith("0001"))
     store.save("p", other)
     # "0001" is version 1 and a prefix of version 2's snapshot: refused, never a guess
-    for call in (lambda: store.load("p", "0001"), lambda: store.get("p", "0001"),
-                 lambda: store.diff("p", "0001", 2), lambda: store.rollback("p", "0001"),
-                 lambda: store.tag("p", "0001", "prod")):
+    for call in (
+        lambda: store.load("p", "0001"),
+        lambda: store.get("p", "0001"),
+        lambda: store.diff("p", "0001", 2),
+        lambda: store.rollback("p", "0001"),
+        lambda: store.tag("p", "0001", "prod"),
+    ):
         with pytest.raises(InvalidInputError, match="'0001' of 'p' is ambiguous"):
             call()
     assert [v.number for v in store.log("p")] == [2, 1] and store.tags("p") == {}
@@ -230,13 +241,18 @@ def test_the_same_version_by_number_and_by_prefix_is_not_ambiguous(store: StateS
     assert store.get("p", "0012").number == 12 and store.load("p", "0012") == state
 
 
-def test_an_old_tag_that_looks_like_another_snapshot_is_ambiguous(store: StateStore,
-                                                                  db: sa.Engine) -> None:
+def test_an_old_tag_that_looks_like_another_snapshot_is_ambiguous(
+    store: StateStore, db: sa.Engine
+) -> None:
     first = _state_whose_hash_starts(lambda h: h.startswith("beef"))
     store.save("p", first)
     store.save("p", {"prompt": "second"})
     with db.begin() as connection:  # a tag written by an older release, before the rule
-        connection.execute(sa.text("INSERT INTO tags (name_id, tag, version) "
-                                   "SELECT id, 'beef', 2 FROM names WHERE name = 'p'"))
+        connection.execute(
+            sa.text(
+                "INSERT INTO tags (name_id, tag, version) "
+                "SELECT id, 'beef', 2 FROM names WHERE name = 'p'"
+            )
+        )
     with pytest.raises(InvalidInputError, match="'beef' of 'p' is ambiguous"):
         store.load("p", "beef")

@@ -21,35 +21,53 @@ from msgflux.store import (
     VersionNotFound,
 )
 
-BASE = {"generator.system_prompt": "You are a helper.\nAnswer briefly.\n", "retriever.k": 4,
-        "retriever.index": "docs-v1"}
+BASE = {
+    "generator.system_prompt": "You are a helper.\nAnswer briefly.\n",
+    "retriever.k": 4,
+    "retriever.index": "docs-v1",
+}
 
 
 def _history(store: StateStore) -> None:
     store.save("pipeline", BASE, message="baseline", author="ana", metadata={"score": 0.71})
-    store.save("pipeline", {**BASE, "retriever.k": 8}, message="more context", author="bo",
-               metadata={"score": 0.78, "dataset": "dev-v2"})
-    store.save("pipeline", {**BASE, "retriever.k": 8, "reranker.top": 3}, message="Rerank",
-               author="ana", metadata={"score": 0.83, "dataset": "dev-v2"})
+    store.save(
+        "pipeline",
+        {**BASE, "retriever.k": 8},
+        message="more context",
+        author="bo",
+        metadata={"score": 0.78, "dataset": "dev-v2"},
+    )
+    store.save(
+        "pipeline",
+        {**BASE, "retriever.k": 8, "reranker.top": 3},
+        message="Rerank",
+        author="ana",
+        metadata={"score": 0.83, "dataset": "dev-v2"},
+    )
 
 
 # -- saving ------------------------------------------------------------------------------
 
+
 def test_save_reports_what_changed_against_the_head(store: StateStore) -> None:
     first = store.save("pipeline", BASE)
     assert first.created and first.changes == ChangeSummary(
-        added=("generator.system_prompt", "retriever.index", "retriever.k"))
-    second = store.save("pipeline", {"generator.system_prompt": "Be brief.", "retriever.k": 4,
-                                     "reranker.top": 3})
-    assert second.changes == ChangeSummary(changed=("generator.system_prompt",),
-                                           added=("reranker.top",),
-                                           removed=("retriever.index",))
+        added=("generator.system_prompt", "retriever.index", "retriever.k")
+    )
+    second = store.save(
+        "pipeline", {"generator.system_prompt": "Be brief.", "retriever.k": 4, "reranker.top": 3}
+    )
+    assert second.changes == ChangeSummary(
+        changed=("generator.system_prompt",), added=("reranker.top",), removed=("retriever.index",)
+    )
     assert str(second.changes) == "1 key changed, 1 added, 1 removed"
     # A fresh store (no cache) computes the same summary from the database.
     other = StateStore(store.url)
     try:
-        third = other.save("pipeline", {"generator.system_prompt": "Be brief.", "retriever.k": 5,
-                                        "reranker.top": 3})
+        third = other.save(
+            "pipeline",
+            {"generator.system_prompt": "Be brief.", "retriever.k": 5, "reranker.top": 3},
+        )
         assert third.changes == ChangeSummary(changed=("retriever.k",))
     finally:
         other.close()
@@ -59,16 +77,18 @@ def test_save_reports_what_changed_against_the_head(store: StateStore) -> None:
 
 def test_identical_save_with_metadata_annotates_the_head(store: StateStore) -> None:
     saved = store.save("pipeline", BASE, message="baseline", metadata={"score": 0.71})
-    again = store.save("pipeline", BASE, message="eval", author="eval-bot",
-                       metadata={"score": 0.9, "cost": 0.02})
+    again = store.save(
+        "pipeline", BASE, message="eval", author="eval-bot", metadata={"score": 0.9, "cost": 0.02}
+    )
     assert not again.created and not again.changes and again.number == saved.number
     assert again.metadata == {"score": 0.9, "cost": 0.02}
     assert again.message == "baseline" and again.author is None  # the version is unchanged
     assert store.log("pipeline") == [again]
-    rows = store.query("SELECT version, key, value, author FROM state_annotations "
-                       "ORDER BY key")
-    assert [tuple(row) for row in rows] == [(1, "cost", "0.02", "eval-bot"),
-                                            (1, "score", "0.9", "eval-bot")]
+    rows = store.query("SELECT version, key, value, author FROM state_annotations ORDER BY key")
+    assert [tuple(row) for row in rows] == [
+        (1, "cost", "0.02", "eval-bot"),
+        (1, "score", "0.9", "eval-bot"),
+    ]
     # No metadata: nothing written at all, and the caller is told.
     before = dump_store(store)
     plain = store.save("pipeline", BASE)
@@ -79,8 +99,11 @@ def test_same_keys_refuses_a_different_key_set_naming_the_keys(store: StateStore
     store.save("pipeline", BASE)
     before = dump_store(store)
     with pytest.raises(InvalidInputError) as error:
-        store.save("pipeline", {"generator.system_prompt": "x", "retriever.k": 4,
-                                "retriever.top": 2}, same_keys=True)
+        store.save(
+            "pipeline",
+            {"generator.system_prompt": "x", "retriever.k": 4, "retriever.top": 2},
+            same_keys=True,
+        )
     assert "added retriever.top" in str(error.value)
     assert "removed retriever.index" in str(error.value)
     assert dump_store(store) == before
@@ -90,26 +113,38 @@ def test_same_keys_refuses_a_different_key_set_naming_the_keys(store: StateStore
 
 # -- annotations -------------------------------------------------------------------------
 
+
 def test_annotate_merges_metadata_and_keeps_every_annotation(store: StateStore) -> None:
     _history(store)
     snapshot = store.get("pipeline", 2).snapshot
-    version = store.annotate("pipeline", 2, metadata={"score": 0.8, "cost": 0.02},
-                             author="eval-bot")
+    version = store.annotate(
+        "pipeline", 2, metadata={"score": 0.8, "cost": 0.02}, author="eval-bot"
+    )
     assert version.number == 2 and version.snapshot == snapshot
     assert version.metadata == {"score": 0.8, "dataset": "dev-v2", "cost": 0.02}
     store.annotate("pipeline", "latest", metadata={"score": 0.85})
     store.annotate("pipeline", 2, metadata={"score": 0.82}, author="ana")
     assert store.get("pipeline", 2).metadata["score"] == 0.82
     assert store.load("pipeline", 2) == {**BASE, "retriever.k": 8}
-    rows = store.query("SELECT name, version, key, value, author FROM state_annotations "
-                       "ORDER BY annotated_at, key")
+    rows = store.query(
+        "SELECT name, version, key, value, author FROM state_annotations ORDER BY annotated_at, key"
+    )
     assert [tuple(row) for row in rows] == [
-        ("pipeline", 2, "cost", "0.02", "eval-bot"), ("pipeline", 2, "score", "0.8", "eval-bot"),
-        ("pipeline", 3, "score", "0.85", None), ("pipeline", 2, "score", "0.82", "ana")]
-    assert all(isinstance(row["annotated_at"], datetime | str) for row in store.query(
-        "SELECT annotated_at FROM state_annotations"))
-    history = {row[0]: json.loads(row[1]) for row in store.query(
-        "SELECT version, metadata FROM state_history WHERE name = 'pipeline'")}
+        ("pipeline", 2, "cost", "0.02", "eval-bot"),
+        ("pipeline", 2, "score", "0.8", "eval-bot"),
+        ("pipeline", 3, "score", "0.85", None),
+        ("pipeline", 2, "score", "0.82", "ana"),
+    ]
+    assert all(
+        isinstance(row["annotated_at"], datetime | str)
+        for row in store.query("SELECT annotated_at FROM state_annotations")
+    )
+    history = {
+        row[0]: json.loads(row[1])
+        for row in store.query(
+            "SELECT version, metadata FROM state_history WHERE name = 'pipeline'"
+        )
+    }
     assert history[2] == {"score": 0.82, "dataset": "dev-v2", "cost": 0.02}
     # The same value again records nothing.
     count = len(store.query("SELECT * FROM state_annotations"))
@@ -131,6 +166,7 @@ def test_bad_annotations_are_refused_and_write_nothing(store: StateStore, bad: o
 
 
 # -- log ---------------------------------------------------------------------------------
+
 
 def test_log_filters(store: StateStore) -> None:
     _history(store)
@@ -177,6 +213,7 @@ def test_long_lists_in_errors_are_cut(store: StateStore) -> None:
 
 
 # -- prune, delete, rename ---------------------------------------------------------------
+
 
 def test_prune_dry_run_lists_without_deleting(store: StateStore) -> None:
     for k in range(6):
@@ -247,6 +284,7 @@ def test_rename_moves_everything_and_is_recorded(store: StateStore) -> None:
 
 
 # -- query rows --------------------------------------------------------------------------
+
 
 def test_query_rows_unpack_and_answer_by_column(store: StateStore) -> None:
     _history(store)

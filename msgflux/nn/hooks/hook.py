@@ -105,8 +105,9 @@ class Hook:
         self.on = on
         self.target = target
 
-    def __call__(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-                 output: Any = None) -> Any:
+    def __call__(
+        self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any = None
+    ) -> Any:
         """Run the hook; subclasses override it.
 
         Raises:
@@ -114,8 +115,9 @@ class Hook:
         """
         raise NotImplementedError(f"{type(self).__name__} must implement __call__")
 
-    async def acall(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-                    output: Any = None) -> Any:
+    async def acall(
+        self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any = None
+    ) -> Any:
         """Async form awaited by ``Module.acall``; by default ``__call__`` in a worker thread."""
         if self.on == "pre":
             return await asyncio.to_thread(self, module, args, kwargs)

@@ -34,8 +34,13 @@ __all__ = [
 ]
 
 
-def add_hook(hooks: OrderedDict[int, Any], entry: Any, *, prepend: bool = False,
-             extra: list[MutableMapping[int, Any]] | None = None) -> RemovableHandle:
+def add_hook(
+    hooks: OrderedDict[int, Any],
+    entry: Any,
+    *,
+    prepend: bool = False,
+    extra: list[MutableMapping[int, Any]] | None = None,
+) -> RemovableHandle:
     """Store ``entry`` in ``hooks`` (first if ``prepend``) and return its handle."""
     handle = RemovableHandle(hooks, extra_dict=extra)
     hooks[handle.id] = entry
@@ -251,7 +256,9 @@ class ForwardHooksMixin(ModuleBase):
             'HI | Be helpful and concise'
         """
         handle = add_hook(
-            self._forward_pre_hooks, hook, prepend=prepend,
+            self._forward_pre_hooks,
+            hook,
+            prepend=prepend,
             extra=[self._forward_pre_hooks_with_kwargs],
         )
         if with_kwargs:
@@ -281,7 +288,9 @@ class ForwardHooksMixin(ModuleBase):
             'HI | BE HELPFUL AND CONCISE'
         """
         handle = add_hook(
-            self._forward_hooks, hook, prepend=prepend,
+            self._forward_hooks,
+            hook,
+            prepend=prepend,
             extra=[self._forward_hooks_with_kwargs, self._forward_hooks_always_called],
         )
         if with_kwargs:
@@ -306,7 +315,9 @@ class ForwardHooksMixin(ModuleBase):
     def _post_hooks_snapshot(self) -> list[_Entry]:
         entries = [
             _Entry(
-                i, f, i in _global_forward_hooks_with_kwargs,
+                i,
+                f,
+                i in _global_forward_hooks_with_kwargs,
                 i in _global_forward_hooks_always_called,
             )
             for i, f in list(_global_forward_hooks.items())

@@ -119,9 +119,7 @@ class RegistrationMixin(ModuleBase):
     def _store_parameter(self, name: str, param: Any) -> None:
         if param is not None:
             _check_parameter(name, param)
-            param = run_registration_hooks(
-                _global_parameter_registration_hooks, self, name, param
-            )
+            param = run_registration_hooks(_global_parameter_registration_hooks, self, name, param)
             _check_parameter(name, param)
         self._parameters[name] = param
 

@@ -234,8 +234,9 @@ class StateMixin(ModuleBase):
             self._run_load_post_hooks(result)
             if strict and (missing or unexpected) or error_msgs:
                 raise StateDictError(
-                    _load_error_message(type(self).__name__, strict, missing, unexpected,
-                                        error_msgs),
+                    _load_error_message(
+                        type(self).__name__, strict, missing, unexpected, error_msgs
+                    ),
                     list(missing),
                     list(unexpected),
                 )
@@ -284,8 +285,9 @@ class StateMixin(ModuleBase):
             # msgflux's form: _load_from_state_dict(state_dict, prefix="") sees its own keys
             # without the prefix, as upstream passes them; report for it afterwards.
             size = len(prefix)
-            local = {key[size:]: value for key, value in state_dict.items()
-                     if key.startswith(prefix)}
+            local = {
+                key[size:]: value for key, value in state_dict.items() if key.startswith(prefix)
+            }
             self._load_from_state_dict(local, "")
             local_missing: list[str] = []
             local_unexpected: list[str] = []
@@ -296,8 +298,9 @@ class StateMixin(ModuleBase):
         own = self._own_keys() if default else frozenset()
         size = len(prefix)
         if default and not self._modules:  # a leaf: whatever it does not own is unexpected
-            unexpected.extend(key for key in state_dict
-                              if key.startswith(prefix) and key[size:] not in own)
+            unexpected.extend(
+                key for key in state_dict if key.startswith(prefix) and key[size:] not in own
+            )
             return custom
         groups: dict[str, dict[str, Any]] = {}
         for key, value in state_dict.items():
@@ -313,10 +316,18 @@ class StateMixin(ModuleBase):
                 unexpected.append(key)
         for name, module in self._modules.items():
             if module is not None:
-                custom = module._load_tree(
-                    groups.get(name, {}), f"{prefix}{name}.", metadata, strict, missing,
-                    unexpected, error_msgs,
-                ) or custom
+                custom = (
+                    module._load_tree(
+                        groups.get(name, {}),
+                        f"{prefix}{name}.",
+                        metadata,
+                        strict,
+                        missing,
+                        unexpected,
+                        error_msgs,
+                    )
+                    or custom
+                )
         return custom
 
     def _own_keys(self) -> set[str]:
@@ -370,8 +381,14 @@ class StateMixin(ModuleBase):
             local_metadata = {}
         for hook in list(self._load_state_dict_pre_hooks.values()):
             result = hook(
-                self, state_dict, prefix, local_metadata, strict, missing_keys,
-                unexpected_keys, error_msgs,
+                self,
+                state_dict,
+                prefix,
+                local_metadata,
+                strict,
+                missing_keys,
+                unexpected_keys,
+                error_msgs,
             )
             _check_no_return(result, hook, "load_state_dict pre-")
         for name, param in self._parameters.items():
@@ -451,8 +468,13 @@ class StateMixin(ModuleBase):
             params = dict(module._parameters)
             datas = [(p, p._data) for p in params.values() if p is not None]
             snapshot.append(
-                _ModuleSnapshot(module, params, dict(module._buffers),
-                                set(module._non_persistent_buffers), datas)
+                _ModuleSnapshot(
+                    module,
+                    params,
+                    dict(module._buffers),
+                    set(module._non_persistent_buffers),
+                    datas,
+                )
             )
             stack.extend(module._modules.values())
         return snapshot
@@ -528,8 +550,11 @@ def _plain_load_slots(root: Any) -> list[_PlainSlot] | None:
     default = StateMixin._load_from_state_dict
     while stack:
         prefix, module = stack.pop()
-        if (type(module)._load_from_state_dict is not default
-                or module._load_state_dict_pre_hooks or module._load_state_dict_post_hooks):
+        if (
+            type(module)._load_from_state_dict is not default
+            or module._load_state_dict_pre_hooks
+            or module._load_state_dict_post_hooks
+        ):
             return None
         for name, param in module._parameters.items():
             if param is not None:
@@ -541,8 +566,11 @@ def _plain_load_slots(root: Any) -> list[_PlainSlot] | None:
             skip = module._non_persistent_buffers
             slots.extend((prefix + name, buffers, name) for name in buffers if name not in skip)
         if module._modules:
-            children = [(f"{prefix}{name}.", child) for name, child in module._modules.items()
-                        if child is not None]
+            children = [
+                (f"{prefix}{name}.", child)
+                for name, child in module._modules.items()
+                if child is not None
+            ]
             stack.extend(reversed(children))  # pre-order, children in registration order
     return slots
 
@@ -570,8 +598,9 @@ def _load_plain(
         if any(not isinstance(key, str) for key in unexpected):
             return None
     # Checked and copied in the general path's order, so the first bad value is the same.
-    values = [value if type(value) in _AS_IS else _incoming_value(slot[0], value)
-              for slot, value in found]
+    values = [
+        value if type(value) in _AS_IS else _incoming_value(slot[0], value) for slot, value in found
+    ]
     if strict and (missing or unexpected):
         raise StateDictError(
             _load_error_message(owner, strict, missing, unexpected, []),
@@ -613,16 +642,21 @@ def state_keys(module: Any) -> list[str]:
     while stack:
         prefix, each = stack.pop()
         kind = type(each)
-        if (kind.state_dict is not StateMixin.state_dict
-                or kind._save_to_state_dict is not StateMixin._save_to_state_dict
-                or each._state_dict_pre_hooks or each._state_dict_hooks):
+        if (
+            kind.state_dict is not StateMixin.state_dict
+            or kind._save_to_state_dict is not StateMixin._save_to_state_dict
+            or each._state_dict_pre_hooks
+            or each._state_dict_hooks
+        ):
             return list(module.state_dict())
-        keys.extend(prefix + name for name, param in each._parameters.items()
-                    if param is not None)
+        keys.extend(prefix + name for name, param in each._parameters.items() if param is not None)
         skip = each._non_persistent_buffers
         keys.extend(prefix + name for name in each._buffers if name not in skip)
-        children = [(f"{prefix}{name}.", child) for name, child in each._modules.items()
-                    if child is not None]
+        children = [
+            (f"{prefix}{name}.", child)
+            for name, child in each._modules.items()
+            if child is not None
+        ]
         stack.extend(reversed(children))
     return keys
 
@@ -662,6 +696,29 @@ def _restore_state(snapshot: list[_ModuleSnapshot]) -> None:
         module._non_persistent_buffers.update(entry.non_persistent)
         for param, data in entry.datas:
             param._data = data
+
+
+def check_key_set(owner: str, wanted: list[str], state: Mapping[str, Any]) -> None:
+    """The strict key-set check: ``state``'s keys must be exactly ``wanted``.
+
+    The one rule and message for every strict load that does not go through
+    :meth:`~msgflux.nn.Module.load_state_dict` itself (the store's
+    ``load_into`` and followers check before they load with ``strict=False``).
+    ``owner`` names what was loaded, e.g. ``"version 3 of 'pipeline'"``.
+
+    Raises:
+        StateDictError: keys of ``wanted`` are missing from ``state`` (listed in
+            ``wanted``'s order) or ``state`` has others (in its order).
+    """
+    missing = [key for key in wanted if key not in state]
+    unexpected: list[str] = []
+    if len(wanted) - len(missing) != len(state):  # keys are distinct: all matched otherwise
+        known = set(wanted)
+        unexpected = [key for key in state if key not in known]
+    if missing or unexpected:
+        raise StateDictError(
+            _load_error_message(owner, True, missing, unexpected, []), missing, unexpected
+        )
 
 
 def _load_error_message(
