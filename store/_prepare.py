@@ -89,14 +89,17 @@ class Preparer:
         hashes: list[Any]
         if set(map(type, values)) <= {str} and self._keys.issuperset(keys):
             # Known keys, string values: every step below runs in C but for the new strings.
-            hashes = list(map(self._hashes.get, values))
-            start = 0
-            while True:
-                try:
-                    start = hashes.index(None, start)
-                except ValueError:
-                    break
-                hashes[start] = self._hash_string(keys[start], values[start])
+            try:  # the common case: every string seen before, no scan for the new ones
+                hashes = list(map(self._hashes.__getitem__, values))
+            except KeyError:
+                hashes = list(map(self._hashes.get, values))
+                start = 0
+                while True:
+                    try:
+                        start = hashes.index(None, start)
+                    except ValueError:
+                        break
+                    hashes[start] = self._hash_string(keys[start], values[start])
             encoded: dict[str, tuple[str, str]] = {}
         else:
             hashes, encoded = self._general(state, keys, values)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
-from operator import ne
+from operator import is_not
 from typing import Any
 
 from sqlalchemy import Connection
@@ -104,7 +104,12 @@ def write_spans(
     closed: list[tuple[Any, ...]] = []
     if head.keys is not None and head.hashes is not None and keys == head.keys:
         # Same keys, same order (an optimiser's step): find the changed ones in C.
-        changed = list(compress(range(len(keys)), map(ne, hashes, head.hashes)))
+        old_hashes = head.hashes
+        changed = [
+            index
+            for index in compress(range(len(keys)), map(is_not, hashes, old_hashes))
+            if hashes[index] != old_hashes[index]
+        ]  # identity first, then equality
         summary = ChangeSummary(changed=tuple(sorted(keys[index] for index in changed)))
         ids = blob_ids_for({hashes[index] for index in changed})
         cells = dict(previous)

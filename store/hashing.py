@@ -25,7 +25,7 @@ import json
 from collections.abc import Mapping
 from itertools import compress
 from json.encoder import encode_basestring as _escape  # what json.dumps uses for keys
-from operator import ne
+from operator import is_not
 from typing import Any
 
 __all__ = [
@@ -132,7 +132,9 @@ class SnapshotHasher:
         hex digests)."""
         if keys == self._keys:
             parts = self._parts
-            for index in compress(range(len(keys)), map(ne, hashes, self._hashes)):
+            # Identity first (an unchanged value's hash is the cached object): a part is
+            # rewritten for every hash that is not the same object, equal or not.
+            for index in compress(range(len(keys)), map(is_not, hashes, self._hashes)):
                 key = keys[index]
                 parts[self._slot[key]] = f'{_escape(key)}:"{hashes[index]}"'
         else:
