@@ -92,8 +92,13 @@ def test_sigkill_during_saves_never_leaves_a_half_written_version(store_url, req
 
         # -- after every kill ---------------------------------------------------------
         with StateStore(store_url) as store:
-            report = store.verify()
-            assert report.ok, f"after kill {kill + 1}: {report}"
+            # verify() rehashes every version's content, so its cost grows with the
+            # history (hundreds of saves per kill): run it after every 10th kill and
+            # the last. Damage persists, so a half-written version is still caught,
+            # within 10 kills; the structure checks and loads below run every time.
+            if kill % 10 == 9 or kill == KILLS - 1:
+                report = store.verify()
+                assert report.ok, f"after kill {kill + 1}: {report}"
             assert structure_problems(engine) == [], f"after kill {kill + 1}"
             try:
                 history = {version.number: version for version in store.log("crash")}
@@ -115,6 +120,7 @@ def test_sigkill_during_saves_never_leaves_a_half_written_version(store_url, req
         request,
         f"{KILLS} SIGKILLs survived ({during_startup} during start-up/open) in "
         f"{time.monotonic() - started:.0f} s: {len(printed)} printed saves, "
-        f"{versions} versions, all verified and loaded exactly",
+        f"{versions} versions, structure checked after each kill, verify() after every "
+        "10th, every printed version loaded exactly",
     )
     assert versions >= 20, "too few saves completed for the test to mean much"
