@@ -1,4 +1,4 @@
-"""Every ``>>>`` example in the docstrings of ``msgflux`` (the core; the store: tests/store) runs.
+"""Every ``>>>`` example in the docstrings of ``msgflux`` (the core; the store: tests/store/test_store_docstrings.py) runs.
 
 Each docstring runs as one doctest in a fresh namespace: its module's globals
 plus the names ``msgflux/__init__.py`` promises (``mf``, ``nn``, ``Module``,
