@@ -324,8 +324,15 @@ def _message(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+# What str.splitlines() breaks on: an error stays one line whatever a path or name holds.
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
 def _error(message: str) -> None:
-    sys.stderr.write(f"{PROG}: error: {message}\n")
+    one_line = "".join(
+        repr(character)[1:-1] if character in _LINE_BREAKS else character for character in message
+    )
+    sys.stderr.write(f"{PROG}: error: {one_line}\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

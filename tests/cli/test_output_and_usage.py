@@ -222,3 +222,13 @@ def test_the_readme_and_help_state_the_same_command_to_call_mapping(cli):
     assert help_text.rstrip().endswith(mapping[-1][1])
     for name, calls in mapping:
         assert re.search(rf"^  {re.escape(name)} +{re.escape(calls)}$", help_text, re.MULTILINE)
+
+
+def test_an_error_stays_one_line_whatever_a_path_holds(sqlite_history, cli, tmp_path) -> None:  # noqa: ANN001
+    # Found by tests/reliability/test_bad_input_cli.py: "\x85" (NEL) in a path split the line.
+    for breaker in ("\x85", "\u2028", "\x1c", "\r"):
+        target = tmp_path / "missing" / f"a{breaker}b.html"
+        result = cli("report", "pipeline", "-o", str(target), db=sqlite_history)
+        assert result.code == 3 and result.out == ""
+        assert len(result.err.splitlines()) == 1, repr(result.err)
+        assert repr(breaker)[1:-1] in result.err and "No such file or directory" in result.err
