@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 from collections.abc import MutableMapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,11 @@ if TYPE_CHECKING:
 __all__ = ["Hook", "RemovableHandle"]
 
 _next_handle_id = itertools.count()
+
+#: Held while a hook is stored or removed with its flags, and while a call takes
+#: its snapshot of the hooks: a call in another thread then sees each hook with
+#: exactly its own flags (``with_kwargs``, ``always_call``), never half of it.
+HOOKS_LOCK = threading.Lock()
 
 
 class RemovableHandle:
@@ -52,9 +58,10 @@ class RemovableHandle:
 
     def remove(self) -> None:
         """Unregister the hook; does nothing if it was already removed."""
-        self._hooks.pop(self.id, None)
-        for table in self._extra:
-            table.pop(self.id, None)
+        with HOOKS_LOCK:
+            self._hooks.pop(self.id, None)
+            for table in self._extra:
+                table.pop(self.id, None)
 
     def __enter__(self) -> RemovableHandle:
         return self

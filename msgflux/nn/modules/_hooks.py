@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, MutableMapping
 from typing import Any, NamedTuple
 
-from msgflux.nn.hooks.hook import RemovableHandle
+from msgflux.nn.hooks.hook import HOOKS_LOCK, RemovableHandle
 from msgflux.nn.modules._base import ModuleBase
 
 __all__ = [
@@ -40,12 +40,21 @@ def add_hook(
     *,
     prepend: bool = False,
     extra: list[MutableMapping[int, Any]] | None = None,
+    flags: list[MutableMapping[int, Any]] | None = None,
 ) -> RemovableHandle:
-    """Store ``entry`` in ``hooks`` (first if ``prepend``) and return its handle."""
+    """Store ``entry`` in ``hooks`` (first if ``prepend``) and return its handle.
+
+    Each of ``flags`` (some of ``extra``) marks the hook before it is stored: a
+    call running in another thread never sees the hook without its flags (it
+    would call a ``with_kwargs`` hook in the wrong form).
+    """
     handle = RemovableHandle(hooks, extra_dict=extra)
-    hooks[handle.id] = entry
-    if prepend:
-        hooks.move_to_end(handle.id, last=False)
+    with HOOKS_LOCK:
+        for flag in flags or ():
+            flag[handle.id] = True
+        hooks[handle.id] = entry
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)
     return handle
 
 
@@ -97,10 +106,12 @@ def register_module_forward_pre_hook(
     or ``(args, kwargs)``. Global state: meant for debugging and profiling.
     """
     extra: list[MutableMapping[int, Any]] = [_global_forward_pre_hooks_with_kwargs]
-    handle = add_hook(_global_forward_pre_hooks, hook, extra=extra)
-    if with_kwargs:
-        _global_forward_pre_hooks_with_kwargs[handle.id] = True
-    return handle
+    return add_hook(
+        _global_forward_pre_hooks,
+        hook,
+        extra=extra,
+        flags=[_global_forward_pre_hooks_with_kwargs] if with_kwargs else None,
+    )
 
 
 def register_module_forward_hook(
@@ -117,12 +128,10 @@ def register_module_forward_hook(
         _global_forward_hooks_with_kwargs,
         _global_forward_hooks_always_called,
     ]
-    handle = add_hook(_global_forward_hooks, hook, extra=extra)
-    if with_kwargs:
-        _global_forward_hooks_with_kwargs[handle.id] = True
+    flags = [_global_forward_hooks_with_kwargs] if with_kwargs else []
     if always_call:
-        _global_forward_hooks_always_called[handle.id] = True
-    return handle
+        flags.append(_global_forward_hooks_always_called)
+    return add_hook(_global_forward_hooks, hook, extra=extra, flags=flags)
 
 
 def run_registration_hooks(
@@ -255,15 +264,13 @@ class ForwardHooksMixin(ModuleBase):
             >>> pipeline("hi")
             'HI | Be helpful and concise'
         """
-        handle = add_hook(
+        return add_hook(
             self._forward_pre_hooks,
             hook,
             prepend=prepend,
             extra=[self._forward_pre_hooks_with_kwargs],
+            flags=[self._forward_pre_hooks_with_kwargs] if with_kwargs else None,
         )
-        if with_kwargs:
-            self._forward_pre_hooks_with_kwargs[handle.id] = True
-        return handle
 
     def register_forward_hook(
         self,
@@ -287,21 +294,24 @@ class ForwardHooksMixin(ModuleBase):
             >>> pipeline("hi")
             'HI | BE HELPFUL AND CONCISE'
         """
-        handle = add_hook(
+        flags = [self._forward_hooks_with_kwargs] if with_kwargs else []
+        if always_call:
+            flags.append(self._forward_hooks_always_called)
+        return add_hook(
             self._forward_hooks,
             hook,
             prepend=prepend,
             extra=[self._forward_hooks_with_kwargs, self._forward_hooks_always_called],
+            flags=flags,
         )
-        if with_kwargs:
-            self._forward_hooks_with_kwargs[handle.id] = True
-        if always_call:
-            self._forward_hooks_always_called[handle.id] = True
-        return handle
 
     # -- calling ------------------------------------------------------------------
 
     def _pre_hooks_snapshot(self) -> list[_Entry]:
+        with HOOKS_LOCK:
+            return self._pre_hooks_entries()
+
+    def _pre_hooks_entries(self) -> list[_Entry]:
         entries = [
             _Entry(i, f, i in _global_forward_pre_hooks_with_kwargs, False)
             for i, f in list(_global_forward_pre_hooks.items())
@@ -313,6 +323,10 @@ class ForwardHooksMixin(ModuleBase):
         return entries
 
     def _post_hooks_snapshot(self) -> list[_Entry]:
+        with HOOKS_LOCK:
+            return self._post_hooks_entries()
+
+    def _post_hooks_entries(self) -> list[_Entry]:
         entries = [
             _Entry(
                 i,
