@@ -18,7 +18,7 @@ import asyncio
 import inspect
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any, NamedTuple
 
 from msgflux.nn.hooks.hook import HOOKS_LOCK, RemovableHandle
@@ -40,7 +40,7 @@ def add_hook(
     *,
     prepend: bool = False,
     extra: list[MutableMapping[int, Any]] | None = None,
-    flags: list[MutableMapping[int, Any]] | None = None,
+    flags: Sequence[MutableMapping[int, bool]] | None = None,
 ) -> RemovableHandle:
     """Store ``entry`` in ``hooks`` (first if ``prepend``) and return its handle.
 
