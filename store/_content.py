@@ -356,7 +356,14 @@ def write_content(
 
     snapshot = snapshot_id(connection, prepared)
     written = _spans.write_spans(
-        connection, name_id, number, current, prepared.keys, prepared.hashes, blob_ids_for
+        connection,
+        name_id,
+        number,
+        current,
+        prepared.keys,
+        prepared.hashes,
+        blob_ids_for,
+        hint=(prepared.base, prepared.changed) if prepared.changed is not None else None,
     )
     _sql.execute(
         connection,

@@ -91,13 +91,18 @@ def write_spans(
     keys: list[str],
     hashes: list[str],
     blob_ids_for: Callable[[set[str]], Mapping[str, int]],
+    hint: tuple[list[str] | None, list[int]] | None = None,
 ) -> Head:
     """Record version ``number``'s content as span changes against ``head``.
 
     ``blob_ids_for(digests)`` returns the stored ids of values (inserting new
     ones); it is asked only for values that are not already in ``head``.
-    Returns the new version as the next save's head. A key "changed" when its
-    value hash did: the rule of :func:`~msgflux.store.hashing.same_value`.
+    ``hint`` is ``(base, changed)``: the indices where ``hashes`` differs from
+    the hash list ``base``, used when ``base`` is the head's own list (the
+    same object: then nothing else is compared). Returns the new version as
+    the next save's head; it keeps ``keys`` and ``hashes``, which must not
+    change afterwards. A key "changed" when its value hash did: the rule of
+    :func:`~msgflux.store.hashing.same_value`.
     """
     previous = head.cells
     opened: list[tuple[Any, ...]] = []
@@ -105,11 +110,14 @@ def write_spans(
     if head.keys is not None and head.hashes is not None and keys == head.keys:
         # Same keys, same order (an optimiser's step): find the changed ones in C.
         old_hashes = head.hashes
-        changed = [
-            index
-            for index in compress(range(len(keys)), map(is_not, hashes, old_hashes))
-            if hashes[index] != old_hashes[index]
-        ]  # identity first, then equality
+        if hint is not None and hint[0] is old_hashes:
+            changed = hint[1]  # the preparer compared against this very list
+        else:
+            changed = [
+                index
+                for index in compress(range(len(keys)), map(is_not, hashes, old_hashes))
+                if hashes[index] != old_hashes[index]
+            ]  # identity first, then equality
         summary = ChangeSummary(changed=tuple(sorted(keys[index] for index in changed)))
         ids = blob_ids_for({hashes[index] for index in changed})
         cells = dict(previous)
@@ -158,7 +166,7 @@ def write_spans(
         )
     _sql.execute_many(connection, "close_span", closed)
     _sql.execute_many(connection, "insert_span", opened)
-    return Head(cells, list(keys), list(hashes), summary)
+    return Head(cells, keys, hashes, summary)
 
 
 def _key_id(connection: Connection, name_id: int, key: str) -> int:

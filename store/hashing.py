@@ -113,36 +113,84 @@ class SnapshotHasher:
 
     Keeps the canonical JSON of the last state it hashed as one part per key
     (``"key":"value hash"``, keys escaped exactly as ``json.dumps`` escapes them,
-    in sorted order). When the next state has the same keys in the same order,
-    only the parts of the keys whose hash changed are rewritten, so hashing
-    5,000 keys costs a join and one SHA-256 instead of a JSON encoding. The
-    result is byte for byte :func:`snapshot_hash`'s (a property test checks).
+    in sorted order), encoded in blocks of :attr:`BLOCK` parts, with the
+    SHA-256 state before each block. When the next state has the same keys in
+    the same order, only the blocks holding a changed key are re-encoded, and
+    hashing resumes from the state before the first of them: a one-key change
+    of 5,000 keys hashes on average half the text and joins no string of the
+    other keys. The result is byte for byte :func:`snapshot_hash`'s (a property
+    test checks, across block boundaries).
     """
 
-    __slots__ = ("_keys", "_hashes", "_slot", "_parts")
+    __slots__ = ("_keys", "_hashes", "_slot", "_parts", "_blocks", "_states", "_digest")
+
+    BLOCK = 128
 
     def __init__(self) -> None:
-        self._keys: list[str] = []
+        self._keys: list[str] | None = None
         self._hashes: list[str] = []
         self._slot: dict[str, int] = {}  # key -> index of its part
         self._parts: list[str] = []
+        self._blocks: list[bytes] = []  # "{" or "," + the block's parts joined
+        self._states: list[Any] = []  # the SHA-256 object before each block
+        self._digest = ""
 
-    def hash(self, keys: list[str], hashes: list[str]) -> str:
+    def hash(
+        self,
+        keys: list[str],
+        hashes: list[str],
+        changed: list[int] | None = None,
+        base: list[str] | None = None,
+    ) -> str:
         """The snapshot hash of ``dict(zip(keys, hashes))`` (``keys`` distinct; ``hashes``
-        hex digests)."""
+        hex digests; neither list may change afterwards).
+
+        ``changed`` may list the indices where ``hashes`` differs from ``base``;
+        it is used when ``base`` is the ``hashes`` of the last call. Otherwise
+        hashes are compared with the last call's, by identity first.
+        """
         if keys == self._keys:
-            parts = self._parts
-            # Identity first (an unchanged value's hash is the cached object): a part is
-            # rewritten for every hash that is not the same object, equal or not.
-            for index in compress(range(len(keys)), map(is_not, hashes, self._hashes)):
+            if changed is None or base is not self._hashes:
+                # Identity first (an unchanged value's hash is the cached object): a part
+                # is rewritten for every hash that is not the same object, equal or not.
+                changed = list(compress(range(len(keys)), map(is_not, hashes, self._hashes)))
+            parts, slot = self._parts, self._slot
+            dirty: set[int] = set()
+            for index in changed:
                 key = keys[index]
-                parts[self._slot[key]] = f'{_escape(key)}:"{hashes[index]}"'
+                parts[slot[key]] = f'{_escape(key)}:"{hashes[index]}"'
+                dirty.add(slot[key] // self.BLOCK)
+            if dirty:
+                for block in dirty:
+                    self._blocks[block] = self._encode(block)
+                self._rehash(min(dirty))
         else:
             ordered = sorted(keys)
             mapping = dict(zip(keys, hashes, strict=True))
             self._parts = [f'{_escape(key)}:"{mapping[key]}"' for key in ordered]
             self._slot = {key: index for index, key in enumerate(ordered)}
             self._keys = list(keys)
-        self._hashes = list(hashes)
-        text = "{" + ",".join(self._parts) + "}"
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+            count = -(-len(ordered) // self.BLOCK)
+            self._blocks = [self._encode(block) for block in range(count)]
+            self._states = [hashlib.sha256()] * count
+            self._rehash(0)
+        self._hashes = hashes
+        return self._digest
+
+    def _encode(self, block: int) -> bytes:
+        parts = self._parts[block * self.BLOCK : (block + 1) * self.BLOCK]
+        return (("{" if block == 0 else ",") + ",".join(parts)).encode("utf-8")
+
+    def _rehash(self, first: int) -> None:
+        """Hash from the state before block ``first`` to the end, keeping each state."""
+        if not self._blocks:
+            self._digest = hashlib.sha256(b"{}").hexdigest()
+            return
+        states, blocks = self._states, self._blocks
+        running = states[first].copy()
+        for block in range(first, len(blocks)):
+            if block > first:
+                states[block] = running.copy()
+            running.update(blocks[block])
+        running.update(b"}")
+        self._digest = running.hexdigest()
