@@ -22,8 +22,7 @@ from msgflux.store import _log, _rows, _spans, _sql
 from msgflux.store import schema as t
 from msgflux.store._decode import damage, decode_rows
 from msgflux.store._refs import resolve
-from msgflux.store._rows import CHUNK, Backend, name_row, version_label, version_query
-from msgflux.store._time import utc
+from msgflux.store._rows import Backend, name_row, version_label, version_query
 from msgflux.store.engine import read_statement, read_transaction
 from msgflux.store.errors import InvalidInputError, VersionNotFound
 from msgflux.store.hashing import same_value
@@ -356,26 +355,15 @@ def blame(
             rows = wanted
         elif prefix:
             rows = [row for row in rows if row[0].startswith(prefix)]
-        since = sorted({int(row[3]) for row in rows})
-        versions = {
-            row.number: row
-            for start in range(0, len(since), CHUNK)
-            for row in connection.execute(
-                version_query(name_id).where(t.versions.c.number.in_(since[start : start + CHUNK]))
-            )
-        }
         values = decode_rows([row[:3] for row in rows], version_label(name, number))
-        return [
-            BlameLine(
-                key=row[0],
-                value=values[row[0]],
-                version=int(row[3]),
-                created_at=utc(versions[int(row[3])].created_at),
-                author=versions[int(row[3])].author,
-                message=versions[int(row[3])].message,
-            )
-            for row in rows
-        ]
+        times: dict[Any, datetime] = {}  # a version's time is parsed once, not once per key
+        lines = []
+        for row_key, _kind, _text, since, created, author, message in rows:
+            moment = times.get(created)
+            if moment is None:
+                moment = times[created] = _sql.time_value(created)
+            lines.append(BlameLine(row_key, values[row_key], int(since), moment, author, message))
+        return lines
 
     with damage(version_label(name, ref)):
         return read_transaction(store.engine, f"blaming {name!r}", work)

@@ -100,13 +100,16 @@ _STATEMENTS = {
         JOIN blobs b ON b.id = s.blob_id
         WHERE k.name_id = ? ORDER BY s.position""",
     # Each key of version ? with the earliest surviving version since which it has
-    # held its value (blame): the span's origin, or the first version kept after it.
+    # held its value (blame: the span's origin, or the first version kept after
+    # it), and that version's time, author and message: one statement, one seek
+    # per key into versions' primary key.
     "blame": f"""
-        SELECT k.key, b.value_type, b.text,
-               (SELECT MIN(f.number) FROM versions f
-                WHERE f.name_id = k.name_id AND f.number >= s.origin AND f.number <= ?)
+        SELECT k.key, b.value_type, b.text, f.number, f.created_at, f.author, f.message
         FROM keys k {_at("?")}
         JOIN blobs b ON b.id = s.blob_id
+        JOIN versions f ON f.name_id = k.name_id AND f.number = (
+            SELECT MIN(g.number) FROM versions g
+            WHERE g.name_id = k.name_id AND g.number >= s.origin AND g.number <= ?)
         WHERE k.name_id = ? ORDER BY s.position""",
     "version_time": """
         SELECT number, created_at FROM versions WHERE name_id = ? AND number >= ?
@@ -189,6 +192,11 @@ def execute(connection: Connection, statement: str, params: Sequence[Any]) -> No
     _cursor_call(connection, _sql(connection, statement), tuple(params), many=False).close()
 
 
+def run(connection: Connection, sql: str) -> None:
+    """Execute one fixed statement with no parameters and no rows (``BEGIN``...)."""
+    _cursor_call(connection, sql, (), many=False).close()
+
+
 def execute_many(connection: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
     """Execute one named statement for every row (the driver's ``executemany``)."""
     if rows:  # an empty executemany misfires on some drivers
@@ -213,7 +221,7 @@ def blob_ids(connection: Connection, digests: Sequence[str]) -> list[tuple[str, 
 def time_param(connection: Connection, moment: datetime) -> Any:
     """A UTC datetime as the column type stores it (SQLAlchemy's text format on SQLite)."""
     if connection.dialect.name == "sqlite":
-        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     return moment
 
 

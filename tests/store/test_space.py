@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import sqlite3
 import string
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from store_testkit import expected_snapshot
 
-from msgflux.store import InvalidInputError, StateStore
+from msgflux.store import InvalidInputError, StateStore, engine
 
 
 def _big_history(store: StateStore, versions: int = 120) -> dict[int, dict[str, str]]:
@@ -159,3 +161,32 @@ def test_writers_wait_for_a_vacuum_and_lose_nothing(tmp_path: Path) -> None:
                 "text": f"writer {version.number - 1}",
             }
         assert store.verify().ok
+
+
+def _page_size(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as raw:
+        return int(raw.execute("PRAGMA page_size").fetchone()[0])
+
+
+def test_a_new_sqlite_store_uses_large_pages_and_an_old_one_keeps_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # New files get SQLITE_PAGE_SIZE (values of a few KB leave less unused space
+    # at the end of each page); a store made with 4 KiB pages keeps them, and
+    # works as before: nothing rewrites a user's file to change its page size.
+    new = tmp_path / "new.db"
+    with StateStore(new) as store:
+        store.save("pipeline", {"a": "x" * 3000})
+    assert _page_size(new) == engine.SQLITE_PAGE_SIZE == 16384
+
+    old = tmp_path / "old.db"
+    monkeypatch.setattr(engine, "SQLITE_PAGE_SIZE", 4096)
+    with StateStore(old) as store:
+        store.save("pipeline", {"a": "one"})
+    monkeypatch.undo()
+    with StateStore(old) as store:
+        store.save("pipeline", {"a": "two"})
+        assert store.load("pipeline", 1) == {"a": "one"}
+        assert store.load("pipeline") == {"a": "two"}
+        assert store.verify().ok
+    assert _page_size(old) == 4096
