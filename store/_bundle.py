@@ -6,7 +6,8 @@ Format (``format_version`` 2): JSON Lines, UTF-8, one JSON object per line::
     {"kind": "value", "hash": VALUE_HASH, "type": VALUE_TYPE, "text": STORED_TEXT}
     {"kind": "snapshot", "hash": SNAPSHOT_HASH, "entries": [[KEY, VALUE_HASH], ...]}
     {"kind": "version", "name": NAME, "number": N, "snapshot": SNAPSHOT_HASH, "parent"?: N,
-     "created_at": ISO_TIME, "message": TEXT, "author"?: TEXT, "metadata": JSON_TEXT}
+     "created_at": ISO_TIME, "message": TEXT, "author"?: TEXT, "metadata": JSON_TEXT,
+     "restart"?: [KEY, ...]}
     {"kind": "tag_event", "name": NAME, "tag": TAG, "version"?: N, "previous_version"?: N,
      "moved_at": ISO_TIME, "author"?: TEXT}
     {"kind": "tags", "name": NAME, "tags": {TAG: N}}
@@ -20,6 +21,13 @@ are in the ``value`` records since the previous snapshot or in that previous
 snapshot. So both sides hold at most two versions' content at a time: memory
 is bounded by the largest version, not by the history. The ``end`` record
 counts the records between header and end, so a truncated file is refused.
+
+``restart`` (optional; importers that do not know it ignore it) lists the keys
+of a version that follows pruned versions whose value is the one of the
+version exported before it, but which changed or were removed in between:
+blame starts them here, as it does in the source. Without it, a key that was
+removed in a pruned version and came back with its old value would be blamed
+on the older version after an import (found by the store's state machine).
 
 Import runs in one write transaction: every record is checked by the same
 rules as a save (:mod:`msgflux.store.validation`) and every hash recomputed
@@ -115,7 +123,9 @@ def export(
     records = 0
     previous_id: int | None = None
     previous: dict[str, tuple[str, str]] = {}  # value hash -> (type, text) of that snapshot
+    hashes: dict[str, str] = {}  # key -> value hash of the last version exported
     for name, name_id in ids.items():
+        exported: int | None = None  # the number of the last version of this name
         rows = connection.execution_options(stream_results=True, yield_per=500).execute(
             select(t.versions, t.snapshots.c.hash.label("snapshot"))
             .join(t.snapshots, t.snapshots.c.id == t.versions.c.snapshot_id)
@@ -125,6 +135,7 @@ def export(
         for done, row in enumerate(rows):
             if done % _EVERY == 0:
                 progress(f"versions of {name}", done, totals[name])
+            last_hashes = hashes
             if row.snapshot_id != previous_id:
                 content = _content(connection, name_id, row.number)
                 for _key, digest, kind, text in content:
@@ -134,6 +145,7 @@ def export(
                         yield {"kind": "value", "hash": digest, "type": kind, "text": text}
                 previous = {digest: (kind, text) for _key, digest, kind, text in content}
                 previous_id = row.snapshot_id
+                hashes = {key: digest for key, digest, _, _ in content}
                 records += 1
                 yield {
                     "kind": "snapshot",
@@ -153,6 +165,11 @@ def export(
                 version["parent"] = row.parent
             if row.author is not None:
                 version["author"] = row.author
+            if exported is not None and row.parent is not None and row.parent != exported:
+                restart = _restarted(connection, name_id, row.number, exported, last_hashes)
+                if restart:
+                    version["restart"] = restart
+            exported = row.number
             records += 1
             yield version
         progress(f"versions of {name}", totals[name], totals[name])
@@ -184,6 +201,18 @@ def export(
         records += 1
         yield {"kind": "tags", "name": name, "tags": tags}
     yield {"kind": "end", "records": records}
+
+
+def _restarted(
+    connection: Connection, name_id: int, number: int, exported: int, hashes: dict[str, str]
+) -> list[str]:
+    """Keys of version ``number`` that hold their value in version ``exported`` too, but
+    were given it again after it (in versions pruned since): an import must restart them."""
+    return sorted(
+        key
+        for key, cell in read_cells(connection, name_id, number).items()
+        if cell.origin > exported and hashes.get(key) == cell.hash
+    )
 
 
 def _content(connection: Connection, name_id: int, number: int) -> list[tuple[str, str, str, str]]:
@@ -697,7 +726,12 @@ class _Importer:
             optional=True,
         )
         metadata = check_metadata_text(_field(record, "metadata", str, where), f"bundle {where}")
+        restart = _field(record, "restart", list, where, optional=True)
         pairs, stored = self._content(digest, where)
+        if restart is not None:
+            keys = {key for key, _ in pairs}
+            if not all(type(key) is str and key in keys for key in restart):
+                raise InvalidInputError(f"bundle {where}: restart must list keys of that version")
         state.last = number
         if state.done % _EVERY == 0:
             self.progress(f"versions of {name}", state.done, state.total)
@@ -743,6 +777,7 @@ class _Importer:
             message=message or "",
             author=author,
             metadata=metadata,
+            restart=frozenset(restart or ()),
         )
         state.appended.append(number)
 

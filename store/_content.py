@@ -336,11 +336,14 @@ def write_content(
     message: str,
     author: str | None,
     metadata: str,
+    restart: frozenset[str] = frozenset(),
 ) -> _spans.Head:
     """Write version ``number``: its new values, snapshot row, spans and version row.
 
     The spans are changes against ``current`` (the name's head); values
-    already there are neither looked up nor written. Returns the new head.
+    already there are neither looked up nor written; keys in ``restart`` start
+    a new span (see :func:`~msgflux.store._spans.write_spans`). Returns the
+    new head.
     """
 
     def blob_ids_for(digests: set[str]) -> Mapping[str, int]:
@@ -364,6 +367,7 @@ def write_content(
         prepared.hashes,
         blob_ids_for,
         hint=(prepared.base, prepared.changed) if prepared.changed is not None else None,
+        restart=restart,
     )
     _sql.execute(
         connection,

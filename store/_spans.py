@@ -92,6 +92,7 @@ def write_spans(
     hashes: list[str],
     blob_ids_for: Callable[[set[str]], Mapping[str, int]],
     hint: tuple[list[str] | None, list[int]] | None = None,
+    restart: frozenset[str] = frozenset(),
 ) -> Head:
     """Record version ``number``'s content as span changes against ``head``.
 
@@ -102,12 +103,14 @@ def write_spans(
     same object: then nothing else is compared). Returns the new version as
     the next save's head; it keeps ``keys`` and ``hashes``, which must not
     change afterwards. A key "changed" when its value hash did: the rule of
-    :func:`~msgflux.store.hashing.same_value`.
+    :func:`~msgflux.store.hashing.same_value`. Keys in ``restart`` get a new
+    span that starts here even with an unchanged value (an import across
+    pruned versions in which they changed: blame then starts here too).
     """
     previous = head.cells
     opened: list[tuple[Any, ...]] = []
     closed: list[tuple[Any, ...]] = []
-    if head.keys is not None and head.hashes is not None and keys == head.keys:
+    if not restart and head.keys is not None and head.hashes is not None and keys == head.keys:
         # Same keys, same order (an optimiser's step): find the changed ones in C.
         old_hashes = head.hashes
         if hint is not None and hint[0] is old_hashes:
@@ -135,13 +138,14 @@ def write_spans(
         cells = {}
         for key, digest, position in zip(keys, hashes, _positions(keys, previous), strict=True):
             found = previous.get(key)
-            if found is not None and found.hash == digest and found.position == position:
+            same = found is not None and found.hash == digest and key not in restart
+            if same and found is not None and found.position == position:
                 cells[key] = found
                 continue
             if found is not None:
                 closed.append((number, name_id, found.key_id, found.since))
                 key_id = found.key_id
-                origin = found.origin if found.hash == digest else number
+                origin = found.origin if same else number
             else:
                 key_id = _key_id(connection, name_id, key)
                 origin = number

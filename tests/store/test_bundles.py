@@ -170,3 +170,61 @@ def test_copy_to_between_sqlite_and_postgresql_both_ways(tmp_path: Path, postgre
             shared.copy_to(local)
         assert dump_store(local) == before_local
         assert dump_store(shared) == before_shared
+
+
+def _restarted_history(store: StateStore) -> None:
+    # "prompt" is removed at 2 and comes back with its old value at 3 (a rollback);
+    # "kept" never changes. Pruning 2 leaves 1 and 3 with equal values for both.
+    store.save("pipeline", {"prompt": "p", "kept": "k"})
+    store.save("pipeline", {"kept": "k"})
+    store.tag("pipeline", 1, "production")
+    store.rollback("pipeline", 1)
+    assert store.prune("pipeline", keep_last=1) == [2]
+
+
+def _blame(store: StateStore) -> list[tuple[object, ...]]:
+    return sorted(store.query("SELECT name, version, key, since_version FROM state_blame"))
+
+
+@pytest.mark.parametrize("way", ["bundle", "toml bundle", "copy_to"])
+def test_blame_across_pruned_versions_survives_export_and_import(
+    store: StateStore, tmp_path: Path, way: str
+) -> None:
+    _restarted_history(store)
+    expected = [
+        ("pipeline", 1, "kept", 1),
+        ("pipeline", 1, "prompt", 1),
+        ("pipeline", 3, "kept", 1),
+        ("pipeline", 3, "prompt", 3),  # set again at 3, not held since 1
+    ]
+    assert _blame(store) == expected
+    with StateStore(tmp_path / "copy.db") as copy:
+        if way == "copy_to":
+            store.copy_to(copy)
+        else:
+            path = tmp_path / ("b.toml" if way == "toml bundle" else "b.jsonl")
+            store.export_bundle(path)
+            copy.import_bundle(path)
+        assert _blame(copy) == expected
+        assert [(line.key, line.version) for line in copy.blame("pipeline")] == [
+            ("prompt", 3),
+            ("kept", 1),
+        ]
+        assert copy.verify().ok
+
+
+def test_a_restart_naming_a_key_the_version_lacks_is_refused(
+    store: StateStore, tmp_path: Path
+) -> None:
+    _restarted_history(store)
+    path = tmp_path / "b.jsonl"
+    store.export_bundle(path)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    for line in lines:
+        if line.get("restart"):
+            line["restart"] = ["nope"]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with StateStore(tmp_path / "copy.db") as copy:
+        with pytest.raises(InvalidInputError, match="'pipeline' version 3: restart must list"):
+            copy.import_bundle(path)
+        assert copy.names() == []
