@@ -208,6 +208,18 @@ def postgres(url: str, versions: int) -> dict[str, float]:
         [_timed(lambda: store.log("bench-history", key=key, limit=20)) for _ in range(20)]
     )
     result["blame 50 keys"] = _ms([_timed(lambda: store.blame("bench-history")) for _ in range(20)])
+    for view in ("state_values", "state_changes"):
+        result[f"{view} one version"] = _ms(
+            [
+                _timed(
+                    lambda view=view: store.query(
+                        f"SELECT * FROM {view} WHERE name = :name AND version = :v",
+                        {"name": "bench-history", "v": rng.randint(2, versions)},
+                    )
+                )
+                for _ in range(20)
+            ]
+        )
     store.delete_name("bench-history", force=True)
     store.gc()
     store.close()
