@@ -380,7 +380,7 @@ def test_completion_and_init(tmp_path: Path) -> None:
     assert zsh.code == 0 and zsh.out.startswith("#compdef msgflux-store")
     assert cli("completion", "fish").code == 2
     first = cli("init", cwd=tmp_path)
-    assert first.out == f"initialised a store at {tmp_path / 'msgflux_state.db'} (schema 0006)\n"
+    assert first.out == f"initialised a store at {tmp_path / 'msgflux_state.db'} (schema 0007)\n"
     again = cli("init", cwd=tmp_path)
     assert again.out.startswith("a store already exists at")
     assert cli("names", cwd=tmp_path).code == 0
