@@ -4,12 +4,14 @@ Why SQLite is configured this way (every connection, in the ``connect`` event):
 
 * ``journal_mode=WAL``: readers never block the writer and never see a
   half-written transaction; the writer never blocks readers.
-* ``page_size=16384`` for a new file (set before WAL, which fixes it; an
+* ``page_size=8192`` for a new file (set before WAL, which fixes it; an
   existing file keeps its own). Values are prompts of a few hundred bytes to a
   few KB, stored once each in ``blobs``: with SQLite's default 4 KiB pages a
   fifth of those pages was unused space at the end of each page (50 keys x
-  10,000 versions: the file was 1.63x the distinct value bytes, 1.45x with
-  16 KiB pages; loads no slower, saves within noise, ``benchmarks/history.py``).
+  10,000 versions: the file was 1.63x the distinct value bytes; 1.49x with
+  8 KiB pages, 1.45x with 16 KiB; loads no slower, saves within noise). 16 KiB
+  would double the smallest store (every table and index takes a page at
+  least: about 250 KB at 8 KiB), for 3% on large ones.
 * ``busy_timeout``: a writer that finds the lock taken waits (SQLite's own
   back-off) instead of failing at once.
 * ``foreign_keys=ON``: SQLite leaves them off per connection by default.
@@ -316,7 +318,7 @@ def write_transaction(
 
 
 #: The page size of a new SQLite store (an existing file keeps its own).
-SQLITE_PAGE_SIZE = 16384
+SQLITE_PAGE_SIZE = 8192
 
 #: A WAL file past this size is checkpointed and truncated after a write, when
 #: no reader still needs its frames; also SQLite's ``journal_size_limit``.

@@ -89,6 +89,10 @@ def test_tag_protect_where_untag_force_unprotect_split(
     assert bad.code == 2 and "VERSION=WEIGHT" in bad.err
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("as_json", [True, False])
 def test_watch_prints_each_move_until_interrupted(history: str, as_json: bool) -> None:
     environment = {
@@ -108,7 +112,14 @@ def test_watch_prints_each_move_until_interrupted(history: str, as_json: bool) -
         *(["--json"] if as_json else []),
     ]
     watcher = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        # Ctrl-C as at a terminal, whatever this process inherited: a shell starts
+        # background jobs with SIGINT ignored, and the child would inherit that.
+        preexec_fn=_default_sigint,
     )
     try:
         assert watcher.stderr is not None and watcher.stdout is not None

@@ -177,7 +177,7 @@ def test_a_new_sqlite_store_uses_large_pages_and_an_old_one_keeps_its_own(
     new = tmp_path / "new.db"
     with StateStore(new) as store:
         store.save("pipeline", {"a": "x" * 3000})
-    assert _page_size(new) == engine.SQLITE_PAGE_SIZE == 16384
+    assert _page_size(new) == engine.SQLITE_PAGE_SIZE == 8192
 
     old = tmp_path / "old.db"
     monkeypatch.setattr(engine, "SQLITE_PAGE_SIZE", 4096)
