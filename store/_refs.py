@@ -40,6 +40,18 @@ def _prefix_matches(connection: Connection, name_id: int, prefix: str) -> list[R
     )
 
 
+def check_ref(ref: Any) -> None:
+    """Refuse a reference that is neither a version number nor a string.
+
+    Raises:
+        InvalidInputError: ``ref`` is a bool, a list, ``None``...
+    """
+    if isinstance(ref, bool) or not isinstance(ref, int | str):
+        raise InvalidInputError(
+            f"a version is a number, 'latest', a tag or a snapshot-hash prefix, not {ref!r}"
+        )
+
+
 def resolve(connection: Connection, name: str, name_id: int, head: int, ref: Any) -> Row[Any]:
     """Find the version row ``ref`` names (see the module docstring).
 
@@ -47,10 +59,7 @@ def resolve(connection: Connection, name: str, name_id: int, head: int, ref: Any
         InvalidInputError: a malformed or ambiguous reference.
         VersionNotFound: nothing matches; the message says what exists.
     """
-    if isinstance(ref, bool) or not isinstance(ref, int | str):
-        raise InvalidInputError(
-            f"a version is a number, 'latest', a tag or a snapshot-hash prefix, not {ref!r}"
-        )
+    check_ref(ref)
     if isinstance(ref, int):
         return _numbered(connection, name, name_id, ref, ref)
     if ref in ("latest", "head"):

@@ -37,6 +37,7 @@ from msgflux.store import (
     _history,
     _log,
     _maintenance,
+    _refs,
     _rows,
     _split,
     _tags,
@@ -536,7 +537,7 @@ class StateStore:
         (:meth:`protect`) needs ``expected`` and its condition.
 
         Raises:
-            VersionNotFound, InvalidInputError (bad tag), ConflictError (``expected``),
+            VersionNotFound, InvalidInputError (bad tag or reference), ConflictError (``expected``),
             ProtectedTagError (a guard refused; the refusal is audited).
 
         Example::
@@ -544,6 +545,7 @@ class StateStore:
             store.tag("pipeline", 2, "production")
         """
         check_label("name", name)
+        _refs.check_ref(ref)
         check_tag(tag)
         check_text("author", author, optional=True)
         if expected is not _UNSET:

@@ -256,3 +256,14 @@ def test_an_old_tag_that_looks_like_another_snapshot_is_ambiguous(
         )
     with pytest.raises(InvalidInputError, match="'beef' of 'p' is ambiguous"):
         store.load("p", "beef")
+
+
+@pytest.mark.parametrize("ref", [[1], None, True, {"v": 1}, 1.0])
+def test_tag_refuses_a_reference_that_is_not_a_number_or_a_string(
+    store: StateStore, ref: object
+) -> None:
+    # Found by the hostile-input test: a list reached a dict key (raw TypeError).
+    store.save("pipeline", {"a": "1"})
+    with pytest.raises(InvalidInputError, match="a version is a number"):
+        store.tag("pipeline", ref, "production")  # type: ignore[arg-type]
+    assert store.tags("pipeline") == {}
