@@ -1,4 +1,4 @@
-"""Shared fixtures: a store URL per backend.
+"""Shared fixtures (a store URL per backend) and the end-of-run figures.
 
 ``store_url`` runs a test on SQLite and, when ``MSGFLUX_TEST_POSTGRES_URL`` is
 set (``.ci/run`` sets it), on PostgreSQL too, each test in a schema of its own
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,3 +96,32 @@ def store(store_url: str) -> Iterator[object]:
         yield opened
     finally:
         opened.close()
+
+
+# -- figures: what the reliability tests did, printed at the end of the run -----------------
+# Tests put them on their reports (user_properties): under pytest-xdist the
+# reports reach the controlling process, which runs these hooks and prints.
+
+_FIGURES: dict[str, str] = {}
+_COUNTS: dict[str, Counter[str]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "teardown":  # its user_properties hold every phase's
+        return
+    for key, value in report.user_properties:
+        if key == "figure":
+            _FIGURES[report.nodeid.split("::", 1)[-1]] = value
+        elif key.startswith("count:"):
+            _COUNTS.setdefault(key.removeprefix("count:"), Counter()).update(value)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _FIGURES and not _COUNTS:
+        return
+    terminalreporter.section("reliability figures")
+    for test, text in sorted(_FIGURES.items()):
+        terminalreporter.write_line(f"{test}: {text}")
+    for label, counts in sorted(_COUNTS.items()):
+        parts = ", ".join(f"{part} {count}" for part, count in sorted(counts.items()))
+        terminalreporter.write_line(f"{label}: {sum(counts.values())} ({parts})")

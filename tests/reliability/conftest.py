@@ -1,8 +1,9 @@
-"""Reliability suite: shared figures, process helpers, and the end-of-run summary.
+"""Reliability suite: shared figures and process helpers.
 
-Every test records what it did in :data:`FIGURES` (writers, versions, kills
-survived, bad inputs tried...); ``pytest_terminal_summary`` prints them, so the
-numbers show in any run, with or without ``-s``.
+Every test records what it did with :func:`record` (writers, versions, kills
+survived...) and the bad-input tests count their cases; both travel on the
+test's report (``user_properties``), so ``tests/conftest.py`` prints them at
+the end of any run, with or without ``-s``, in one process or under xdist.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from typing import Any
 
 import pytest
 
-#: Figures recorded by the tests: "test id" -> "what it did".
-FIGURES: dict[str, str] = {}
 #: Bad-input cases tried, per backend.
 BAD_INPUT_CASES: Counter[str] = Counter()
 #: Bad-input cases tried through the msgflux-store command line, in-process or subprocess.
@@ -28,8 +27,22 @@ SPAWN = multiprocessing.get_context("spawn")
 
 
 def record(request: pytest.FixtureRequest, text: str) -> None:
-    """Record one test's figures for the summary."""
-    FIGURES[request.node.nodeid.split("::", 1)[-1]] = text
+    """Record one test's figures for the end-of-run summary."""
+    request.node.user_properties.append(("figure", text))
+
+
+@pytest.fixture(autouse=True)
+def _count_cases(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Put the bad-input cases this test tried on its report, for the summary."""
+    before = Counter(BAD_INPUT_CASES), Counter(BAD_INPUT_CLI_CASES)
+    yield
+    for label, counter, old in (
+        ("bad-input cases tried", BAD_INPUT_CASES, before[0]),
+        ("bad-input CLI cases tried", BAD_INPUT_CLI_CASES, before[1]),
+    ):
+        tried = counter - old
+        if tried:
+            request.node.user_properties.append((f"count:{label}", dict(tried)))
 
 
 def run_processes(
@@ -58,28 +71,6 @@ def read_report(path: Path) -> Any:
 @pytest.fixture
 def sqlite_path(tmp_path: Path) -> str:
     return str(tmp_path / "store.db")
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not FIGURES and not BAD_INPUT_CASES and not BAD_INPUT_CLI_CASES:
-        return
-    terminalreporter.section("reliability figures")
-    for test, text in sorted(FIGURES.items()):
-        terminalreporter.write_line(f"{test}: {text}")
-    if BAD_INPUT_CASES:
-        per_backend = ", ".join(
-            f"{backend} {count}" for backend, count in sorted(BAD_INPUT_CASES.items())
-        )
-        terminalreporter.write_line(
-            f"bad-input cases tried: {sum(BAD_INPUT_CASES.values())} ({per_backend})"
-        )
-    if BAD_INPUT_CLI_CASES:
-        per_mode = ", ".join(
-            f"{mode} {count}" for mode, count in sorted(BAD_INPUT_CLI_CASES.items())
-        )
-        terminalreporter.write_line(
-            f"bad-input CLI cases tried: {sum(BAD_INPUT_CLI_CASES.values())} ({per_mode})"
-        )
 
 
 @pytest.fixture
