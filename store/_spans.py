@@ -193,7 +193,9 @@ def numbers_changing(
     """
     spans = [
         (int(since), None if until is None else int(until), blob_id)
-        for since, until, blob_id in _sql.fetch_all(connection, "key_spans", (name_id, key))
+        for since, until, blob_id in _sql.fetch_all(
+            connection, "key_spans", (name_id, name_id, key)
+        )
     ]  # newest first
     points: list[int] = []  # where the key's value or presence changes, newest first
     later: tuple[int, Any] | None = None

@@ -131,10 +131,13 @@ _STATEMENTS = {
         ORDER BY number LIMIT 1""",
     "first_version_from": "SELECT MIN(number) FROM versions WHERE name_id = ? AND number >= ?",
     "last_version_before": "SELECT MAX(number) FROM versions WHERE name_id = ? AND number < ?",
-    # The spans of one key, newest first (log --key).
+    # The spans of one key, newest first (log --key): a primary-key range of spans
+    # (as a join, PostgreSQL's planner could scan spans: 15 ms at 2,000 versions).
     "key_spans": """
-        SELECT s.since, s.until, s.blob_id FROM spans s JOIN keys k ON k.id = s.key_id
-        WHERE k.name_id = ? AND k.key = ? AND s.name_id = k.name_id ORDER BY s.since DESC""",
+        SELECT s.since, s.until, s.blob_id FROM spans s
+        WHERE s.name_id = ?
+          AND s.key_id = (SELECT k.id FROM keys k WHERE k.name_id = ? AND k.key = ?)
+        ORDER BY s.since DESC""",
 }
 
 _LOCKS: dict[str, dict[str, str]] = {
