@@ -40,7 +40,7 @@ it ``entries`` and its indexes. Three designs were weighed:
   open or close there. Chosen.
 
 Measured with ``python benchmarks/history.py`` (README, "Figures"): 500 keys x
-1,000 one-key versions take 0.21x the bytes of ``git gc`` of the same history
+1,000 one-key versions take 0.20x the bytes of ``git gc`` of the same history
 as one TOML file; a one-key save writes one span row and updates one, at any
 key count. ``spans`` is ``WITHOUT ROWID`` on SQLite: its primary key is the
 row, stored once (a rowid table would store the key columns twice). Keys are
