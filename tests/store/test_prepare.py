@@ -14,7 +14,7 @@ from copy import deepcopy
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from msgflux.store import StateStore
@@ -77,7 +77,9 @@ def _apply(state: dict[str, Any], step: tuple[Any, ...]) -> dict[str, Any]:
     return state
 
 
-@settings(max_examples=60, deadline=None)
+@settings(
+    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(
     size=st.sampled_from([0, 1, 5, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + 7]),
     steps=st.lists(_step, max_size=12),
