@@ -307,9 +307,10 @@ class ForwardHooksMixin(ModuleBase):
 
     # -- calling ------------------------------------------------------------------
 
-    def _pre_hooks_snapshot(self) -> list[_Entry]:
+    def _hooks_snapshot(self) -> tuple[list[_Entry], list[_Entry]]:
+        """The pre-hooks and the hooks of one call, each with its flags (one lock)."""
         with HOOKS_LOCK:
-            return self._pre_hooks_entries()
+            return self._pre_hooks_entries(), self._post_hooks_entries()
 
     def _pre_hooks_entries(self) -> list[_Entry]:
         entries = [
@@ -321,10 +322,6 @@ class ForwardHooksMixin(ModuleBase):
             for i, f in list(self._forward_pre_hooks.items())
         )
         return entries
-
-    def _post_hooks_snapshot(self) -> list[_Entry]:
-        with HOOKS_LOCK:
-            return self._post_hooks_entries()
 
     def _post_hooks_entries(self) -> list[_Entry]:
         entries = [
@@ -352,8 +349,7 @@ class ForwardHooksMixin(ModuleBase):
                 an ``(args, kwargs)`` pair.
             TypeError: a hook is async (use ``await module.acall(...)``).
         """
-        pre_hooks = self._pre_hooks_snapshot()
-        post_hooks = self._post_hooks_snapshot()
+        pre_hooks, post_hooks = self._hooks_snapshot()
         if not pre_hooks and not post_hooks:
             return self.forward(*args, **kwargs)
         output: Any = None
@@ -411,8 +407,7 @@ class ForwardHooksMixin(ModuleBase):
         """
         if getattr(type(self), "aforward", None) is _aforward_unimplemented:
             return await asyncio.to_thread(self.__call__, *args, **kwargs)
-        pre_hooks = self._pre_hooks_snapshot()
-        post_hooks = self._post_hooks_snapshot()
+        pre_hooks, post_hooks = self._hooks_snapshot()
         output: Any = None
         called: set[int] = set()
         try:
