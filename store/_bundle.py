@@ -123,7 +123,7 @@ def export(
     records = 0
     previous_id: int | None = None
     previous: dict[str, tuple[str, str]] = {}  # value hash -> (type, text) of that snapshot
-    hashes: dict[str, str] = {}  # key -> value hash of the last version exported
+    content: list[tuple[str, str, str, str]] = []  # of the last version exported
     for name, name_id in ids.items():
         exported: int | None = None  # the number of the last version of this name
         rows = connection.execution_options(stream_results=True, yield_per=500).execute(
@@ -135,7 +135,7 @@ def export(
         for done, row in enumerate(rows):
             if done % _EVERY == 0:
                 progress(f"versions of {name}", done, totals[name])
-            last_hashes = hashes
+            last_content = content
             if row.snapshot_id != previous_id:
                 content = _content(connection, name_id, row.number)
                 for _key, digest, kind, text in content:
@@ -145,7 +145,6 @@ def export(
                         yield {"kind": "value", "hash": digest, "type": kind, "text": text}
                 previous = {digest: (kind, text) for _key, digest, kind, text in content}
                 previous_id = row.snapshot_id
-                hashes = {key: digest for key, digest, _, _ in content}
                 records += 1
                 yield {
                     "kind": "snapshot",
@@ -166,7 +165,7 @@ def export(
             if row.author is not None:
                 version["author"] = row.author
             if exported is not None and row.parent is not None and row.parent != exported:
-                restart = _restarted(connection, name_id, row.number, exported, last_hashes)
+                restart = _restarted(connection, name_id, row.number, exported, last_content)
                 if restart:
                     version["restart"] = restart
             exported = row.number
@@ -204,10 +203,16 @@ def export(
 
 
 def _restarted(
-    connection: Connection, name_id: int, number: int, exported: int, hashes: dict[str, str]
+    connection: Connection,
+    name_id: int,
+    number: int,
+    exported: int,
+    content: list[tuple[str, str, str, str]],
 ) -> list[str]:
-    """Keys of version ``number`` that hold their value in version ``exported`` too, but
-    were given it again after it (in versions pruned since): an import must restart them."""
+    """Keys of version ``number`` that hold their value in version ``exported`` (whose
+    ``content`` this is) too, but were given it again after it (in versions pruned
+    since): an import must restart them."""
+    hashes = {key: digest for key, digest, _, _ in content}
     return sorted(
         key
         for key, cell in read_cells(connection, name_id, number).items()
