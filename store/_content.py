@@ -366,7 +366,8 @@ def write_content(
         prepared.keys,
         prepared.hashes,
         blob_ids_for,
-        hint=(prepared.base, prepared.changed) if prepared.changed is not None else None,
+        changed=prepared.changed,
+        base=prepared.base,
         restart=restart,
     )
     _sql.execute(

@@ -91,16 +91,18 @@ def write_spans(
     keys: list[str],
     hashes: list[str],
     blob_ids_for: Callable[[set[str]], Mapping[str, int]],
-    hint: tuple[list[str] | None, list[int]] | None = None,
+    changed: list[int] | None = None,
+    base: list[str] | None = None,
     restart: frozenset[str] = frozenset(),
 ) -> Head:
     """Record version ``number``'s content as span changes against ``head``.
 
     ``blob_ids_for(digests)`` returns the stored ids of values (inserting new
     ones); it is asked only for values that are not already in ``head``.
-    ``hint`` is ``(base, changed)``: the indices where ``hashes`` differs from
-    the hash list ``base``, used when ``base`` is the head's own list (the
-    same object: then nothing else is compared). Returns the new version as
+    ``changed`` may list the indices where ``hashes`` differs from the hash
+    list ``base``; it is used when ``base`` is the head's own list (the same
+    object: then nothing else is compared), as
+    :meth:`~msgflux.store.hashing.SnapshotHasher.hash` does. Returns the new version as
     the next save's head; it keeps ``keys`` and ``hashes``, which must not
     change afterwards. A key "changed" when its value hash did: the rule of
     :func:`~msgflux.store.hashing.same_value`. Keys in ``restart`` get a new
@@ -113,9 +115,7 @@ def write_spans(
     if not restart and head.keys is not None and head.hashes is not None and keys == head.keys:
         # Same keys, same order (an optimiser's step): find the changed ones in C.
         old_hashes = head.hashes
-        if hint is not None and hint[0] is old_hashes:
-            changed = hint[1]  # the preparer compared against this very list
-        else:
+        if changed is None or base is not old_hashes:
             changed = [
                 index
                 for index in compress(range(len(keys)), map(is_not, hashes, old_hashes))
