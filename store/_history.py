@@ -10,7 +10,7 @@ transaction of ``store.engine``. A reference is resolved by
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -338,6 +338,23 @@ def blame(
     check_label("name", name)
     check_key(key)
     check_prefix(prefix)
+    where = version_label(name, ref)
+    number = _rows.plain_number(ref)
+    if number is not None:
+        # The common case (a number or "latest"): one statement, no transaction.
+        statement, params = (
+            ("blame_of_head", (name,)) if number == 0 else ("blame_of_number", (number, name))
+        )
+        with damage(where):
+            rows = read_statement(
+                store.engine,
+                f"blaming {name!r}",
+                lambda connection: _sql.fetch_all(connection, statement, params),
+            )
+        if key is not None:
+            rows = [row for row in rows if row[0] == key]
+        if rows:  # nothing: an unknown version, an empty state or key; resolved below
+            return _blame_lines(rows, prefix, where)
 
     def work(connection: Connection) -> list[BlameLine]:
         name_id, head = name_row(connection, name)
@@ -353,17 +370,22 @@ def blame(
                     f"{_rows.cut_list(keys)}"
                 )
             rows = wanted
-        elif prefix:
-            rows = [row for row in rows if row[0].startswith(prefix)]
-        values = decode_rows([row[:3] for row in rows], version_label(name, number))
-        times: dict[Any, datetime] = {}  # a version's time is parsed once, not once per key
-        lines = []
-        for row_key, _kind, _text, since, created, author, message in rows:
-            moment = times.get(created)
-            if moment is None:
-                moment = times[created] = _sql.time_value(created)
-            lines.append(BlameLine(row_key, values[row_key], int(since), moment, author, message))
-        return lines
+        return _blame_lines(rows, prefix, version_label(name, number))
 
-    with damage(version_label(name, ref)):
+    with damage(where):
         return read_transaction(store.engine, f"blaming {name!r}", work)
+
+
+def _blame_lines(rows: list[Any], prefix: str | None, where: Callable[[], str]) -> list[BlameLine]:
+    """Blame rows (key, type, text, version, time, author, message) under ``prefix`` as lines."""
+    if prefix:
+        rows = [row for row in rows if row[0].startswith(prefix)]
+    values = decode_rows([row[:3] for row in rows], where)
+    times: dict[Any, datetime] = {}  # a version's time is parsed once, not once per key
+    lines = []
+    for row_key, _kind, _text, since, created, author, message in rows:
+        moment = times.get(created)
+        if moment is None:
+            moment = times[created] = _sql.time_value(created)
+        lines.append(BlameLine(row_key, values[row_key], int(since), moment, author, message))
+    return lines

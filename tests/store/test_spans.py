@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import command
 from store_testkit import count, expected_snapshot
 
-from msgflux.store import InvalidInputError, StateStore, VersionNotFound
+from msgflux.store import InvalidInputError, NameNotFound, StateStore, VersionNotFound
 from msgflux.store.engine import resolve_url
 from msgflux.store.migrate import alembic_config
 
@@ -107,6 +107,33 @@ def test_blame_after_a_prune_names_the_first_kept_version(store: StateStore) -> 
     assert store.query(
         "SELECT since_version FROM state_blame WHERE key = 'fixed' AND version = 5"
     ) == [(4,)]
+
+
+def test_blame_by_number_latest_and_tag_agree_and_refuse_alike(store: StateStore) -> None:
+    # A number or "latest" takes one statement; a tag or hash the resolver:
+    # the two paths must give the same lines and the same errors.
+    store.save("p", {"a": 1, "b": "x"}, author="ana")
+    store.save("p", {"a": 2, "b": "x"}, message="two")
+    store.save("p", {})
+    store.save("p", {"a": 2, "b": "y"})
+    for number, tag in ((2, "two"), (3, "empty"), (4, "four")):
+        store.tag("p", number, tag)
+    assert store.prune("p", keep_last=1) == [1]
+    assert store.blame("p", 2) == store.blame("p", "two") == store.blame("p", "2")
+    assert store.blame("p") == store.blame("p", 4) == store.blame("p", "four")
+    assert [(line.key, line.version) for line in store.blame("p", 2)] == [("a", 2), ("b", 2)]
+    assert store.blame("p", 3) == store.blame("p", "empty") == []
+    assert store.blame("p", 2, prefix="z") == []
+    assert store.blame("p", 2, key="b") == store.blame("p", "two", key="b")
+    for ref in (1, 5, "1"):  # pruned, never saved
+        with pytest.raises(VersionNotFound):
+            store.blame("p", ref)
+    with pytest.raises(InvalidInputError, match=r"p@3 has no key 'a'"):
+        store.blame("p", 3, key="a")
+    with pytest.raises(InvalidInputError, match=r"p@4 has no key 'c'"):
+        store.blame("p", key="c")
+    with pytest.raises(NameNotFound):
+        store.blame("q")
 
 
 def test_a_rollback_is_blamed_for_the_values_it_brings_back(store: StateStore) -> None:
