@@ -269,5 +269,5 @@ def time_value(raw: Any) -> datetime:
             return datetime.fromisoformat(raw + "+00:00")
         except ValueError:  # text with its own offset
             raw = datetime.fromisoformat(raw)
-    moment = raw
+    moment: datetime = raw
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
