@@ -353,7 +353,9 @@ def blame(
             )
         if key is not None:
             rows = [row for row in rows if row[0] == key]
-        if rows:  # nothing: an unknown version, an empty state or key; resolved below
+        # Nothing: an unknown version, an empty state or key; a NULL version: an
+        # origin was pruned. Both resolved below.
+        if rows and all(row[3] is not None for row in rows):
             return _blame_lines(rows, prefix, where)
 
     def work(connection: Connection) -> list[BlameLine]:

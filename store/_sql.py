@@ -50,15 +50,22 @@ def _at(number: str) -> str:
     return f"{{span_at_{number}}}"
 
 
-def _blame(source: str, at: str, number: str, where: str) -> str:
+def _blame(source: str, at: str, origin: str, where: str) -> str:
     return f"""
         SELECT k.key, b.value_type, b.text, f.number, f.created_at, f.author, f.message
         {source} {_at(at)}
         JOIN blobs b ON b.id = s.blob_id
-        JOIN versions f ON f.name_id = k.name_id AND f.number = (
-            SELECT MIN(g.number) FROM versions g
-            WHERE g.name_id = k.name_id AND g.number >= s.origin AND g.number <= {number})
+        {origin}
         WHERE {where} ORDER BY s.position"""
+
+
+# The version a span's value came from: the first one kept at or after its origin
+# (the origin itself unless pruned), or just the origin, NULL if pruned (the fast
+# statements: one seek fewer per key; a NULL sends blame to the general one).
+_FIRST_KEPT = """JOIN versions f ON f.name_id = k.name_id AND f.number = (
+            SELECT MIN(g.number) FROM versions g
+            WHERE g.name_id = k.name_id AND g.number >= s.origin AND g.number <= ?)"""
+_ORIGIN = "LEFT JOIN versions f ON f.name_id = k.name_id AND f.number = s.origin"
 
 
 # "{lock_names}" becomes a row lock on PostgreSQL; SQLite has none (BEGIN
@@ -127,20 +134,20 @@ _STATEMENTS = {
         WHERE k.name_id = ? ORDER BY s.position""",
     # Each key of a version with the earliest surviving version since which it has
     # held its value (blame: the span's origin, or the first version kept after
-    # it), and that version's time, author and message: one statement, one seek
-    # per key into versions' primary key. "blame" takes (number, number, number,
-    # name_id); "blame_of_number" (number, name), as content_of_number does (no
-    # rows for a missing version); "blame_of_head" (name).
-    "blame": _blame("FROM keys k", "param", "?", "k.name_id = ?"),
+    # it), and that version's time, author and message. "blame" takes (number,
+    # number, number, name_id); the fast "blame_of_number" (number, name), as
+    # content_of_number does (no rows for a missing version), and "blame_of_head"
+    # (name) give NULL versions where an origin was pruned.
+    "blame": _blame("FROM keys k", "param", _FIRST_KEPT, "k.name_id = ?"),
     "blame_of_number": _blame(
         "FROM names n {cross} versions v ON v.name_id = n.id AND v.number = ?\n"
         "        {cross} keys k ON k.name_id = n.id",
         "version",
-        "v.number",
+        _ORIGIN,
         "n.name = ?",
     ),
     "blame_of_head": _blame(
-        "FROM names n {cross} keys k ON k.name_id = n.id", "head", "n.head", "n.name = ?"
+        "FROM names n {cross} keys k ON k.name_id = n.id", "head", _ORIGIN, "n.name = ?"
     ),
     "version_time": """
         SELECT number, created_at FROM versions WHERE name_id = ? AND number >= ?
