@@ -93,11 +93,7 @@ def load(store: Backend, name: str, ref: Any, prefix: str | None) -> dict[str, A
         )
         where = version_label(name, ref)
         with damage(where):
-            rows = read_statement(
-                store.engine,
-                f"loading {name!r}",
-                lambda connection: _sql.fetch_all(connection, statement, params),
-            )
+            rows = read_statement(store.engine, f"loading {name!r}", statement, params)
         if rows:  # nothing: an unknown version (or an empty state), resolved below
             return _under(decode_rows(rows, where), prefix)
     return load_version(store, name, ref, prefix)[1]  # references by tag or hash; every error
@@ -346,11 +342,7 @@ def blame(
             ("blame_of_head", (name,)) if number == 0 else ("blame_of_number", (number, name))
         )
         with damage(where):
-            rows = read_statement(
-                store.engine,
-                f"blaming {name!r}",
-                lambda connection: _sql.fetch_all(connection, statement, params),
-            )
+            rows = read_statement(store.engine, f"blaming {name!r}", statement, params)
         if key is not None:
             rows = [row for row in rows if row[0] == key]
         # Nothing: an unknown version, an empty state or key; a NULL version: an

@@ -367,14 +367,17 @@ def read_transaction(engine: Engine, action: str, work: Callable[[Connection], T
             return work(connection)
 
 
-def read_statement(engine: Engine, action: str, work: Callable[[Connection], T]) -> T:
-    """Run ``work(connection)``, which issues exactly one SELECT, with no explicit transaction.
+def read_statement(
+    engine: Engine, action: str, statement: str, params: Sequence[Any]
+) -> list[Any]:
+    """Every row of the named statement ``statement`` (of :mod:`msgflux.store._sql`), one
+    SELECT run with no explicit transaction (see :func:`~msgflux.store._sql.read_rows`).
 
-    One statement is its own consistent snapshot (SQLite autocommit, PostgreSQL
-    statement snapshot), so the BEGIN/COMMIT round trip is skipped.
+    Raises:
+        StoreError: the driver's error, translated as in every transaction.
     """
-    with translate_errors(action), engine.connect() as connection:
-        return work(connection)
+    with translate_errors(action):
+        return _sql.read_rows(engine, statement, params)
 
 
 # --- read-only queries ------------------------------------------------------------------
