@@ -367,9 +367,7 @@ def read_transaction(engine: Engine, action: str, work: Callable[[Connection], T
             return work(connection)
 
 
-def read_statement(
-    engine: Engine, action: str, statement: str, params: Sequence[Any]
-) -> list[Any]:
+def read_statement(engine: Engine, action: str, statement: str, params: Sequence[Any]) -> list[Any]:
     """Every row of the named statement ``statement`` (of :mod:`msgflux.store._sql`), one
     SELECT run with no explicit transaction (see :func:`~msgflux.store._sql.read_rows`).
 
