@@ -19,6 +19,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, exc
@@ -28,6 +29,7 @@ from msgflux.store.hashing import decode_value
 
 __all__ = [
     "decode_rows",
+    "decode_state",
     "decode_metadata",
     "metadata_problem",
     "problem_of",
@@ -71,6 +73,26 @@ def decode_rows(rows: list[tuple[str, str, str]], where: Callable[[], str]) -> d
                 f"{where()}, key {key!r}: {reason}; the database is damaged (run verify)"
             ) from None
     raise IntegrityError(f"{where()}: stored content is unreadable (run verify)")
+
+
+def decode_state(rows: list[Any], where: Callable[[], str]) -> dict[str, Any]:
+    """``(key, value_type, text, position)`` rows, in any order, as a state dict in
+    position order (``rows`` is sorted in place).
+
+    Raises:
+        IntegrityError: as :func:`decode_rows`.
+    """
+    rows.sort(key=_position)
+    try:
+        return {
+            key: text if kind == "str" else decode_value(kind, text)
+            for key, kind, text, _position_ in rows
+        }
+    except (ValueError, TypeError, RecursionError):
+        return decode_rows([row[:3] for row in rows], where)  # names the damaged key
+
+
+_position = itemgetter(3)
 
 
 def metadata_problem(text: Any) -> str | None:

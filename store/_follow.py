@@ -49,7 +49,7 @@ from msgflux.nn.modules._state import check_key_set, state_keys
 from msgflux.store import _refs, _rows, _split, _sql
 from msgflux.store import schema as t
 from msgflux.store._as_json import version_json
-from msgflux.store._decode import decode_rows
+from msgflux.store._decode import decode_state
 from msgflux.store._guard import CHANNEL
 from msgflux.store._open import Opened
 from msgflux.store._time import parse_iso
@@ -641,7 +641,7 @@ class Follower:
         row = version_rows[0]
         tags = tuple(each.tag for each in version_rows if each.tag is not None)
         # The statement and the decoder StateStore.load uses, in this read transaction.
-        state = decode_rows(
+        state = decode_state(
             _sql.fetch_all(connection, "content_of_number", (row.number, self.name)),
             lambda: f"version {row.number!r} of {self.name!r}",
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -20,7 +21,7 @@ from sqlalchemy import Connection, select
 from msgflux.nn.modules._state import check_key_set
 from msgflux.store import _log, _rows, _spans, _sql
 from msgflux.store import schema as t
-from msgflux.store._decode import damage, decode_rows
+from msgflux.store._decode import damage, decode_rows, decode_state
 from msgflux.store._refs import resolve
 from msgflux.store._rows import Backend, name_row, version_label, version_query
 from msgflux.store.engine import read_statement, read_transaction
@@ -95,7 +96,7 @@ def load(store: Backend, name: str, ref: Any, prefix: str | None) -> dict[str, A
         with damage(where):
             rows = read_statement(store.engine, f"loading {name!r}", statement, params)
         if rows:  # nothing: an unknown version (or an empty state), resolved below
-            return _under(decode_rows(rows, where), prefix)
+            return _under(decode_state(rows, where), prefix)
     return load_version(store, name, ref, prefix)[1]  # references by tag or hash; every error
 
 
@@ -122,7 +123,7 @@ def _load_in(
     if at is not None:
         ref = number_at(connection, name, name_id, head, at)
     row = resolve(connection, name, name_id, head, ref)
-    return _rows.version(connection, name, row), decode_rows(
+    return _rows.version(connection, name, row), decode_state(
         _sql.fetch_all(connection, "content", (row.number, row.number, name_id)),
         version_label(name, row.number),
     )
@@ -353,7 +354,10 @@ def blame(
     def work(connection: Connection) -> list[BlameLine]:
         name_id, head = name_row(connection, name)
         number = int(resolve(connection, name, name_id, head, ref).number)
-        rows = _sql.fetch_all(connection, "blame", (number, number, number, name_id))
+        rows = sorted(
+            _sql.fetch_all(connection, "blame", (number, number, number, name_id)),
+            key=itemgetter(7),
+        )
         if key is not None:
             wanted = [row for row in rows if row[0] == key]
             if not wanted:
@@ -371,13 +375,15 @@ def blame(
 
 
 def _blame_lines(rows: list[Any], prefix: str | None, where: Callable[[], str]) -> list[BlameLine]:
-    """Blame rows (key, type, text, version, time, author, message) under ``prefix`` as lines."""
+    """Blame rows (key, type, text, version, time, author, message, position), in any
+    order, under ``prefix`` as lines in position order."""
     if prefix:
         rows = [row for row in rows if row[0].startswith(prefix)]
+    rows.sort(key=itemgetter(7))
     values = decode_rows([row[:3] for row in rows], where)
     times: dict[Any, datetime] = {}  # a version's time is parsed once, not once per key
     lines = []
-    for row_key, _kind, _text, since, created, author, message in rows:
+    for row_key, _kind, _text, since, created, author, message, _position in rows:
         moment = times.get(created)
         if moment is None:
             moment = times[created] = _sql.time_value(created)

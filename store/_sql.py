@@ -54,11 +54,12 @@ def _at(number: str) -> str:
 
 def _blame(source: str, at: str, origin: str, where: str) -> str:
     return f"""
-        SELECT k.key, b.value_type, b.text, f.number, f.created_at, f.author, f.message
+        SELECT k.key, b.value_type, b.text, f.number, f.created_at, f.author, f.message,
+               s.position
         {source} {_at(at)}
         JOIN blobs b ON b.id = s.blob_id
         {origin}
-        WHERE {where} ORDER BY s.position"""
+        WHERE {where}"""
 
 
 # The version a span's value came from: the first one kept at or after its origin
@@ -114,21 +115,24 @@ _STATEMENTS = {
         FROM keys k {_at("param")}
         JOIN blobs b ON b.id = s.blob_id
         WHERE k.name_id = ?""",
+    # The state of a version as (key, type, text, position) rows, in no order:
+    # sorted by position in Python (decode_state), which costs a sixth fewer
+    # instructions than SQLite's sorter on a 50-key load.
     "content_of_number": f"""
-        SELECT k.key, b.value_type, b.text FROM names n
+        SELECT k.key, b.value_type, b.text, s.position FROM names n
         {{cross}} versions v ON v.name_id = n.id AND v.number = ?
         {{cross}} keys k ON k.name_id = n.id {_at("version")}
         JOIN blobs b ON b.id = s.blob_id
-        WHERE n.name = ? ORDER BY s.position""",
+        WHERE n.name = ?""",
     "content_of_head": f"""
-        SELECT k.key, b.value_type, b.text FROM names n
+        SELECT k.key, b.value_type, b.text, s.position FROM names n
         {{cross}} keys k ON k.name_id = n.id {_at("head")}
         JOIN blobs b ON b.id = s.blob_id
-        WHERE n.name = ? ORDER BY s.position""",
+        WHERE n.name = ?""",
     "content": f"""
-        SELECT k.key, b.value_type, b.text FROM keys k {_at("param")}
+        SELECT k.key, b.value_type, b.text, s.position FROM keys k {_at("param")}
         JOIN blobs b ON b.id = s.blob_id
-        WHERE k.name_id = ? ORDER BY s.position""",
+        WHERE k.name_id = ?""",
     # (key, value hash, type, text) of a version, for bundles.
     "hashed_content": f"""
         SELECT k.key, b.hash, b.value_type, b.text FROM keys k {_at("param")}
@@ -136,7 +140,8 @@ _STATEMENTS = {
         WHERE k.name_id = ? ORDER BY s.position""",
     # Each key of a version with the earliest surviving version since which it has
     # held its value (blame: the span's origin, or the first version kept after
-    # it), and that version's time, author and message. "blame" takes (number,
+    # it), that version's time, author and message, and the key's position (rows
+    # in no order, as the content statements). "blame" takes (number,
     # number, number, name_id); the fast "blame_of_number" (number, name), as
     # content_of_number does (no rows for a missing version), and "blame_of_head"
     # (name) give NULL versions where an origin was pruned.
