@@ -47,6 +47,7 @@ _HEX_PREFIX = re.compile(r"[0-9a-fA-F]{4,64}")
 # JSON strings, to be skipped when counting nesting brackets.
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _BRACKET = re.compile(r"[\[\]{}]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_label(kind: str, label: Any) -> str:
@@ -61,7 +62,7 @@ def check_label(kind: str, label: Any) -> str:
             f"{kind} {label!r} is not allowed: a {kind} is a non-empty string without "
             "leading or trailing spaces"
         )
-    if len(label) > MAX_LABEL or any(ord(char) < 32 or char == "\x7f" for char in label):
+    if len(label) > MAX_LABEL or _CONTROL.search(label):
         raise InvalidInputError(
             f"{kind} {label[:40]!r} is not allowed: at most {MAX_LABEL} characters and no "
             "control characters"
