@@ -135,15 +135,27 @@ def deep(folder: Path, versions: int, keys: int = 50) -> dict[str, Any]:
 
 
 def _loads(backends: dict[str, Any], rng: random.Random, head: int) -> dict[str, float]:
-    """Median ms of the latest and of random old versions, interleaved."""
+    """Median ms of the latest and of random old versions, interleaved.
+
+    Each round runs the loads in a new random order: in a fixed order the first
+    load of a round always ran after another database's work had evicted its
+    pages and code from the CPU caches (in a fixed order the store's "latest",
+    measured first, took 1.1x its "old").
+    """
     samples: dict[str, list[float]] = {
         f"{label} {kind}": [] for label in backends for kind in ("latest", "old")
     }
+    order = random.Random(head)
     for _ in range(200):
         old = rng.randint(1, head)
-        for label, backend in backends.items():
-            samples[f"{label} latest"].append(_timed(lambda b=backend: b.load(head)))
-            samples[f"{label} old"].append(_timed(lambda b=backend, n=old: b.load(n)))
+        calls = [
+            (f"{label} {kind}", backend, number)
+            for label, backend in backends.items()
+            for kind, number in (("latest", head), ("old", old))
+        ]
+        order.shuffle(calls)
+        for label, backend, number in calls:
+            samples[label].append(_timed(lambda b=backend, n=number: b.load(n)))
     return {label: _ms(values) for label, values in samples.items()}
 
 

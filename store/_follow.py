@@ -642,7 +642,9 @@ class Follower:
         tags = tuple(each.tag for each in version_rows if each.tag is not None)
         # The statement and the decoder StateStore.load uses, in this read transaction.
         state = decode_state(
-            _sql.fetch_all(connection, "content_of_number", (row.number, self.name)),
+            _sql.fetch_all(
+                connection, "content_of_number", (row.number, row.number, row.number, self.name)
+            ),
             lambda: f"version {row.number!r} of {self.name!r}",
         )
         return _rows.version(connection, self.name, row, tags), state

@@ -90,7 +90,9 @@ def load(store: Backend, name: str, ref: Any, prefix: str | None) -> dict[str, A
     if number is not None and (prefix is None or isinstance(prefix, str)):
         # The common case (a number or "latest"): one indexed query, no Version.
         statement, params = (
-            ("content_of_head", (name,)) if number == 0 else ("content_of_number", (number, name))
+            ("content_of_head", (name,))
+            if number == 0
+            else ("content_of_number", (number, number, number, name))
         )
         where = version_label(name, ref)
         with damage(where):

@@ -118,12 +118,14 @@ _STATEMENTS = {
     # The state of a version as (key, type, text, position) rows, in no order:
     # sorted by position in Python (decode_state), which costs a sixth fewer
     # instructions than SQLite's sorter on a 50-key load.
+    # (number, number, number, name); the name and version are looked up once,
+    # in a scalar subquery (as a join, 7% more instructions for 50 keys).
     "content_of_number": f"""
-        SELECT k.key, b.value_type, b.text, s.position FROM names n
-        {{cross}} versions v ON v.name_id = n.id AND v.number = ?
-        {{cross}} keys k ON k.name_id = n.id {_at("version")}
+        SELECT k.key, b.value_type, b.text, s.position FROM keys k {_at("param")}
         JOIN blobs b ON b.id = s.blob_id
-        WHERE n.name = ?""",
+        WHERE k.name_id = (SELECT n.id FROM names n
+                           JOIN versions v ON v.name_id = n.id AND v.number = ?
+                           WHERE n.name = ?)""",
     "content_of_head": f"""
         SELECT k.key, b.value_type, b.text, s.position FROM names n
         {{cross}} keys k ON k.name_id = n.id {_at("head")}
