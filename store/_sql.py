@@ -242,12 +242,21 @@ def read_rows(engine: Engine, statement: str, params: Sequence[Any]) -> list[Any
     10 us of a 50-key load). Driver errors are wrapped as :func:`fetch_all`
     wraps them.
     """
-    pooled = engine.raw_connection()
+    dialect = engine.dialect
+    try:
+        pooled = engine.raw_connection()
+    except dialect.loaded_dbapi.Error as error:  # wrapped as Engine.connect() wraps it
+        raise exc.DBAPIError.instance(
+            None,
+            None,
+            error,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=dialect.is_disconnect(error, None, None),
+            dialect=dialect,
+        ) from error
     try:
         sql = _BY_DIALECT[engine.dialect.name][statement]
-        cursor = _dbapi_call(
-            pooled, pooled.invalidate, engine.dialect, sql, tuple(params), many=False
-        )
+        cursor = _dbapi_call(pooled, pooled.invalidate, dialect, sql, tuple(params), many=False)
         try:
             return list(cursor.fetchall())
         finally:
