@@ -214,18 +214,27 @@ def numbers_changing(
         return None
 
     found: list[int] = []
-    for point in points:
-        row = _sql.fetch_one(connection, "first_version_from", (name_id, point))
-        version = None if row is None or row[0] is None else int(row[0])
-        if version is None or (found and version >= found[-1]):
-            continue
-        row = _sql.fetch_one(connection, "last_version_before", (name_id, version))
-        before = None if row is None or row[0] is None else value_at(int(row[0]))
-        if value_at(version) != before:
-            found.append(version)
-            if limit is not None and len(found) >= limit:
-                break
+    # A chunk of points per round trip: enough for `limit` in one, usually.
+    chunk = _NEIGHBOUR_CHUNK if limit is None else min(_NEIGHBOUR_CHUNK, max(limit * 2, 16))
+    for start in range(0, len(points), chunk):
+        part = points[start : start + chunk]
+        around = {
+            point: (first, before)
+            for point, first, before in _sql.neighbours(connection, name_id, part)
+        }
+        for point in part:
+            version, before_number = around[point]
+            if version is None or (found and version >= found[-1]):
+                continue
+            before = None if before_number is None else value_at(int(before_number))
+            if value_at(int(version)) != before:
+                found.append(int(version))
+                if limit is not None and len(found) >= limit:
+                    return found
     return found
+
+
+_NEIGHBOUR_CHUNK = 500
 
 
 # What gc deletes, in order: spans that no surviving version falls in (prune

@@ -14,10 +14,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from store_testkit import count, expected_snapshot
 
 from msgflux.store import InvalidInputError, NameNotFound, StateStore, VersionNotFound
 from msgflux.store.engine import resolve_url
+from msgflux.store.hashing import value_hash
 from msgflux.store.migrate import alembic_config
 
 
@@ -219,6 +222,77 @@ def test_log_of_a_key_reads_only_its_spans(store: StateStore) -> None:
     store.save("p", {"fast": 41, "fixed": "x"})  # "slow" removed
     store.save("p", {"fast": 42, "fixed": "x", "slow": 4})  # and back with its old value
     assert [v.number for v in store.log("p", key="slow", limit=3)] == [42, 41, 40]
+
+
+_MISSING = object()
+
+
+def _changed_by_loading(store: StateStore, name: str, key: str) -> list[int]:
+    """log(key=...) by its definition: every surviving version whose value of ``key``
+    (or its absence) differs from the previous surviving version's, newest first."""
+    found, previous = [], _MISSING
+    for number in sorted(version.number for version in store.log(name)):
+        state = store.load(name, number)
+        current = value_hash(state[key]) if key in state else _MISSING
+        if current != previous:
+            found.append(number)
+        previous = current
+    return found[::-1]
+
+
+_STEPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("save"),
+            st.dictionaries(st.sampled_from("abc"), st.sampled_from([0, 1, "x"]), max_size=3),
+        ),
+        st.tuples(st.just("prune"), st.integers(1, 4)),
+        st.tuples(st.just("rollback"), st.integers(1, 30)),
+    ),
+    max_size=25,
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=_STEPS)
+def test_log_of_a_key_is_every_surviving_version_that_changed_it(
+    store: StateStore, steps: list[tuple[str, Any]]
+) -> None:
+    # Saves that add, remove, change and reorder keys; prunes; rollbacks that
+    # bring old values back: the spans' answer must be the definition's.
+    name = f"p{len(store.names())}"
+    for step, argument in steps:
+        if step == "save":
+            store.save(name, argument)
+        elif name not in store.names():
+            continue
+        elif step == "prune":
+            store.prune(name, keep_last=argument)
+        elif argument in {v.number for v in store.log(name)}:
+            store.rollback(name, argument)
+    if name not in store.names():
+        return
+    for key in "abc":
+        expected = _changed_by_loading(store, name, key)
+        assert [v.number for v in store.log(name, key=key)] == expected
+        for limit in (1, 2):
+            assert [v.number for v in store.log(name, key=key, limit=limit)] == expected[:limit]
+
+
+def test_log_of_a_key_over_many_chunks_of_change_points(store: StateStore) -> None:
+    # More change points than one round trip takes (500), and, with a limit,
+    # pruned stretches that use up a whole chunk of points without a result.
+    for number in range(1, 1_201):
+        store.save("p", {"k": number % 7, "other": "x"})
+    assert [v.number for v in store.log("p", key="k")] == list(range(1_200, 0, -1))
+    for number in (1, 2):
+        store.tag("p", number, f"t{number}")  # two kept far back
+    assert len(store.prune("p", keep_last=3)) == 1_195
+    assert [v.number for v in store.log("p", key="k", limit=3)] == [1_200, 1_199, 1_198]
+    assert [v.number for v in store.log("p", key="k", limit=5)] == [1_200, 1_199, 1_198, 2, 1]
+    assert [v.number for v in store.log("p", key="other")] == [1]
 
 
 class _Holder:
