@@ -127,9 +127,10 @@ _STATEMENTS = {
         WHERE k.name_id = ?""",
     # The state of a version as (key, type, text, position) rows, in no order:
     # sorted by position in Python (decode_state), which costs a sixth fewer
-    # instructions than SQLite's sorter on a 50-key load.
-    # (number, number, number, name); the name and version are looked up once,
-    # in a scalar subquery (as a join, 7% more instructions for 50 keys).
+    # instructions than SQLite's sorter on a 50-key load. content_of_number takes
+    # (number, number, number, name) and finds the name and version once, in a
+    # scalar subquery (as a join: 7% more instructions); no rows for a missing
+    # version.
     "content_of_number": f"""
         SELECT k.key, b.value_type, b.text, s.position FROM keys k {_at("param")}
         JOIN blobs b ON b.id = s.blob_id
