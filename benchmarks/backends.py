@@ -138,28 +138,29 @@ class StoreBackend(Backend):
 
 # --- the raw sqlite3 floor ---------------------------------------------------------------
 
-# The store's tables and indexes (migrations/versions/0001_initial.py), minus tags.
+# The store's tables and indexes (migrations/versions/0001_initial.py), minus tags;
+# IF NOT EXISTS, so that a floor reopens its file (benchmarks/instructions.py).
 _SCHEMA = """
-CREATE TABLE blobs (
+CREATE TABLE IF NOT EXISTS blobs (
     id INTEGER PRIMARY KEY, hash VARCHAR(64) NOT NULL, value_type VARCHAR(8) NOT NULL,
     text TEXT NOT NULL, CONSTRAINT uq_blobs_hash UNIQUE (hash));
-CREATE TABLE snapshots (
+CREATE TABLE IF NOT EXISTS snapshots (
     id INTEGER PRIMARY KEY, hash VARCHAR(64) NOT NULL, key_count INTEGER NOT NULL,
     created_at DATETIME NOT NULL, CONSTRAINT uq_snapshots_hash UNIQUE (hash));
-CREATE TABLE entries (
+CREATE TABLE IF NOT EXISTS entries (
     snapshot_id INTEGER NOT NULL REFERENCES snapshots (id), key TEXT NOT NULL,
     position INTEGER NOT NULL, blob_id INTEGER NOT NULL REFERENCES blobs (id),
     PRIMARY KEY (snapshot_id, key));
-CREATE INDEX ix_entries_blob_id ON entries (blob_id);
-CREATE TABLE names (
+CREATE INDEX IF NOT EXISTS ix_entries_blob_id ON entries (blob_id);
+CREATE TABLE IF NOT EXISTS names (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, head INTEGER NOT NULL,
     created_at DATETIME NOT NULL, CONSTRAINT uq_names_name UNIQUE (name));
-CREATE TABLE versions (
+CREATE TABLE IF NOT EXISTS versions (
     id INTEGER PRIMARY KEY, name_id INTEGER NOT NULL REFERENCES names (id),
     number INTEGER NOT NULL, snapshot_id INTEGER NOT NULL REFERENCES snapshots (id),
     parent INTEGER, created_at DATETIME NOT NULL, message TEXT NOT NULL, author TEXT,
     metadata TEXT NOT NULL, CONSTRAINT uq_versions_name_id_number UNIQUE (name_id, number));
-CREATE INDEX ix_versions_snapshot_id ON versions (snapshot_id);
+CREATE INDEX IF NOT EXISTS ix_versions_snapshot_id ON versions (snapshot_id);
 """
 
 _CHUNK = 500

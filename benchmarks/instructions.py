@@ -22,7 +22,6 @@ import os
 import random
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -44,17 +43,8 @@ def _open(kind: str, folder: Path) -> object:
     return SqliteFloor(folder, hash_cache=True)
 
 
-def _reopen(kind: str, folder: Path) -> object:
-    if kind != "per-key floor":
-        return _open(kind, folder)  # both open an existing file
-    floor = SqliteFloor.__new__(SqliteFloor)  # its __init__ creates the tables
-    floor.path = folder / SqliteFloor.filename
-    floor.connection = sqlite3.connect(floor.path, isolation_level=None)
-    return floor
-
-
 def _child(folder: Path, kind: str, which: str, calls: int, head: int) -> None:
-    backend = _reopen(kind, folder)
+    backend = _open(kind, folder)  # each opens an existing file
     rng = random.Random(1)
     backend.load(head)  # type: ignore[attr-defined]  # warm: statements prepared, pages read
     for _ in range(calls):
