@@ -356,14 +356,11 @@ def blame(
     def work(connection: Connection) -> list[BlameLine]:
         name_id, head = name_row(connection, name)
         number = int(resolve(connection, name, name_id, head, ref).number)
-        rows = sorted(
-            _sql.fetch_all(connection, "blame", (number, number, number, name_id)),
-            key=itemgetter(7),
-        )
+        rows = _sql.fetch_all(connection, "blame", (number, number, number, name_id))
         if key is not None:
             wanted = [row for row in rows if row[0] == key]
             if not wanted:
-                keys = [row[0] for row in rows]
+                keys = [row[0] for row in sorted(rows, key=_BLAME_POSITION)]
                 raise InvalidInputError(
                     f"{name}@{number} has no key {key!r}"
                     f"{_rows.did_you_mean(key, keys)}; its keys: "
@@ -376,12 +373,15 @@ def blame(
         return read_transaction(store.engine, f"blaming {name!r}", work)
 
 
+_BLAME_POSITION = itemgetter(7)
+
+
 def _blame_lines(rows: list[Any], prefix: str | None, where: Callable[[], str]) -> list[BlameLine]:
     """Blame rows (key, type, text, version, time, author, message, position), in any
     order, under ``prefix`` as lines in position order."""
     if prefix:
         rows = [row for row in rows if row[0].startswith(prefix)]
-    rows.sort(key=itemgetter(7))
+    rows.sort(key=_BLAME_POSITION)
     values = decode_rows([row[:3] for row in rows], where)
     times: dict[Any, datetime] = {}  # a version's time is parsed once, not once per key
     lines = []

@@ -241,15 +241,22 @@ def _dbapi_call(
         disconnected = dialect.is_disconnect(error, dbapi_connection, cursor)
         if disconnected:
             invalidate(error)
-        raise exc.DBAPIError.instance(
-            sql,
-            params,
-            error,
-            dialect.loaded_dbapi.Error,
-            connection_invalidated=disconnected,
-            dialect=dialect,
-        ) from error
+        raise _wrapped(dialect, sql, params, error, disconnected) from error
     return cursor
+
+
+def _wrapped(
+    dialect: Dialect, sql: str | None, params: Any, error: Exception, disconnected: bool
+) -> exc.StatementError:
+    """A driver error as SQLAlchemy's own execution wraps it (a ``DBAPIError``)."""
+    return exc.DBAPIError.instance(
+        sql,
+        params,
+        error,
+        dialect.loaded_dbapi.Error,
+        connection_invalidated=disconnected,
+        dialect=dialect,
+    )
 
 
 def read_rows(engine: Engine, statement: str, params: Sequence[Any]) -> list[Any]:
@@ -265,16 +272,11 @@ def read_rows(engine: Engine, statement: str, params: Sequence[Any]) -> list[Any
     try:
         pooled = engine.raw_connection()
     except dialect.loaded_dbapi.Error as error:  # wrapped as Engine.connect() wraps it
-        raise exc.DBAPIError.instance(
-            None,
-            None,
-            error,
-            dialect.loaded_dbapi.Error,
-            connection_invalidated=dialect.is_disconnect(error, None, None),
-            dialect=dialect,
+        raise _wrapped(
+            dialect, None, None, error, dialect.is_disconnect(error, None, None)
         ) from error
     try:
-        sql = _BY_DIALECT[engine.dialect.name][statement]
+        sql = _BY_DIALECT[dialect.name][statement]
         cursor = _dbapi_call(pooled, pooled.invalidate, dialect, sql, tuple(params), many=False)
         try:
             return list(cursor.fetchall())
