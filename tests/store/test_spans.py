@@ -8,7 +8,7 @@ and ``verify()`` identical. On both backends.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from store_testkit import count, expected_snapshot
 
-from msgflux.store import InvalidInputError, NameNotFound, StateStore, VersionNotFound
+from msgflux.store import InvalidInputError, NameNotFound, StateStore, VersionNotFound, _sql
 from msgflux.store.engine import resolve_url
 from msgflux.store.hashing import value_hash
 from msgflux.store.migrate import alembic_config
@@ -525,3 +525,17 @@ def test_two_names_sharing_a_snapshot_keep_their_own_key_order(store: StateStore
     store.save("b", {"z": 3, "y": 2, "x": 1, "w": 0})
     store.rollback("b", 1)
     assert list(store.load("b")) == ["z", "y", "x"]
+
+
+def test_stored_times_read_back_as_aware_utc() -> None:
+    # SQLite's naive UTC text (the fast path), text with an offset and a driver's
+    # datetime all come back as the same aware UTC moment.
+    moment = datetime(2026, 11, 28, 16, 29, 5, 123456, tzinfo=UTC)
+    assert _sql.time_value("2026-11-28 16:29:05.123456") == moment
+    assert _sql.time_value("2026-11-28 18:29:05.123456+02:00") == moment
+    assert _sql.time_value(moment.replace(tzinfo=None)) == moment
+    assert _sql.time_value(moment.astimezone(timezone(timedelta(hours=-5)))) == moment
+    for value in ("2026-11-28 16:29:05.123456", "2026-11-28T16:29:05.123456Z"):
+        assert _sql.time_value(value).tzinfo == UTC
+    with pytest.raises(ValueError):
+        _sql.time_value("not a time")
